@@ -1,0 +1,363 @@
+"""The ``oneclass`` command line: argument parsing and printing only; every verb calls the API."""
+
+from __future__ import annotations
+
+import csv
+import functools
+import sys
+from pathlib import Path
+
+import click
+import numpy as np
+
+from . import __version__
+from .errors import OneClassError
+
+ENCODER_CHOICES = click.Choice(["vae", "ae"])
+DEVICE_CHOICES = click.Choice(["auto", "cpu", "cuda", "mps"])
+
+
+def user_errors(func):
+    """Turn the project's own errors into one line on stderr and exit code 2 (no traceback)."""
+
+    @functools.wraps(func)
+    def wrapper(*args, **kwargs):
+        try:
+            return func(*args, **kwargs)
+        except OneClassError as exc:
+            click.echo(f"error: {exc}", err=True)
+            sys.exit(2)
+        except KeyboardInterrupt:
+            click.echo("interrupted", err=True)
+            sys.exit(130)
+
+    return wrapper
+
+
+def model_options(func):
+    """Options shared by every verb that trains a detector."""
+    options = [
+        click.option(
+            "--encoder",
+            type=ENCODER_CHOICES,
+            default="vae",
+            show_default=True,
+            help="Feature extractor: convolutional VAE (posterior mean as latent) or autoencoder.",
+        ),
+        click.option(
+            "--latent-dim", type=int, default=32, show_default=True, help="Size of the latent vector."
+        ),
+        click.option(
+            "--nu",
+            type=float,
+            default=0.1,
+            show_default=True,
+            help="Share of training data allowed on the abnormal side, in (0, 1].",
+        ),
+        click.option("--hidden", type=int, default=256, show_default=True, help="Hidden units of the OC-NN."),
+        click.option(
+            "--encoder-epochs", type=int, default=10, show_default=True, help="Encoder training epochs."
+        ),
+        click.option("--head-epochs", type=int, default=25, show_default=True, help="OC-NN training epochs."),
+        click.option("--batch-size", type=int, default=200, show_default=True, help="Mini-batch size."),
+        click.option(
+            "--seed",
+            type=int,
+            default=0,
+            show_default=True,
+            help="Seed of every random generator; the same seed gives the same scores.",
+        ),
+        click.option(
+            "--device",
+            type=DEVICE_CHOICES,
+            default="auto",
+            show_default=True,
+            help="Where to train: auto picks a GPU when there is one.",
+        ),
+    ]
+    for option in reversed(options):
+        func = option(func)
+    return func
+
+
+def _detector(encoder, latent_dim, nu, hidden, encoder_epochs, head_epochs, batch_size, seed, device, quiet):
+    from .detector import OneClassDetector
+
+    return OneClassDetector(
+        encoder=encoder,
+        latent_dim=latent_dim,
+        nu=nu,
+        hidden=hidden,
+        encoder_epochs=encoder_epochs,
+        head_epochs=head_epochs,
+        batch_size=batch_size,
+        seed=seed,
+        device=device,
+        quiet=quiet,
+    )
+
+
+data_dir_option = click.option(
+    "--data-dir",
+    type=click.Path(file_okay=False),
+    default=None,
+    envvar="ONECLASS_DATA",
+    help="Folder with the dataset IDX files, also the download cache [env ONECLASS_DATA; "
+    "default ~/.cache/oneclass].",
+)
+quiet_option = click.option(
+    "--quiet", "-q", is_flag=True, help="No progress bars or log lines; only the summary."
+)
+overwrite_option = click.option(
+    "--overwrite", is_flag=True, help="Replace an existing run in the output folder."
+)
+limit_options = [
+    click.option(
+        "--train-limit",
+        type=click.IntRange(min=1),
+        default=None,
+        help="Use only the first N training images (quick checks).",
+    ),
+    click.option(
+        "--test-limit",
+        type=click.IntRange(min=1),
+        default=None,
+        help="Use only the first N test images (quick checks).",
+    ),
+]
+
+
+def with_limits(func):
+    for option in reversed(limit_options):
+        func = option(func)
+    return func
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+@click.version_option(__version__, prog_name="oneclass")
+def main() -> None:
+    """Deep one-class anomaly detection on images.
+
+    An autoencoder or VAE learns a latent space from normal images; a One-Class Neural Network
+    on that latent learns the boundary between normal and abnormal, with NU the share of
+    training data allowed outside it. Scores are higher for more normal images.
+    """
+
+
+@main.command()
+@click.option(
+    "--data",
+    "dataset",
+    default="mnist",
+    show_default=True,
+    help="Dataset to train on: mnist or fashion-mnist.",
+)
+@click.option("--normal", required=True, help="Normal classes, comma-separated (e.g. 0,6,9).")
+@click.option("--out", "out", required=True, type=click.Path(file_okay=False), help="Run folder to write.")
+@model_options
+@with_limits
+@data_dir_option
+@overwrite_option
+@quiet_option
+@user_errors
+def fit(
+    dataset,
+    normal,
+    out,
+    encoder,
+    latent_dim,
+    nu,
+    hidden,
+    encoder_epochs,
+    head_epochs,
+    batch_size,
+    seed,
+    device,
+    train_limit,
+    test_limit,
+    data_dir,
+    overwrite,
+    quiet,
+):
+    """Train a detector on the NORMAL classes of a dataset's training split.
+
+    Writes OUT/config.json, OUT/model.safetensors, OUT/metrics.json (with the test-split AUROC,
+    normal classes vs the rest), OUT/train.log and figures.
+    """
+    from .data.datasets import dataset_info
+    from .evaluation.protocol import fit_dataset_run, parse_classes
+
+    dataset = dataset_info(dataset).name
+    classes = parse_classes(normal, dataset)
+    detector = _detector(
+        encoder, latent_dim, nu, hidden, encoder_epochs, head_epochs, batch_size, seed, device, quiet
+    )
+    metrics = fit_dataset_run(
+        detector,
+        dataset,
+        classes,
+        out,
+        data_dir=data_dir,
+        train_limit=train_limit,
+        test_limit=test_limit,
+        overwrite=overwrite,
+        quiet=quiet,
+    )
+    line = f"fit: {dataset} normal={','.join(map(str, classes))} -> {out}"
+    if "test_auroc" in metrics:
+        line += f" (test AUROC {metrics['test_auroc']:.4f})"
+    click.echo(line)
+
+
+@main.command()
+@click.argument("run_dir", type=click.Path(file_okay=False))
+@click.argument("inputs", nargs=-1, required=True)
+@click.option("--out", "out", required=True, type=click.Path(dir_okay=False), help="CSV file to write.")
+@click.option(
+    "--skip-bad", is_flag=True, help="Skip unreadable image files with a warning instead of stopping."
+)
+@data_dir_option
+@click.option("--device", type=DEVICE_CHOICES, default="auto", show_default=True, help="Where to score.")
+@quiet_option
+@user_errors
+def score(run_dir, inputs, out, skip_bad, data_dir, device, quiet):
+    """Score INPUTS with the detector in RUN_DIR and write a CSV.
+
+    INPUTS are dataset splits (mnist:test, fashion-mnist:train), IDX image files, image files
+    (PNG, JPEG, BMP, TIFF), folders of images or glob patterns. The CSV has one row per image:
+    source, id, label (when known), score (higher = more normal), decision (score - r,
+    negative = abnormal) and prediction (+1 normal / -1 abnormal).
+    """
+    from .data.sources import load_inputs
+    from .detector import OneClassDetector
+    from .evaluation.metrics import auroc
+    from .fileio import atomic_open, read_json
+
+    detector = OneClassDetector.load(run_dir, device=device)
+    batches = load_inputs(list(inputs), detector.image_shape_, data_dir, skip_bad)
+    run_metrics = Path(run_dir, "metrics.json")
+    trained_on = read_json(run_metrics) if run_metrics.is_file() else {}
+    r = detector.offset_
+    with atomic_open(out, "w") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(["source", "id", "label", "score", "decision", "prediction"])
+        for batch in batches:
+            scores = detector.score_samples(batch.images)
+            labels = batch.labels if batch.labels is not None else [""] * len(scores)
+            for ident, label, value in zip(batch.ids, labels, scores, strict=True):
+                writer.writerow(
+                    [
+                        batch.source,
+                        ident,
+                        label,
+                        repr(float(value)),
+                        repr(float(value - r)),
+                        1 if value >= r else -1,
+                    ]
+                )
+            flagged = float((scores < r).mean())
+            line = f"score: {batch.source}: {len(scores)} images, {flagged:.1%} flagged abnormal (r={r:.4g})"
+            normal = trained_on.get("normal_classes")
+            if batch.labels is not None and normal and trained_on.get("dataset") == batch.dataset:
+                is_normal = np.isin(batch.labels, normal)
+                if is_normal.any() and not is_normal.all():
+                    line += f", AUROC {auroc(scores, is_normal):.4f} (normal classes {normal})"
+            click.echo(line)
+    click.echo(f"score: wrote {out}")
+
+
+@main.command()
+@click.argument("experiment", type=click.Choice(["all-digits", "digits-069"]))
+@click.option(
+    "--out", "out", required=True, type=click.Path(file_okay=False), help="Folder for figures and metrics."
+)
+@model_options
+@with_limits
+@data_dir_option
+@overwrite_option
+@quiet_option
+@user_errors
+def reproduce(
+    experiment,
+    out,
+    encoder,
+    latent_dim,
+    nu,
+    hidden,
+    encoder_epochs,
+    head_epochs,
+    batch_size,
+    seed,
+    device,
+    train_limit,
+    test_limit,
+    data_dir,
+    overwrite,
+    quiet,
+):
+    """Re-run one of the report's experiments on MNIST.
+
+    all-digits (section 4.1, figures 4-5): encoder and OC-NN trained on all 60,000 digits.
+    digits-069 (section 4.2, figures 6-7): encoder on all digits, OC-NN on 0, 6 and 9 only.
+    Writes the 8x8 grids of the 64 training images closest to and farthest from the origin,
+    metrics.json, training curves and the model into OUT.
+    """
+    from .evaluation.reproduce import reproduce as run_experiment
+
+    detector = _detector(
+        encoder, latent_dim, nu, hidden, encoder_epochs, head_epochs, batch_size, seed, device, quiet
+    )
+    metrics = run_experiment(
+        experiment,
+        out,
+        detector=detector,
+        data_dir=data_dir,
+        train_limit=train_limit,
+        test_limit=test_limit,
+        overwrite=overwrite,
+        quiet=quiet,
+    )
+    figures = metrics["figures"]
+    click.echo(
+        f"reproduce {experiment}: figures {Path(out) / figures['closest']} and "
+        f"{Path(out) / figures['farthest']}; metrics {Path(out) / 'metrics.json'}"
+    )
+    stages = ", ".join(f"{k.removesuffix('_s')} {v:.1f}s" for k, v in metrics["timings"].items())
+    click.echo(f"reproduce {experiment}: time {stages}")
+
+
+@main.group()
+def data() -> None:
+    """Get datasets ready for offline use."""
+
+
+@data.command("fetch")
+@click.argument("dataset", type=click.Choice(["mnist", "fashion-mnist"]))
+@data_dir_option
+@user_errors
+def data_fetch(dataset, data_dir):
+    """Find or fetch DATASET once and report where it is cached."""
+    from .data import load_dataset
+
+    for split in ("train", "test"):
+        images, labels = load_dataset(dataset, split, data_dir)
+        click.echo(
+            f"{dataset} {split}: {images.shape[0]} images {images.shape[1]}x{images.shape[2]}, "
+            f"{len(np.unique(labels))} classes"
+        )
+
+
+@data.command("import-mnist-pickle")
+@click.argument("pickle_path", type=click.Path(dir_okay=False))
+@data_dir_option
+@user_errors
+def data_import_mnist_pickle(pickle_path, data_dir):
+    """Convert a hand-fetched classic mnist.pkl.gz (checked by sha256) into cached IDX files."""
+    from .data.datasets import default_data_dir, import_mnist_pickle
+
+    target = Path(data_dir) if data_dir else default_data_dir()
+    click.echo(f"MNIST written to {import_mnist_pickle(pickle_path, target / 'mnist')}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,87 @@
+"""Image files (PNG, JPEG, BMP, TIFF) as uint8 arrays of a fixed shape."""
+
+from __future__ import annotations
+
+import glob
+import os
+import warnings
+from pathlib import Path
+
+import numpy as np
+from PIL import Image, UnidentifiedImageError
+
+from ..errors import OneClassError
+
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff")
+
+
+class ImageFileError(OneClassError):
+    """An image file is missing, corrupt or not an image."""
+
+
+def expand_image_paths(specs: list[str]) -> list[Path]:
+    """Files, folders (searched recursively for image suffixes) and glob patterns -> sorted paths."""
+    paths: list[Path] = []
+    for spec in specs:
+        path = Path(spec).expanduser()
+        if path.is_dir():
+            found = sorted(p for p in path.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file())
+            if not found:
+                raise ImageFileError(f"{path}: folder holds no image files ({', '.join(IMAGE_SUFFIXES)})")
+            paths += found
+        elif path.is_file():
+            paths.append(path)
+        elif any(ch in spec for ch in "*?["):
+            matches = sorted(Path(p) for p in glob.glob(spec, recursive=True) if Path(p).is_file())
+            if not matches:
+                raise ImageFileError(f"{spec}: pattern matches no files")
+            paths += matches
+        else:
+            raise ImageFileError(f"{spec}: no such file or folder")
+    return paths
+
+
+def read_image(path: str | os.PathLike, shape: tuple[int, int, int]) -> np.ndarray:
+    """One image as uint8 ``(C, H, W)``: converted to grey (C=1) or RGB (C=3), resized to H x W."""
+    channels, height, width = shape
+    mode = {1: "L", 3: "RGB"}.get(channels)
+    if mode is None:
+        raise OneClassError(f"images with {channels} channels are not supported (1 or 3)")
+    try:
+        with Image.open(path) as image:
+            image.load()
+            if image.mode in ("I;16", "I;16B", "I;16L", "I"):
+                # 16-bit grey: scale to 8 bits instead of clipping
+                array = np.asarray(image, dtype=np.float64)
+                image = Image.fromarray(np.rint(array * (255.0 / max(array.max(), 1.0))).astype(np.uint8))
+            if image.mode in ("RGBA", "LA", "P"):
+                image = image.convert("RGBA")
+                background = Image.new("RGBA", image.size, (0, 0, 0, 255))
+                image = Image.alpha_composite(background, image)
+            image = image.convert(mode)
+            if image.size != (width, height):
+                image = image.resize((width, height), Image.BILINEAR)
+            array = np.asarray(image, dtype=np.uint8)
+    except FileNotFoundError as exc:
+        raise ImageFileError(f"{path}: no such file") from exc
+    except (UnidentifiedImageError, OSError, ValueError, SyntaxError) as exc:
+        raise ImageFileError(f"{path}: not a readable image ({exc.__class__.__name__}: {exc})") from exc
+    return array[None] if channels == 1 else array.transpose(2, 0, 1)
+
+
+def read_images(
+    paths: list[Path], shape: tuple[int, int, int], skip_bad: bool = False
+) -> tuple[np.ndarray, list[Path]]:
+    """Images ``(n, C, H, W)`` and the paths actually read (bad files skipped with a warning)."""
+    arrays, kept = [], []
+    for path in paths:
+        try:
+            arrays.append(read_image(path, shape))
+            kept.append(path)
+        except ImageFileError as exc:
+            if not skip_bad:
+                raise
+            warnings.warn(f"skipping {exc}", stacklevel=2)
+    if not arrays:
+        raise ImageFileError("no readable images among the given files")
+    return np.stack(arrays), kept

@@ -1,0 +1,191 @@
+"""The report's two experiments (section 4.1 all digits, 4.2 digits 0/6/9), one function each.
+
+Both use the 60,000 MNIST training images, with the encoder trained on all digits; the OC-NN
+is trained on all digits (4.1) or on 0, 6 and 9 only (4.2); then all 60,000 training images are
+scored and the 64 closest to and farthest from the origin (lowest / highest y_hat) are drawn as
+8x8 grids (figures 4-7).
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from ..data import load_dataset
+from ..detector import OneClassDetector
+from ..errors import OneClassError
+from ..report.grids import save_grid
+from ..report.plots import plot_head_history, plot_score_histogram
+from ..runfolder import RunFolder
+from ..training.common import Stopwatch
+from .metrics import detection_metrics
+
+GRID_SIZE = 64
+
+
+@dataclass(frozen=True)
+class Experiment:
+    name: str
+    section: str
+    normal_digits: tuple[int, ...] | None  # None: the OC-NN sees all digits
+    figures: tuple[str, str]  # report figure numbers of the closest / farthest grids
+
+
+EXPERIMENTS = {
+    "all-digits": Experiment("all-digits", "4.1", None, ("fig4", "fig5")),
+    "digits-069": Experiment("digits-069", "4.2", (0, 6, 9), ("fig6", "fig7")),
+}
+
+
+def reproduce(
+    name: str,
+    out: str | os.PathLike,
+    *,
+    detector: OneClassDetector | None = None,
+    data_dir: str | os.PathLike | None = None,
+    train_limit: int | None = None,
+    test_limit: int | None = None,
+    overwrite: bool = False,
+    quiet: bool = False,
+) -> dict[str, Any]:
+    """Run one experiment of the report; write figures, metrics.json and the model into ``out``.
+
+    ``train_limit`` / ``test_limit`` take the first images of each split (for quick checks);
+    the report's setting is the full 60,000 / 10,000.
+    """
+    if name not in EXPERIMENTS:
+        raise OneClassError(f"unknown experiment {name!r}; expected one of {', '.join(EXPERIMENTS)}")
+    experiment = EXPERIMENTS[name]
+    detector = detector or OneClassDetector(encoder="vae", head="ocnn-report", quiet=quiet)
+    run = RunFolder(out, overwrite=overwrite, quiet=quiet)
+    timings: dict[str, float] = {}
+
+    clock = Stopwatch()
+    train_x, train_y = load_dataset("mnist", "train", data_dir)
+    test_x, test_y = load_dataset("mnist", "test", data_dir)
+    train_x, train_y = train_x[:train_limit], train_y[:train_limit]
+    test_x, test_y = test_x[:test_limit], test_y[:test_limit]
+    timings["load_data_s"] = clock.seconds()
+    run.log(
+        f"{name} (report section {experiment.section}): "
+        f"{len(train_x)} training images, {len(test_x)} test images"
+    )
+
+    clock = Stopwatch()
+    run.log(f"training the {detector.encoder} encoder on all digits for {detector.encoder_epochs} epochs")
+    detector.fit_encoder(train_x, on_epoch=run.epoch_logger("encoder"))
+    timings["encoder_training_s"] = clock.seconds()
+    run.log(f"encoder trained in {timings['encoder_training_s']:.1f}s")
+
+    trained = _normal_mask(train_y, experiment.normal_digits)
+    clock = Stopwatch()
+    digits = "all digits" if experiment.normal_digits is None else f"digits {experiment.normal_digits}"
+    run.log(
+        f"training the OC-NN ({detector.hidden} hidden, nu={detector.nu}) "
+        f"on {digits}: {int(trained.sum())} images"
+    )
+    detector.fit_head(train_x[trained], on_epoch=run.epoch_logger("oc-nn"))
+    timings["ocnn_training_s"] = clock.seconds()
+    run.log(f"OC-NN trained in {timings['ocnn_training_s']:.1f}s")
+
+    clock = Stopwatch()
+    scores = detector.score_samples(train_x)
+    test_scores = detector.score_samples(test_x)
+    timings["scoring_s"] = clock.seconds()
+    r = detector.offset_
+    closest = np.argsort(scores, kind="stable")[:GRID_SIZE]
+    farthest = np.argsort(-scores, kind="stable")[:GRID_SIZE]
+    closest_png = f"{experiment.figures[0]}_closest{GRID_SIZE}.png"
+    farthest_png = f"{experiment.figures[1]}_farthest{GRID_SIZE}.png"
+    save_grid(run.path / closest_png, train_x[closest])
+    save_grid(run.path / farthest_png, train_x[farthest])
+
+    history = detector.history_["head"]
+    metrics: dict[str, Any] = {
+        "experiment": name,
+        "report_section": experiment.section,
+        "encoder": detector.encoder,
+        "nu": detector.nu,
+        "hidden": detector.hidden,
+        "ocnn_epochs": detector.head_epochs,
+        "encoder_epochs": detector.encoder_epochs,
+        "seed": detector.seed,
+        "n_train": int(len(train_x)),
+        "n_ocnn_train": int(trained.sum()),
+        "r": r,
+        "train_share_below_r": float((scores[trained] < r).mean()),
+        "all_train_share_below_r": float((scores < r).mean()),
+        "score_std_per_epoch": [h["score_std"] for h in history],
+        "score_mean_per_epoch": [h["score_mean"] for h in history],
+        "score_relative_spread_per_epoch": [h["score_std"] / abs(h["score_mean"]) for h in history],
+        "r_per_epoch": [h["r"] for h in history],
+        "loss_per_epoch": [h["loss"] for h in history],
+        "encoder_loss_per_epoch": [h["loss"] for h in detector.history_["encoder"]],
+        "closest64_indices": closest.tolist(),
+        "closest64_labels": train_y[closest].tolist(),
+        "farthest64_labels": train_y[farthest].tolist(),
+        "closest64_all_below_r": bool((scores[closest] < r).all()),
+        "mean_ink_closest64": float(train_x[closest].mean() / 255),
+        "mean_ink_farthest64": float(train_x[farthest].mean() / 255),
+        "mean_ink_all": float(train_x.mean() / 255),
+        "figures": {"closest": closest_png, "farthest": farthest_png},
+    }
+    if experiment.normal_digits is not None:
+        untrained = ~trained
+        test_trained = _normal_mask(test_y, experiment.normal_digits)
+        test_metrics = detection_metrics(test_scores, test_trained, r)
+        metrics.update(
+            {
+                "trained_digits": list(experiment.normal_digits),
+                "untrained_share_closest64": float(untrained[closest].mean()),
+                "untrained_share_farthest64": float(untrained[farthest].mean()),
+                "untrained_share_all_train": float(untrained.mean()),
+                "test_auroc": test_metrics["auroc"],
+                "test_average_precision": test_metrics["average_precision"],
+                "test_false_alarm_rate": test_metrics["false_alarm_rate"],
+                "test_detection_rate": test_metrics["detection_rate"],
+            }
+        )
+        plot_score_histogram(
+            test_scores,
+            {"trained digits (test)": test_trained, "untrained digits (test)": ~test_trained},
+            r,
+            run.path / "score_histogram.png",
+            f"{name}: test-split scores",
+        )
+    else:
+        plot_score_histogram(
+            scores,
+            {"all training digits": np.ones(len(scores), bool)},
+            r,
+            run.path / "score_histogram.png",
+            f"{name}: training scores",
+        )
+    plot_head_history(history, run.path / "ocnn_training.png", f"{name}: OC-NN training")
+    detector.save(run.path)
+    metrics["timings"] = {**timings, "total_s": round(sum(timings.values()), 3)}
+    run.write_metrics(metrics)
+    run.log(_summary(metrics))
+    return metrics
+
+
+def _normal_mask(labels: np.ndarray, digits: tuple[int, ...] | None) -> np.ndarray:
+    if digits is None:
+        return np.ones(len(labels), dtype=bool)
+    return np.isin(labels, digits)
+
+
+def _summary(metrics: dict[str, Any]) -> str:
+    parts = [
+        f"{metrics['experiment']}: r={metrics['r']:.4g}",
+        f"train share below r={metrics['train_share_below_r']:.3f} (nu={metrics['nu']})",
+        f"score std epoch 1 -> {len(metrics['score_std_per_epoch'])}: "
+        f"{metrics['score_std_per_epoch'][0]:.3g} -> {metrics['score_std_per_epoch'][-1]:.3g}",
+    ]
+    if "test_auroc" in metrics:
+        parts.append(f"untrained share of closest 64={metrics['untrained_share_closest64']:.2f}")
+        parts.append(f"test AUROC={metrics['test_auroc']:.3f}")
+    return "; ".join(parts)

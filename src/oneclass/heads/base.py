@@ -1,0 +1,62 @@
+"""The contract every one-class head keeps (the same as scikit-learn's OneClassSVM).
+
+- ``fit(Z) -> self`` on latent vectors ``Z`` of shape ``(n, d)``, normal data only;
+- ``score_samples(Z) -> (n,)``: higher = more normal;
+- ``offset_``: the threshold, so that ``decision_function(Z) = score_samples(Z) - offset_`` is
+  negative for abnormal inputs and ``predict`` gives +1 (normal) / -1 (abnormal);
+- ``get_config()`` (JSON-able) and ``state_tensors()`` (safetensors-able) save a fitted head;
+  ``from_state(config, tensors)`` rebuilds it.
+"""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+import numpy as np
+import torch
+
+from ..errors import OneClassError
+
+
+def check_latents(Z: np.ndarray, name: str = "Z", dim: int | None = None) -> np.ndarray:
+    array = np.asarray(Z, dtype=np.float32)
+    if array.ndim != 2 or array.shape[0] == 0:
+        raise OneClassError(f"{name} must have shape (n, d) with n >= 1, got {array.shape}")
+    if dim is not None and array.shape[1] != dim:
+        raise OneClassError(f"{name} has {array.shape[1]} features, the head was fitted on {dim}")
+    if not np.isfinite(array).all():
+        raise OneClassError(f"{name} contains NaN or infinite values")
+    return array
+
+
+class Head:
+    """Base class: subclasses implement ``fit`` and ``score_samples`` and set ``offset_``."""
+
+    name: ClassVar[str]
+    offset_: float
+    history_: list[dict]
+
+    def fit(self, Z: np.ndarray) -> Head:
+        raise NotImplementedError
+
+    def score_samples(self, Z: np.ndarray) -> np.ndarray:
+        raise NotImplementedError
+
+    def decision_function(self, Z: np.ndarray) -> np.ndarray:
+        return self.score_samples(Z) - self.offset_
+
+    def predict(self, Z: np.ndarray) -> np.ndarray:
+        return np.where(self.decision_function(Z) >= 0, 1, -1)
+
+    def get_params(self) -> dict[str, Any]:
+        raise NotImplementedError
+
+    def get_config(self) -> dict[str, Any]:
+        return {"name": self.name, "params": self.get_params(), "offset": float(self.offset_)}
+
+    def state_tensors(self) -> dict[str, torch.Tensor]:
+        return {}
+
+    @classmethod
+    def from_state(cls, config: dict[str, Any], tensors: dict[str, torch.Tensor]) -> Head:
+        raise NotImplementedError

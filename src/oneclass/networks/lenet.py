@@ -1,0 +1,183 @@
+"""LeNet-type convolutional autoencoder and VAE (the Deep SVDD MNIST recipe, any image size).
+
+Encoder: per stage Conv(k x k, pad k//2, no bias) -> BatchNorm(affine=False) -> LeakyReLU ->
+MaxPool 2, then a bias-free Linear to the latent. With the defaults (channels 8, 4; latent 32)
+and 28x28 grey input this is exactly Ruff et al.'s MNIST encoder (196 -> 32). The decoder
+mirrors it: Linear -> reshape -> (upsample -> conv -> BN -> LeakyReLU) per stage -> sigmoid.
+
+Images enter as float tensors in [0, 1] of shape ``(n, channels, height, width)``.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from ..errors import OneClassError
+
+BN_EPS = 1e-4
+LEAKY_SLOPE = 0.01
+
+
+def _stage_shapes(height: int, width: int, stages: int) -> list[tuple[int, int]]:
+    """Spatial size after each max-pool stage (floor division, as MaxPool2d computes it)."""
+    shapes = [(height, width)]
+    for _ in range(stages):
+        height, width = height // 2, width // 2
+        shapes.append((height, width))
+    return shapes
+
+
+class ConvEncoderBody(nn.Module):
+    """Conv stages of the LeNet-type encoder; output is the flattened feature map."""
+
+    def __init__(self, image_shape: tuple[int, int, int], channels: tuple[int, ...], kernel: int):
+        super().__init__()
+        in_ch, height, width = image_shape
+        self.shapes = _stage_shapes(height, width, len(channels))
+        if min(self.shapes[-1]) < 1:
+            smallest = 2 ** len(channels)
+            raise OneClassError(
+                f"image size {height}x{width} is too small for a network with {len(channels)} "
+                f"pooling stages (need at least {smallest}x{smallest})"
+            )
+        layers: list[nn.Module] = []
+        for out_ch in channels:
+            layers += [
+                nn.Conv2d(in_ch, out_ch, kernel, padding=kernel // 2, bias=False),
+                nn.BatchNorm2d(out_ch, eps=BN_EPS, affine=False),
+                nn.LeakyReLU(LEAKY_SLOPE),
+                nn.MaxPool2d(2),
+            ]
+            in_ch = out_ch
+        self.layers = nn.Sequential(*layers)
+        self.out_features = channels[-1] * math.prod(self.shapes[-1])
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.layers(x).flatten(1)
+
+
+class ConvDecoder(nn.Module):
+    """Mirror of :class:`ConvEncoderBody`: latent ``(n, d)`` -> image ``(n, C, H, W)`` in [0, 1]."""
+
+    def __init__(
+        self,
+        image_shape: tuple[int, int, int],
+        channels: tuple[int, ...],
+        kernel: int,
+        latent_dim: int,
+    ):
+        super().__init__()
+        out_ch = image_shape[0]
+        self.shapes = _stage_shapes(image_shape[1], image_shape[2], len(channels))
+        self.start = (channels[-1], *self.shapes[-1])
+        self.fc = nn.Linear(latent_dim, math.prod(self.start), bias=False)
+        blocks = []
+        reversed_channels = list(reversed(channels))
+        for i, in_ch in enumerate(reversed_channels):
+            last = i == len(reversed_channels) - 1
+            next_ch = out_ch if last else reversed_channels[i + 1]
+            conv = nn.Conv2d(in_ch, next_ch, kernel, padding=kernel // 2, bias=last)
+            rest = (
+                [] if last else [nn.BatchNorm2d(next_ch, eps=BN_EPS, affine=False), nn.LeakyReLU(LEAKY_SLOPE)]
+            )
+            blocks.append(nn.Sequential(conv, *rest))
+        self.blocks = nn.ModuleList(blocks)
+
+    def forward(self, z: torch.Tensor) -> torch.Tensor:
+        x = F.leaky_relu(self.fc(z), LEAKY_SLOPE).view(-1, *self.start)
+        targets = list(reversed(self.shapes[:-1]))
+        for block, size in zip(self.blocks, targets, strict=True):
+            x = block(F.interpolate(x, size=size, mode="nearest"))
+        return torch.sigmoid(x)
+
+
+class ConvAutoencoder(nn.Module):
+    """Deterministic autoencoder; the latent is the bias-free linear projection of the features."""
+
+    kind = "ae"
+
+    def __init__(
+        self,
+        image_shape: tuple[int, int, int] = (1, 28, 28),
+        latent_dim: int = 32,
+        channels: tuple[int, ...] = (8, 4),
+        kernel: int = 5,
+    ):
+        super().__init__()
+        self.body = ConvEncoderBody(image_shape, channels, kernel)
+        self.to_latent = nn.Linear(self.body.out_features, latent_dim, bias=False)
+        self.decoder = ConvDecoder(image_shape, channels, kernel, latent_dim)
+
+    def encode(self, x: torch.Tensor) -> torch.Tensor:
+        """Latent vectors ``(n, latent_dim)``."""
+        return self.to_latent(self.body(x))
+
+    def sample_losses(self, x: torch.Tensor) -> torch.Tensor:
+        """Training loss per image ``(n,)``: summed squared reconstruction error."""
+        reconstruction = self.decoder(self.encode(x))
+        return (reconstruction - x).pow(2).flatten(1).sum(1)
+
+    def anomaly_score(self, x: torch.Tensor) -> torch.Tensor:
+        """Higher = more abnormal: the reconstruction error."""
+        return self.sample_losses(x)
+
+
+class ConvVAE(nn.Module):
+    """Variational autoencoder with a Bernoulli decoder; the latent for heads is the mean."""
+
+    kind = "vae"
+
+    def __init__(
+        self,
+        image_shape: tuple[int, int, int] = (1, 28, 28),
+        latent_dim: int = 32,
+        channels: tuple[int, ...] = (8, 4),
+        kernel: int = 5,
+    ):
+        super().__init__()
+        self.body = ConvEncoderBody(image_shape, channels, kernel)
+        self.to_mean = nn.Linear(self.body.out_features, latent_dim, bias=False)
+        self.to_logvar = nn.Linear(self.body.out_features, latent_dim)
+        self.decoder = ConvDecoder(image_shape, channels, kernel, latent_dim)
+
+    def encode(self, x: torch.Tensor) -> torch.Tensor:
+        """Posterior means ``(n, latent_dim)``."""
+        return self.to_mean(self.body(x))
+
+    def _negative_elbo(self, x: torch.Tensor, sample: bool) -> torch.Tensor:
+        features = self.body(x)
+        mean, logvar = self.to_mean(features), self.to_logvar(features).clamp(-10, 10)
+        z = mean + torch.randn_like(mean) * torch.exp(0.5 * logvar) if sample else mean
+        reconstruction = self.decoder(z)
+        nll = F.binary_cross_entropy(reconstruction, x, reduction="none").flatten(1).sum(1)
+        kl = 0.5 * (mean.pow(2) + logvar.exp() - 1.0 - logvar).sum(1)
+        return nll + kl
+
+    def sample_losses(self, x: torch.Tensor) -> torch.Tensor:
+        """Training loss per image ``(n,)``: the negative ELBO with one reparameterised sample."""
+        return self._negative_elbo(x, sample=self.training)
+
+    def anomaly_score(self, x: torch.Tensor) -> torch.Tensor:
+        """Higher = more abnormal: negative ELBO evaluated at the posterior mean."""
+        return self._negative_elbo(x, sample=False)
+
+
+ENCODERS: dict[str, type[nn.Module]] = {"ae": ConvAutoencoder, "vae": ConvVAE}
+
+
+def build_encoder(
+    kind: str,
+    image_shape: tuple[int, int, int],
+    latent_dim: int,
+    channels: tuple[int, ...] = (8, 4),
+    kernel: int = 5,
+) -> nn.Module:
+    if kind not in ENCODERS:
+        raise OneClassError(f"unknown encoder {kind!r}; expected one of {', '.join(ENCODERS)}")
+    if latent_dim < 1:
+        raise OneClassError(f"latent_dim must be >= 1, got {latent_dim}")
+    return ENCODERS[kind](tuple(image_shape), latent_dim, tuple(channels), kernel)

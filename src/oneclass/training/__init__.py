@@ -1,0 +1,1 @@
+"""Training loops: reconstruction models (AE/VAE) and the OC-NN."""

@@ -1,0 +1,83 @@
+"""The training loop for reconstruction models (autoencoder and VAE share it: each model
+supplies its own per-image loss through ``sample_losses``)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import numpy as np
+import torch
+from torch import nn
+
+from ..data.arrays import to_tensor
+from .common import Stopwatch, check_finite, epoch_bar, minibatches, seeded_generator
+
+
+def train_autoencoder(
+    model: nn.Module,
+    images: np.ndarray,
+    *,
+    epochs: int,
+    batch_size: int,
+    lr: float,
+    weight_decay: float,
+    seed: int,
+    device: torch.device,
+    quiet: bool = False,
+    on_epoch: Callable[[dict], None] | None = None,
+) -> list[dict]:
+    """Train ``model`` on ``images`` ``(n, C, H, W)`` (uint8 or float in [0, 1]).
+
+    Returns one record per epoch: ``{"epoch", "loss", "seconds"}`` (loss = mean per image).
+    """
+    model.to(device).train()
+    optimizer = torch.optim.Adam(model.parameters(), lr=lr, weight_decay=weight_decay)
+    generator = seeded_generator(seed)
+    history = []
+    for epoch in range(1, epochs + 1):
+        clock = Stopwatch()
+        total, count = 0.0, 0
+        batches = list(minibatches(len(images), batch_size, generator))
+        with epoch_bar(len(batches), f"{model.kind} epoch {epoch}/{epochs}", quiet) as bar:
+            for index in batches:
+                x = to_tensor(images[index.numpy()], device)
+                loss = model.sample_losses(x).mean()
+                optimizer.zero_grad(set_to_none=True)
+                loss.backward()
+                optimizer.step()
+                total += loss.item() * len(index)
+                count += len(index)
+                bar.update()
+                bar.set_postfix(loss=f"{total / count:.3f}")
+        mean_loss = total / count
+        check_finite(mean_loss, f"{model.kind} loss", epoch)
+        record = {"epoch": epoch, "loss": mean_loss, "seconds": clock.seconds()}
+        history.append(record)
+        if on_epoch:
+            on_epoch(record)
+    model.eval()
+    return history
+
+
+@torch.no_grad()
+def encode(model: nn.Module, images: np.ndarray, device: torch.device, batch_size: int = 2048) -> np.ndarray:
+    """Latent vectors ``(n, latent_dim)`` as float32, in eval mode."""
+    model.to(device).eval()
+    parts = [
+        model.encode(to_tensor(images[start : start + batch_size], device)).float().cpu()
+        for start in range(0, len(images), batch_size)
+    ]
+    return torch.cat(parts).numpy()
+
+
+@torch.no_grad()
+def reconstruction_scores(
+    model: nn.Module, images: np.ndarray, device: torch.device, batch_size: int = 2048
+) -> np.ndarray:
+    """The model's own anomaly score per image ``(n,)``: higher = more abnormal."""
+    model.to(device).eval()
+    parts = [
+        model.anomaly_score(to_tensor(images[start : start + batch_size], device)).float().cpu()
+        for start in range(0, len(images), batch_size)
+    ]
+    return torch.cat(parts).numpy()

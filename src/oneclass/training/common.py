@@ -1,0 +1,76 @@
+"""Pieces every training loop shares: seeding, devices, batching, progress, sanity checks."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+
+import numpy as np
+import torch
+from tqdm.auto import tqdm
+
+from ..errors import OneClassError, TrainingError
+
+DEVICES = ("auto", "cpu", "cuda", "mps")
+
+
+def resolve_device(name: str = "auto") -> torch.device:
+    """``auto`` picks CUDA, then MPS, then CPU; a named device must exist."""
+    if name not in DEVICES:
+        raise OneClassError(f"unknown device {name!r}; expected one of {', '.join(DEVICES)}")
+    if name == "auto":
+        if torch.cuda.is_available():
+            return torch.device("cuda")
+        if getattr(torch.backends, "mps", None) and torch.backends.mps.is_available():
+            return torch.device("mps")
+        return torch.device("cpu")
+    if name == "cuda" and not torch.cuda.is_available():
+        raise OneClassError("device 'cuda' requested but no CUDA GPU is available")
+    if name == "mps" and not (getattr(torch.backends, "mps", None) and torch.backends.mps.is_available()):
+        raise OneClassError("device 'mps' requested but MPS is not available")
+    return torch.device(name)
+
+
+def seeded_generator(seed: int) -> torch.Generator:
+    generator = torch.Generator()
+    generator.manual_seed(int(seed))
+    return generator
+
+
+def minibatches(n: int, batch_size: int, generator: torch.Generator | None) -> Iterator[torch.Tensor]:
+    """Index batches over ``range(n)``: shuffled when a generator is given, in order otherwise."""
+    order = torch.randperm(n, generator=generator) if generator is not None else torch.arange(n)
+    yield from order.split(batch_size)
+
+
+def epoch_bar(total: int, description: str, quiet: bool):
+    return tqdm(total=total, desc=description, unit="batch", leave=False, disable=quiet, dynamic_ncols=True)
+
+
+def check_finite(value: float, what: str, epoch: int) -> None:
+    if not np.isfinite(value):
+        raise TrainingError(
+            f"{what} became {value} in epoch {epoch}; lower the learning rate or check the input data"
+        )
+
+
+def check_not_collapsed(scores: np.ndarray, what: str = "scores") -> None:
+    """Raise when scores have gone (nearly) constant: such a detector cannot rank anything."""
+    scores = np.asarray(scores, dtype=np.float64)
+    if not np.isfinite(scores).all():
+        raise TrainingError(f"{what} contain NaN or infinite values after training")
+    spread = float(scores.std())
+    scale = float(np.abs(scores).mean())
+    if spread == 0.0 or spread < 1e-6 * scale:
+        raise TrainingError(
+            f"{what} collapsed to a constant (std {spread:.3g}, mean |score| {scale:.3g}); "
+            "the model cannot rank inputs: try fewer epochs, a larger nu or another head"
+        )
+
+
+class Stopwatch:
+    def __init__(self) -> None:
+        self.start = time.perf_counter()
+
+    def seconds(self) -> float:
+        return round(time.perf_counter() - self.start, 3)

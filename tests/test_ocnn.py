@@ -1,0 +1,120 @@
+"""The OC-NN head against the report's eq. 3-5 and the known traps of public code."""
+
+import numpy as np
+import pytest
+import torch
+
+from oneclass.errors import OneClassError, TrainingError
+from oneclass.heads import ReportOCNN
+from oneclass.heads.ocnn import OCNNNet
+from oneclass.training.common import check_not_collapsed
+from oneclass.training.ocnn import nu_quantile, ocnn_loss
+
+
+@pytest.fixture
+def blobs():
+    rng = np.random.default_rng(0)
+    return rng.normal(size=(2000, 8)).astype(np.float32)
+
+
+def test_no_biases_anywhere():
+    net = OCNNNet(8, 16)
+    assert net.V.bias is None and net.w.bias is None
+    assert sorted(name for name, _ in net.named_parameters()) == ["V.weight", "w.weight"]
+
+
+def test_loss_is_eq3_with_squared_norms():
+    torch.manual_seed(0)
+    V, w = torch.randn(16, 8), torch.randn(1, 16)
+    y = torch.randn(50)
+    r, nu = 0.3, 0.2
+    expected = 0.5 * (w**2).sum() + 0.5 * (V**2).sum() + (1 / nu) * torch.clamp(r - y, min=0).mean() - r
+    assert torch.allclose(ocnn_loss(y, V, w, r, nu), expected)
+    # squared norms: scaling the weights up makes the regulariser grow quadratically (bounded below)
+    assert ocnn_loss(y, 10 * V, 10 * w, r, nu) > 50 * ocnn_loss(y, V, w, r, nu).abs()
+
+
+def test_gradients_reach_V_and_w_through_the_regulariser_and_hinge():
+    torch.manual_seed(0)
+    net = OCNNNet(8, 16)
+    z = torch.randn(64, 8)
+    y = net(z)
+    loss = ocnn_loss(y, net.V.weight, net.w.weight, nu_quantile(y, 0.5), 0.5)
+    loss.backward()
+    assert net.V.weight.grad.abs().sum() > 0 and net.w.weight.grad.abs().sum() > 0
+    # the regulariser is computed on the live parameters, not on copies
+    net.zero_grad()
+    ocnn_loss(torch.zeros(1), net.V.weight, net.w.weight, 0.0, 0.5).backward()
+    assert torch.allclose(net.V.weight.grad, net.V.weight.detach())
+
+
+def test_r_is_used_by_the_hinge():
+    y = torch.linspace(0, 1, 11)
+    low, high = (
+        ocnn_loss(y, torch.zeros(1), torch.zeros(1), 0.0, 0.5),
+        ocnn_loss(y, torch.zeros(1), torch.zeros(1), 0.5, 0.5),
+    )
+    assert not torch.isclose(low, high)
+
+
+@pytest.mark.parametrize("nu", [0.05, 0.1, 0.3])
+def test_share_below_r_is_nu_on_training_data(blobs, nu):
+    head = ReportOCNN(nu=nu, hidden=32, epochs=3, seed=0).fit(blobs)
+    share = float((head.score_samples(blobs) < head.offset_).mean())
+    assert abs(share - nu) <= 0.01
+    assert head.offset_ == pytest.approx(nu_quantile(head.score_samples(blobs), nu))
+
+
+def test_r_moves_with_training_and_history_is_recorded(blobs):
+    head = ReportOCNN(nu=0.1, hidden=32, epochs=4, seed=0).fit(blobs)
+    rs = [h["r"] for h in head.history_]
+    assert len(rs) == 4 and len(set(rs)) == 4
+    assert {"loss", "r", "score_std", "score_mean"} <= set(head.history_[0])
+
+
+def test_decision_and_predict_follow_r(blobs):
+    head = ReportOCNN(nu=0.2, hidden=32, epochs=2, seed=1).fit(blobs)
+    scores = head.score_samples(blobs)
+    np.testing.assert_allclose(head.decision_function(blobs), scores - head.offset_)
+    assert set(np.unique(head.predict(blobs))) == {-1, 1}
+    assert (head.predict(blobs) == np.where(scores >= head.offset_, 1, -1)).all()
+
+
+def test_same_seed_same_scores(blobs):
+    a = ReportOCNN(hidden=32, epochs=2, seed=3).fit(blobs).score_samples(blobs)
+    b = ReportOCNN(hidden=32, epochs=2, seed=3).fit(blobs).score_samples(blobs)
+    c = ReportOCNN(hidden=32, epochs=2, seed=4).fit(blobs).score_samples(blobs)
+    assert np.array_equal(a, b) and not np.array_equal(a, c)
+
+
+def test_collapse_guard_fires_on_constant_inputs():
+    constant = np.ones((500, 8), np.float32)
+    with pytest.raises(TrainingError, match="collapsed to a constant"):
+        ReportOCNN(hidden=16, epochs=1).fit(constant)
+    with pytest.raises(TrainingError):
+        check_not_collapsed(np.full(100, 3.0))
+    check_not_collapsed(np.linspace(0, 1, 100))
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"nu": 0}, "nu must be in"),
+        ({"nu": 1.5}, "nu must be in"),
+        ({"hidden": 0}, "hidden"),
+        ({"epochs": 0}, "epochs"),
+    ],
+)
+def test_parameter_validation(kwargs, message):
+    with pytest.raises(OneClassError, match=message):
+        ReportOCNN(**kwargs)
+
+
+def test_latent_validation(blobs):
+    head = ReportOCNN(hidden=8, epochs=1).fit(blobs)
+    with pytest.raises(OneClassError, match="8 features|features"):
+        head.score_samples(blobs[:, :4])
+    bad = blobs.copy()
+    bad[0, 0] = np.nan
+    with pytest.raises(OneClassError, match="NaN"):
+        head.fit(bad)
