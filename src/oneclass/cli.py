@@ -326,6 +326,119 @@ def reproduce(
     click.echo(f"reproduce {experiment}: time {stages}")
 
 
+def _int_list(text: str | None, what: str) -> list[int] | None:
+    if text is None:
+        return None
+    try:
+        return [int(part) for part in text.split(",") if part.strip()]
+    except ValueError as exc:
+        raise OneClassError(f"{what} must be comma-separated integers, got {text!r}") from exc
+
+
+@main.command()
+@click.option("--dataset", default="mnist", show_default=True, help="mnist or fashion-mnist.")
+@click.option("--methods", default=None, help="Comma-separated method names (default: all; see --list).")
+@click.option("--classes", default=None, help="Normal classes to run, comma-separated (default: all 10).")
+@click.option("--seeds", default="0", show_default=True, help="Seeds, comma-separated.")
+@click.option(
+    "--out",
+    "out",
+    type=click.Path(file_okay=False),
+    default=None,
+    help="Folder for results.json, results.csv and results.md.",
+)
+@click.option(
+    "--quick", is_flag=True, help="Small smoke run: classes 0,1, 600 training / 1000 test images, 1-3 epochs."
+)
+@click.option("--encoder-epochs", type=click.IntRange(min=1), default=None, help="Encoder epochs [15].")
+@click.option("--head-epochs", type=click.IntRange(min=1), default=None, help="OC-NN epochs [25].")
+@click.option("--svdd-epochs", type=click.IntRange(min=1), default=None, help="Deep SVDD epochs [15].")
+@click.option("--nu", type=float, default=0.1, show_default=True, help="nu of every nu-based method.")
+@with_limits
+@click.option("--device", type=DEVICE_CHOICES, default="cpu", show_default=True, help="Where to train.")
+@data_dir_option
+@click.option("--list", "list_methods", is_flag=True, help="List the methods and exit.")
+@quiet_option
+@user_errors
+def bench(
+    dataset,
+    methods,
+    classes,
+    seeds,
+    out,
+    quick,
+    encoder_epochs,
+    head_epochs,
+    svdd_epochs,
+    nu,
+    train_limit,
+    test_limit,
+    device,
+    data_dir,
+    list_methods,
+    quiet,
+):
+    """Run the one-class benchmark: each method trained on one class, AUROC on the whole test split.
+
+    Writes OUT/results.json (one record per method, class and seed), OUT/results.csv and
+    OUT/results.md (per-class table with the published numbers beside ours).
+    """
+    from .data.datasets import dataset_info
+    from .evaluation.bench import run_benchmark, select_methods
+    from .evaluation.methods import METHODS, BenchConfig
+
+    if list_methods:
+        for name, method in METHODS.items():
+            click.echo(f"{name:>18}  {method.description}")
+        return
+    if out is None:
+        raise OneClassError("--out is required: the folder for the results")
+    if not 0 < nu <= 1:
+        raise OneClassError(f"nu must be in (0, 1], got {nu}")
+    info = dataset_info(dataset)
+    chosen = select_methods(methods.split(",") if methods else None)
+    class_list = _int_list(classes, "--classes") or ([0, 1] if quick else list(range(len(info.class_names))))
+    bad = [c for c in class_list if not 0 <= c < len(info.class_names)]
+    if bad:
+        raise OneClassError(f"--classes {bad} are not classes of {info.name}")
+    quick_defaults = {
+        "encoder_epochs": 1,
+        "head_epochs": 3,
+        "svdd_epochs": 1,
+        "train_limit": 600,
+        "test_limit": 1000,
+    }
+    given = {
+        "encoder_epochs": encoder_epochs,
+        "head_epochs": head_epochs,
+        "svdd_epochs": svdd_epochs,
+        "train_limit": train_limit,
+        "test_limit": test_limit,
+    }
+    settings = {k: v for k, v in given.items() if v is not None}
+    if quick:
+        settings = {**quick_defaults, **settings}
+    config = BenchConfig(nu=nu, device=device, **settings)
+    command = "oneclass " + " ".join(sys.argv[1:]) if sys.argv and "oneclass" in sys.argv[0] else ""
+    log = (lambda _line: None) if quiet else (lambda line: click.echo(line, err=True))
+    records = run_benchmark(
+        info.name,
+        chosen,
+        class_list,
+        _int_list(seeds, "--seeds") or [0],
+        config,
+        out,
+        data_dir=data_dir,
+        command=command,
+        log=log,
+    )
+    means = {}
+    for record in records:
+        means.setdefault(record["method"], []).append(record["auroc"])
+    click.echo("bench: mean AUROC " + ", ".join(f"{m} {np.mean(v):.4f}" for m, v in means.items()))
+    click.echo(f"bench: wrote {Path(out) / 'results.md'}")
+
+
 @main.group()
 def data() -> None:
     """Get datasets ready for offline use."""

@@ -3,9 +3,12 @@
 
 from ..errors import OneClassError
 from .base import Head
+from .classic import IsolationForestHead, KNNHead, OCSVMHead
 from .ocnn import ReportOCNN
 
-HEADS: dict[str, type[Head]] = {ReportOCNN.name: ReportOCNN}
+HEADS: dict[str, type[Head]] = {
+    cls.name: cls for cls in (ReportOCNN, OCSVMHead, IsolationForestHead, KNNHead)
+}
 
 
 def head_class(name: str) -> type[Head]:
@@ -14,4 +17,12 @@ def head_class(name: str) -> type[Head]:
     return HEADS[name]
 
 
-__all__ = ["HEADS", "Head", "ReportOCNN", "head_class"]
+__all__ = [
+    "HEADS",
+    "Head",
+    "IsolationForestHead",
+    "KNNHead",
+    "OCSVMHead",
+    "ReportOCNN",
+    "head_class",
+]

@@ -1,0 +1,190 @@
+"""Benchmark methods. Each one turns a :class:`ClassTask` (the normal training images of one
+class, the whole test split, a seed) into training and test scores plus its own threshold.
+
+Adding a method is one small class with ``name`` and ``run(task)``, registered in ``METHODS``;
+a new one-class head needs no class at all: ``HeadMethod("myhead", "ae")``.
+"""
+
+from __future__ import annotations
+
+import inspect
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import torch
+
+from ..detector import OneClassDetector
+from ..heads import head_class
+from ..training.autoencoder import reconstruction_scores
+from ..training.common import Stopwatch, resolve_device
+from ..training.deep_svdd import deep_svdd_scores, train_deep_svdd
+
+
+@dataclass
+class BenchConfig:
+    """Settings shared by every method of a run, so that all see the same data and encoders."""
+
+    encoder_epochs: int = 15
+    head_epochs: int = 25
+    svdd_epochs: int = 15
+    latent_dim: int = 32
+    nu: float = 0.1
+    batch_size: int = 200
+    encoder_lr: float = 1e-3
+    svdd_lr: float = 1e-4
+    device: str = "cpu"
+    train_limit: int | None = None
+    test_limit: int | None = None
+
+
+@dataclass
+class ClassTask:
+    """One normal class of one dataset under one seed, with encoders and latents cached."""
+
+    dataset: str
+    normal_class: int
+    seed: int
+    train_x: np.ndarray  # uint8 (n, C, H, W), normal class only
+    test_x: np.ndarray  # uint8 (m, C, H, W), the whole test split
+    test_is_normal: np.ndarray  # bool (m,)
+    config: BenchConfig
+    shared_seconds: dict[str, float] = field(default_factory=dict)
+    _encoders: dict[str, OneClassDetector] = field(default_factory=dict)
+    _latents: dict[str, tuple[np.ndarray, np.ndarray]] = field(default_factory=dict)
+
+    def encoder(self, kind: str) -> OneClassDetector:
+        """A detector whose ``kind`` encoder is trained on this task's normal images (once)."""
+        if kind not in self._encoders:
+            clock = Stopwatch()
+            detector = OneClassDetector(
+                encoder=kind,
+                latent_dim=self.config.latent_dim,
+                encoder_epochs=self.config.encoder_epochs,
+                batch_size=self.config.batch_size,
+                encoder_lr=self.config.encoder_lr,
+                seed=self.seed,
+                device=self.config.device,
+                quiet=True,
+            )
+            self._encoders[kind] = detector.fit_encoder(self.train_x)
+            self.shared_seconds[f"{kind}_encoder_s"] = clock.seconds()
+        return self._encoders[kind]
+
+    def features(self, kind: str) -> tuple[np.ndarray, np.ndarray]:
+        """(train, test) feature matrices: an encoder's latents, or raw pixels scaled to [0, 1]."""
+        if kind not in self._latents:
+            if kind == "pixels":
+                flat = lambda x: x.reshape(len(x), -1).astype(np.float32) / 255.0  # noqa: E731
+                self._latents[kind] = (flat(self.train_x), flat(self.test_x))
+            else:
+                detector = self.encoder(kind)
+                self._latents[kind] = (detector.transform(self.train_x), detector.transform(self.test_x))
+        return self._latents[kind]
+
+
+@dataclass
+class MethodOutput:
+    train_scores: np.ndarray
+    test_scores: np.ndarray
+    threshold: float
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+class Method:
+    name: str
+    description: str
+    uses: tuple[str, ...] = ()  # shared encoders this method needs (their time is reported apart)
+
+    def run(self, task: ClassTask) -> MethodOutput:
+        raise NotImplementedError
+
+
+class HeadMethod(Method):
+    """A one-class head on fixed features (an encoder's latents or raw pixels)."""
+
+    def __init__(self, head: str, features: str, name: str | None = None, **head_params: Any):
+        self.head, self.feature_kind, self.head_params = head, features, head_params
+        self.name = name or f"{head}@{features}"
+        self.description = f"{head} head on {features} features"
+        self.uses = () if features == "pixels" else (features,)
+
+    def run(self, task: ClassTask) -> MethodOutput:
+        train_z, test_z = task.features(self.feature_kind)
+        cls = head_class(self.head)
+        offered = {
+            "nu": task.config.nu,
+            "epochs": task.config.head_epochs,
+            "seed": task.seed,
+            "batch_size": task.config.batch_size,
+            "device": task.config.device,
+            **self.head_params,
+        }
+        accepted = inspect.signature(cls.__init__).parameters
+        head = cls(**{k: v for k, v in offered.items() if k in accepted}).fit(train_z)
+        # heads that score their own training points specially (kNN: leave-one-out) expose them
+        train_scores = getattr(head, "train_scores_", None)
+        if train_scores is None:
+            train_scores = head.score_samples(train_z)
+        return MethodOutput(train_scores, head.score_samples(test_z), head.offset_)
+
+
+class ReconstructionMethod(Method):
+    """The report series' earlier detectors: AE reconstruction error, VAE negative ELBO."""
+
+    def __init__(self, kind: str):
+        self.kind = kind
+        self.name = {"ae": "ae-recon", "vae": "vae-elbo"}[kind]
+        self.description = {"ae": "autoencoder reconstruction error", "vae": "VAE negative ELBO"}[kind]
+        self.uses = (kind,)
+
+    def run(self, task: ClassTask) -> MethodOutput:
+        model = task.encoder(self.kind).encoder_
+        device = resolve_device(task.config.device)
+        train = -reconstruction_scores(model, task.train_x, device).astype(np.float64)
+        test = -reconstruction_scores(model, task.test_x, device).astype(np.float64)
+        return MethodOutput(train, test, float(np.quantile(train, task.config.nu)))
+
+
+class DeepSVDDMethod(Method):
+    """One-class Deep SVDD on the bias-free LeNet encoder, pretrained as the shared autoencoder."""
+
+    name = "deep-svdd"
+    description = "one-class Deep SVDD (AE-pretrained LeNet encoder, centre from the first pass)"
+    uses = ("ae",)
+
+    def run(self, task: ClassTask) -> MethodOutput:
+        device = resolve_device(task.config.device)
+        torch.manual_seed(task.seed)
+        net, centre, history = train_deep_svdd(
+            task.encoder("ae").encoder_,
+            task.train_x,
+            epochs=task.config.svdd_epochs,
+            batch_size=task.config.batch_size,
+            lr=task.config.svdd_lr,
+            weight_decay=1e-6,
+            seed=task.seed,
+            device=device,
+        )
+        train = deep_svdd_scores(net, centre, task.train_x, device)
+        test = deep_svdd_scores(net, centre, task.test_x, device)
+        return MethodOutput(
+            train, test, float(np.quantile(train, task.config.nu)), {"final_loss": history[-1]["loss"]}
+        )
+
+
+def _registry(*methods: Method) -> dict[str, Method]:
+    return {m.name: m for m in methods}
+
+
+METHODS: dict[str, Method] = _registry(
+    HeadMethod("ocnn-report", "ae"),
+    HeadMethod("ocnn-report", "vae"),
+    HeadMethod("ocsvm", "ae"),
+    HeadMethod("ocsvm", "pixels"),
+    HeadMethod("iforest", "ae"),
+    HeadMethod("knn", "ae"),
+    ReconstructionMethod("ae"),
+    ReconstructionMethod("vae"),
+    DeepSVDDMethod(),
+)

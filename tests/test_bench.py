@@ -1,0 +1,126 @@
+"""The benchmark protocol, its heads and the quick run through the CLI."""
+
+import json
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+
+from oneclass.cli import main
+from oneclass.evaluation.bench import markdown_tables
+from oneclass.evaluation.methods import METHODS, BenchConfig, ClassTask, HeadMethod, Method, MethodOutput
+from oneclass.evaluation.protocol import one_class_split
+from oneclass.heads import IsolationForestHead, KNNHead, OCSVMHead
+
+
+def test_one_class_split_holds_only_the_normal_class(mnist_train):
+    _, y = mnist_train
+    index = one_class_split(y, (3,))
+    assert (y[index] == 3).all() and len(index) == int((y == 3).sum())
+    assert len(one_class_split(y, (3,), limit=100)) == 100
+
+
+def test_no_test_image_in_training(mnist_train, mnist_test):
+    """The training split and the test split share no image (the protocol's basic promise)."""
+    (x, _), (xt, _) = mnist_train, mnist_test
+    train_hashes = {row.tobytes() for row in x[:20000]}
+    assert not any(row.tobytes() in train_hashes for row in xt[:2000])
+
+
+@pytest.mark.parametrize("head_cls", [OCSVMHead, IsolationForestHead, KNNHead])
+def test_classic_heads_keep_the_contract(head_cls):
+    rng = np.random.default_rng(0)
+    normal = rng.normal(size=(400, 4))
+    outliers = rng.normal(size=(50, 4)) * 0.3 + 6.0
+    head = head_cls(nu=0.1).fit(normal)
+    scores = head.score_samples(np.vstack([normal, outliers]))
+    assert scores[:400].mean() > scores[400:].mean()  # higher = more normal
+    assert (head.predict(outliers) == -1).mean() > 0.9
+    np.testing.assert_allclose(head.decision_function(normal), head.score_samples(normal) - head.offset_)
+
+
+def test_knn_threshold_uses_leave_one_out_scores():
+    rng = np.random.default_rng(1)
+    z = rng.normal(size=(1000, 3))
+    head = KNNHead(nu=0.2, k=5).fit(z)
+    assert abs((head.train_scores_ < head.offset_).mean() - 0.2) < 0.01
+
+
+class _InvertedMethod(Method):
+    """A deliberately bad method: shows a new method is one small class and that AUROC sees it."""
+
+    name = "inverted-knn"
+    description = "minus the kNN score"
+
+    def run(self, task):
+        out = HeadMethod("knn", "pixels").run(task)
+        return MethodOutput(-out.train_scores, -out.test_scores, -out.threshold)
+
+
+def test_a_new_method_is_one_small_class(digits_small, tmp_path):
+    from oneclass.evaluation.bench import run_benchmark
+
+    records = run_benchmark(
+        "mnist",
+        [HeadMethod("knn", "pixels"), _InvertedMethod()],
+        [1],
+        [0],
+        BenchConfig(train_limit=300, test_limit=500),
+        tmp_path,
+        log=lambda _: None,
+    )
+    by_name = {r["method"]: r for r in records}
+    assert by_name["knn@pixels"]["auroc"] > 0.9
+    assert by_name["inverted-knn"]["auroc"] == pytest.approx(1 - by_name["knn@pixels"]["auroc"], abs=1e-3)
+
+
+def test_task_trains_each_encoder_once(digits_small):
+    x, y, xt, yt = digits_small
+    task = ClassTask("mnist", 0, 0, x[y == 0][:, None], xt[:, None], yt == 0, BenchConfig(encoder_epochs=1))
+    first = task.features("ae")
+    assert task.features("ae") is first and set(task.shared_seconds) == {"ae_encoder_s"}
+
+
+def test_markdown_table_has_means_and_published_numbers():
+    records = [
+        {
+            "method": "m",
+            "normal_class": c,
+            "seed": s,
+            "auroc": 0.5 + 0.1 * c + 0.01 * s,
+            "average_precision": 0.5,
+            "false_alarm_rate": 0.1,
+            "detection_rate": 0.9,
+            "train_share_flagged": 0.1,
+            "nu": 0.1,
+            "method_s": 1.0,
+            "shared_encoder_s": {"ae_encoder_s": 2.0},
+        }
+        for c in (0, 1)
+        for s in (0, 1)
+    ]
+    table = markdown_tables(records, "mnist")
+    # class 0: seeds 0.50, 0.51 -> 50.5; class 1: 60.5; mean 55.5; per-seed means 55.0, 56.0 -> std 0.50
+    assert "| m | 50.5 | 60.5 | **55.5** | 0.50 |" in table
+    assert "Ruff et al., ICML 2018" in table and "94.8" in table
+
+
+def test_quick_bench_through_the_cli(tmp_path):
+    out = tmp_path / "bench"
+    result = CliRunner().invoke(
+        main, ["bench", "--quick", "--out", str(out), "--quiet"], catch_exceptions=False
+    )
+    assert result.exit_code == 0, result.output
+    data = json.loads((out / "results.json").read_text())
+    methods = {r["method"] for r in data["records"]}
+    assert methods == set(METHODS)
+    assert {r["normal_class"] for r in data["records"]} == {0, 1}
+    for record in data["records"]:
+        assert 0.0 <= record["auroc"] <= 1.0 and record["n_train"] == 600
+    assert (out / "results.csv").read_text().count("\n") == len(data["records"]) + 1
+    assert "| method |" in (out / "results.md").read_text()
+
+
+def test_bench_rejects_unknown_method(tmp_path):
+    result = CliRunner().invoke(main, ["bench", "--methods", "magic", "--out", str(tmp_path)])
+    assert result.exit_code == 2 and "unknown methods ['magic']" in result.output
