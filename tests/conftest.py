@@ -27,7 +27,7 @@ def digits_small(mnist_train, mnist_test):
 
 @pytest.fixture(scope="session")
 def fitted_detector(digits_small):
-    """A small real detector: AE encoder (1 epoch) + report OC-NN on digit 0."""
+    """A small real detector: AE encoder (1 epoch) + the default (kernel) OC-NN on digit 0."""
     from oneclass import OneClassDetector
 
     x, y, _, _ = digits_small

@@ -43,14 +43,20 @@ def test_encoder_is_not_trained_by_the_head(digits_small):
     assert all(torch.equal(before[k], after[k]) for k in before)
 
 
-def test_save_load_gives_identical_scores(fitted_detector, digits_small, tmp_path):
-    xt = digits_small[2]
-    fitted_detector.save(tmp_path / "run")
+@pytest.mark.parametrize("head", ["ocnn", "ocnn-report"])
+def test_save_load_gives_identical_scores(head, fitted_detector, digits_small, tmp_path):
+    x, y, xt, _ = digits_small
+    detector = fitted_detector
+    if head != fitted_detector.head:
+        detector = OneClassDetector(
+            encoder="ae", head=head, encoder_epochs=1, head_epochs=2, device="cpu", quiet=True
+        ).fit(x[y == 0])
+    detector.save(tmp_path / "run")
     config = json.loads((tmp_path / "run" / "config.json").read_text())
-    assert config["format_version"] == 1 and config["head"]["name"] == "ocnn-report"
+    assert config["format_version"] == 1 and config["head"]["name"] == head
     loaded = OneClassDetector.load(tmp_path / "run")
-    assert np.array_equal(loaded.score_samples(xt), fitted_detector.score_samples(xt))
-    assert loaded.offset_ == fitted_detector.offset_
+    assert np.array_equal(loaded.score_samples(xt), detector.score_samples(xt))
+    assert loaded.offset_ == detector.offset_
 
 
 def test_load_refuses_altered_weights(fitted_detector, tmp_path):

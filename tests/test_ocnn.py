@@ -29,9 +29,9 @@ def test_loss_is_eq3_with_squared_norms():
     y = torch.randn(50)
     r, nu = 0.3, 0.2
     expected = 0.5 * (w**2).sum() + 0.5 * (V**2).sum() + (1 / nu) * torch.clamp(r - y, min=0).mean() - r
-    assert torch.allclose(ocnn_loss(y, V, w, r, nu), expected)
+    assert torch.allclose(ocnn_loss(y, [V, w], r, nu), expected)
     # squared norms: scaling the weights up makes the regulariser grow quadratically (bounded below)
-    assert ocnn_loss(y, 10 * V, 10 * w, r, nu) > 50 * ocnn_loss(y, V, w, r, nu).abs()
+    assert ocnn_loss(y, [10 * V, 10 * w], r, nu) > 50 * ocnn_loss(y, [V, w], r, nu).abs()
 
 
 def test_gradients_reach_V_and_w_through_the_regulariser_and_hinge():
@@ -39,20 +39,20 @@ def test_gradients_reach_V_and_w_through_the_regulariser_and_hinge():
     net = OCNNNet(8, 16)
     z = torch.randn(64, 8)
     y = net(z)
-    loss = ocnn_loss(y, net.V.weight, net.w.weight, nu_quantile(y, 0.5), 0.5)
+    loss = ocnn_loss(y, net.regularised(), nu_quantile(y, 0.5), 0.5)
     loss.backward()
     assert net.V.weight.grad.abs().sum() > 0 and net.w.weight.grad.abs().sum() > 0
     # the regulariser is computed on the live parameters, not on copies
     net.zero_grad()
-    ocnn_loss(torch.zeros(1), net.V.weight, net.w.weight, 0.0, 0.5).backward()
+    ocnn_loss(torch.zeros(1), net.regularised(), 0.0, 0.5).backward()
     assert torch.allclose(net.V.weight.grad, net.V.weight.detach())
 
 
 def test_r_is_used_by_the_hinge():
     y = torch.linspace(0, 1, 11)
     low, high = (
-        ocnn_loss(y, torch.zeros(1), torch.zeros(1), 0.0, 0.5),
-        ocnn_loss(y, torch.zeros(1), torch.zeros(1), 0.5, 0.5),
+        ocnn_loss(y, [], 0.0, 0.5),
+        ocnn_loss(y, [], 0.5, 0.5),
     )
     assert not torch.isclose(low, high)
 

@@ -34,67 +34,96 @@ def user_errors(func):
     return wrapper
 
 
-def model_options(func):
-    """Options shared by every verb that trains a detector."""
-    options = [
-        click.option(
-            "--encoder",
-            type=ENCODER_CHOICES,
-            default="vae",
-            show_default=True,
-            help="Feature extractor: convolutional VAE (posterior mean as latent) or autoencoder.",
-        ),
-        click.option(
-            "--latent-dim", type=int, default=32, show_default=True, help="Size of the latent vector."
-        ),
-        click.option(
-            "--nu",
-            type=float,
-            default=0.1,
-            show_default=True,
-            help="Share of training data allowed on the abnormal side, in (0, 1].",
-        ),
-        click.option("--hidden", type=int, default=256, show_default=True, help="Hidden units of the OC-NN."),
-        click.option(
-            "--encoder-epochs", type=int, default=10, show_default=True, help="Encoder training epochs."
-        ),
-        click.option("--head-epochs", type=int, default=25, show_default=True, help="OC-NN training epochs."),
-        click.option("--batch-size", type=int, default=200, show_default=True, help="Mini-batch size."),
-        click.option(
-            "--seed",
-            type=int,
-            default=0,
-            show_default=True,
-            help="Seed of every random generator; the same seed gives the same scores.",
-        ),
-        click.option(
-            "--device",
-            type=DEVICE_CHOICES,
-            default="auto",
-            show_default=True,
-            help="Where to train: auto picks a GPU when there is one.",
-        ),
-    ]
-    for option in reversed(options):
-        func = option(func)
-    return func
+HEAD_CHOICES = click.Choice(["ocnn", "ocnn-report"])
+MODEL_KEYS = (
+    "encoder",
+    "latent_dim",
+    "head",
+    "nu",
+    "hidden",
+    "encoder_epochs",
+    "head_epochs",
+    "batch_size",
+    "seed",
+    "device",
+)
 
 
-def _detector(encoder, latent_dim, nu, hidden, encoder_epochs, head_epochs, batch_size, seed, device, quiet):
+def model_options(
+    head: str = "ocnn", encoder: str = "vae", hidden: int | None = None, head_epochs: int | None = None
+):
+    """Options shared by every verb that trains a detector; defaults differ per verb."""
+
+    def decorate(func):
+        options = [
+            click.option(
+                "--encoder",
+                type=ENCODER_CHOICES,
+                default=encoder,
+                show_default=True,
+                help="Feature extractor: convolutional VAE (posterior mean as latent) or autoencoder.",
+            ),
+            click.option(
+                "--latent-dim", type=int, default=32, show_default=True, help="Size of the latent vector."
+            ),
+            click.option(
+                "--head",
+                type=HEAD_CHOICES,
+                default=head,
+                show_default=True,
+                help="One-class head: ocnn (the kernel OC-NN) or ocnn-report (the report's OC-NN).",
+            ),
+            click.option(
+                "--nu",
+                type=float,
+                default=0.1,
+                show_default=True,
+                help="Share of training data allowed on the abnormal side, in (0, 1].",
+            ),
+            click.option(
+                "--hidden",
+                type=int,
+                default=hidden,
+                show_default=hidden is not None,
+                help="Hidden units of the OC-NN [head's default: 1024 ocnn, 256 ocnn-report].",
+            ),
+            click.option(
+                "--encoder-epochs", type=int, default=10, show_default=True, help="Encoder training epochs."
+            ),
+            click.option(
+                "--head-epochs",
+                type=int,
+                default=head_epochs,
+                show_default=head_epochs is not None,
+                help="OC-NN training epochs [head's default: 20 ocnn, 25 ocnn-report].",
+            ),
+            click.option("--batch-size", type=int, default=200, show_default=True, help="Mini-batch size."),
+            click.option(
+                "--seed",
+                type=int,
+                default=0,
+                show_default=True,
+                help="Seed of every random generator; the same seed gives the same scores.",
+            ),
+            click.option(
+                "--device",
+                type=DEVICE_CHOICES,
+                default="auto",
+                show_default=True,
+                help="Where to train: auto picks a GPU when there is one.",
+            ),
+        ]
+        for option in reversed(options):
+            func = option(func)
+        return func
+
+    return decorate
+
+
+def _detector(model: dict, quiet: bool):
     from .detector import OneClassDetector
 
-    return OneClassDetector(
-        encoder=encoder,
-        latent_dim=latent_dim,
-        nu=nu,
-        hidden=hidden,
-        encoder_epochs=encoder_epochs,
-        head_epochs=head_epochs,
-        batch_size=batch_size,
-        seed=seed,
-        device=device,
-        quiet=quiet,
-    )
+    return OneClassDetector(**{k: model[k] for k in MODEL_KEYS}, quiet=quiet)
 
 
 data_dir_option = click.option(
@@ -154,7 +183,7 @@ def main() -> None:
 )
 @click.option("--normal", required=True, help="Normal classes, comma-separated (e.g. 0,6,9).")
 @click.option("--out", "out", required=True, type=click.Path(file_okay=False), help="Run folder to write.")
-@model_options
+@model_options(head="ocnn", encoder="vae")
 @with_limits
 @data_dir_option
 @overwrite_option
@@ -164,20 +193,12 @@ def fit(
     dataset,
     normal,
     out,
-    encoder,
-    latent_dim,
-    nu,
-    hidden,
-    encoder_epochs,
-    head_epochs,
-    batch_size,
-    seed,
-    device,
     train_limit,
     test_limit,
     data_dir,
     overwrite,
     quiet,
+    **model,
 ):
     """Train a detector on the NORMAL classes of a dataset's training split.
 
@@ -189,9 +210,7 @@ def fit(
 
     dataset = dataset_info(dataset).name
     classes = parse_classes(normal, dataset)
-    detector = _detector(
-        encoder, latent_dim, nu, hidden, encoder_epochs, head_epochs, batch_size, seed, device, quiet
-    )
+    detector = _detector(model, quiet)
     metrics = fit_dataset_run(
         detector,
         dataset,
@@ -271,7 +290,7 @@ def score(run_dir, inputs, out, skip_bad, data_dir, device, quiet):
 @click.option(
     "--out", "out", required=True, type=click.Path(file_okay=False), help="Folder for figures and metrics."
 )
-@model_options
+@model_options(head="ocnn-report", encoder="vae", hidden=256, head_epochs=25)
 @with_limits
 @data_dir_option
 @overwrite_option
@@ -280,20 +299,12 @@ def score(run_dir, inputs, out, skip_bad, data_dir, device, quiet):
 def reproduce(
     experiment,
     out,
-    encoder,
-    latent_dim,
-    nu,
-    hidden,
-    encoder_epochs,
-    head_epochs,
-    batch_size,
-    seed,
-    device,
     train_limit,
     test_limit,
     data_dir,
     overwrite,
     quiet,
+    **model,
 ):
     """Re-run one of the report's experiments on MNIST.
 
@@ -304,9 +315,7 @@ def reproduce(
     """
     from .evaluation.reproduce import reproduce as run_experiment
 
-    detector = _detector(
-        encoder, latent_dim, nu, hidden, encoder_epochs, head_epochs, batch_size, seed, device, quiet
-    )
+    detector = _detector(model, quiet)
     metrics = run_experiment(
         experiment,
         out,
@@ -351,7 +360,9 @@ def _int_list(text: str | None, what: str) -> list[int] | None:
     "--quick", is_flag=True, help="Small smoke run: classes 0,1, 600 training / 1000 test images, 1-3 epochs."
 )
 @click.option("--encoder-epochs", type=click.IntRange(min=1), default=None, help="Encoder epochs [15].")
-@click.option("--head-epochs", type=click.IntRange(min=1), default=None, help="OC-NN epochs [25].")
+@click.option(
+    "--head-epochs", type=click.IntRange(min=1), default=None, help="OC-NN epochs [each head's default]."
+)
 @click.option("--svdd-epochs", type=click.IntRange(min=1), default=None, help="Deep SVDD epochs [15].")
 @click.option("--nu", type=float, default=0.1, show_default=True, help="nu of every nu-based method.")
 @with_limits

@@ -43,11 +43,13 @@ class OneClassDetector:
     encoder : "vae" or "ae", the feature extractor trained with reconstruction loss.
     latent_dim : size of the latent vector the head sees.
     channels : convolution channels per encoder stage (each stage halves the image size).
-    head : name of the one-class head (see ``oneclass.heads.HEADS``).
+    head : name of the one-class head (see ``oneclass.heads.HEADS``): "ocnn" (default, the kernel
+        OC-NN), "ocnn-report" (the report's network), "ocsvm", "knn", "iforest".
     nu : share of training data allowed on the abnormal side, in (0, 1].
-    hidden : hidden units of the OC-NN head.
-    encoder_epochs, head_epochs : training epochs of each part.
-    batch_size, encoder_lr, head_lr, weight_decay : optimiser settings (Adam).
+    hidden : hidden units of an OC-NN head (None: the head's default, 1024 / 256).
+    encoder_epochs, head_epochs : training epochs of each part (head_epochs None: head's default).
+    batch_size, encoder_lr, head_lr, weight_decay : optimiser settings (Adam; head_lr None: the
+        head's default).
     seed : one seed drives every random generator; the same seed gives the same scores.
     device : "auto", "cpu", "cuda" or "mps".
     quiet : no progress bars.
@@ -58,14 +60,14 @@ class OneClassDetector:
         encoder: str = "vae",
         latent_dim: int = 32,
         channels: tuple[int, ...] = (8, 4),
-        head: str = "ocnn-report",
+        head: str = "ocnn",
         nu: float = 0.1,
-        hidden: int = 256,
+        hidden: int | None = None,
         encoder_epochs: int = 10,
-        head_epochs: int = 25,
+        head_epochs: int | None = None,
         batch_size: int = 200,
         encoder_lr: float = 1e-3,
-        head_lr: float = 1e-3,
+        head_lr: float | None = None,
         weight_decay: float = 1e-6,
         seed: int = 0,
         device: str = "auto",
@@ -121,12 +123,14 @@ class OneClassDetector:
             raise OneClassError(f"nu must be in (0, 1], got {self.nu!r}")
         for name in ("latent_dim", "hidden", "encoder_epochs", "head_epochs", "batch_size"):
             value = getattr(self, name)
+            if value is None and name in ("hidden", "head_epochs"):
+                continue
             if not isinstance(value, (int, np.integer)) or value < 1:
                 raise OneClassError(f"{name} must be an integer >= 1, got {value!r}")
         if not self.channels or any(int(c) < 1 for c in self.channels):
             raise OneClassError(f"channels must be positive integers, got {self.channels!r}")
         for name in ("encoder_lr", "head_lr"):
-            if not getattr(self, name) > 0:
+            if getattr(self, name) is not None and not getattr(self, name) > 0:
                 raise OneClassError(f"{name} must be > 0, got {getattr(self, name)!r}")
 
     def _device(self) -> torch.device:
@@ -145,7 +149,7 @@ class OneClassDetector:
             "quiet": self.quiet,
         }
         accepted = inspect.signature(cls.__init__).parameters
-        return cls(**{k: v for k, v in offered.items() if k in accepted})
+        return cls(**{k: v for k, v in offered.items() if k in accepted and v is not None})
 
     # -- fitting ---------------------------------------------------------------------------------
 

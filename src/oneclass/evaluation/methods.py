@@ -26,7 +26,7 @@ class BenchConfig:
     """Settings shared by every method of a run, so that all see the same data and encoders."""
 
     encoder_epochs: int = 15
-    head_epochs: int = 25
+    head_epochs: int | None = None  # None: each head's own default
     svdd_epochs: int = 15
     latent_dim: int = 32
     nu: float = 0.1
@@ -121,7 +121,7 @@ class HeadMethod(Method):
             **self.head_params,
         }
         accepted = inspect.signature(cls.__init__).parameters
-        head = cls(**{k: v for k, v in offered.items() if k in accepted}).fit(train_z)
+        head = cls(**{k: v for k, v in offered.items() if k in accepted and v is not None}).fit(train_z)
         # heads that score their own training points specially (kNN: leave-one-out) expose them
         train_scores = getattr(head, "train_scores_", None)
         if train_scores is None:
@@ -178,6 +178,8 @@ def _registry(*methods: Method) -> dict[str, Method]:
 
 
 METHODS: dict[str, Method] = _registry(
+    HeadMethod("ocnn", "ae"),
+    HeadMethod("ocnn", "vae"),
     HeadMethod("ocnn-report", "ae"),
     HeadMethod("ocnn-report", "vae"),
     HeadMethod("ocsvm", "ae"),

@@ -59,7 +59,9 @@ def reproduce(
     if name not in EXPERIMENTS:
         raise OneClassError(f"unknown experiment {name!r}; expected one of {', '.join(EXPERIMENTS)}")
     experiment = EXPERIMENTS[name]
-    detector = detector or OneClassDetector(encoder="vae", head="ocnn-report", quiet=quiet)
+    detector = detector or OneClassDetector(
+        encoder="vae", head="ocnn-report", hidden=256, head_epochs=25, quiet=quiet
+    )
     run = RunFolder(out, overwrite=overwrite, quiet=quiet)
     timings: dict[str, float] = {}
 
@@ -83,10 +85,7 @@ def reproduce(
     trained = _normal_mask(train_y, experiment.normal_digits)
     clock = Stopwatch()
     digits = "all digits" if experiment.normal_digits is None else f"digits {experiment.normal_digits}"
-    run.log(
-        f"training the OC-NN ({detector.hidden} hidden, nu={detector.nu}) "
-        f"on {digits}: {int(trained.sum())} images"
-    )
+    run.log(f"training the {detector.head} head (nu={detector.nu}) on {digits}: {int(trained.sum())} images")
     detector.fit_head(train_x[trained], on_epoch=run.epoch_logger("oc-nn"))
     timings["ocnn_training_s"] = clock.seconds()
     run.log(f"OC-NN trained in {timings['ocnn_training_s']:.1f}s")
@@ -109,8 +108,9 @@ def reproduce(
         "report_section": experiment.section,
         "encoder": detector.encoder,
         "nu": detector.nu,
-        "hidden": detector.hidden,
-        "ocnn_epochs": detector.head_epochs,
+        "head": detector.head,
+        "hidden": detector.head_.get_params().get("hidden"),
+        "ocnn_epochs": detector.head_.get_params().get("epochs"),
         "encoder_epochs": detector.encoder_epochs,
         "seed": detector.seed,
         "n_train": int(len(train_x)),

@@ -4,10 +4,10 @@
 from ..errors import OneClassError
 from .base import Head
 from .classic import IsolationForestHead, KNNHead, OCSVMHead
-from .ocnn import ReportOCNN
+from .ocnn import KernelOCNN, ReportOCNN
 
 HEADS: dict[str, type[Head]] = {
-    cls.name: cls for cls in (ReportOCNN, OCSVMHead, IsolationForestHead, KNNHead)
+    cls.name: cls for cls in (KernelOCNN, ReportOCNN, OCSVMHead, IsolationForestHead, KNNHead)
 }
 
 
@@ -22,6 +22,7 @@ __all__ = [
     "Head",
     "IsolationForestHead",
     "KNNHead",
+    "KernelOCNN",
     "OCSVMHead",
     "ReportOCNN",
     "head_class",

@@ -9,17 +9,21 @@ import numpy as np
 import torch
 from torch import nn
 
+from ..errors import OneClassError
 from .common import Stopwatch, check_finite, check_not_collapsed, epoch_bar, minibatches, seeded_generator
+
+R_UPDATES = ("batch", "epoch")
 
 
 def ocnn_loss(
-    y_hat: torch.Tensor, V: torch.Tensor, w: torch.Tensor, r: float | torch.Tensor, nu: float
+    y_hat: torch.Tensor, weights: list[torch.Tensor], r: float | torch.Tensor, nu: float
 ) -> torch.Tensor:
-    """Eq. 3: 1/2 ||w||^2 + 1/2 ||V||_F^2 + (1/nu) mean(relu(r - y_hat)) - r.
+    """Eq. 3: 1/2 sum ||W||_F^2 over ``weights`` + (1/nu) mean(relu(r - y_hat)) - r.
 
-    ``r`` enters as a constant: the caller passes a detached value, so no gradient flows into it.
+    For the report's network ``weights`` is [V, w]. ``r`` enters as a constant: the caller
+    passes a detached value, so no gradient flows into it.
     """
-    regulariser = 0.5 * w.pow(2).sum() + 0.5 * V.pow(2).sum()
+    regulariser = 0.5 * sum(weight.pow(2).sum() for weight in weights)
     return regulariser + torch.relu(r - y_hat).mean() / nu - r
 
 
@@ -45,20 +49,28 @@ def train_ocnn(
     lr: float,
     seed: int,
     device: torch.device,
+    r_update: str = "batch",
     quiet: bool = False,
     on_epoch: Callable[[dict], None] | None = None,
 ) -> tuple[float, list[dict]]:
-    """Train ``net`` (with ``.V`` and ``.w`` linear layers) on ``latents`` ``(n, d)``.
+    """Train ``net`` on ``latents`` ``(n, d)``; ``net.regularised()`` lists the weights of the
+    1/2 ||.||^2 terms, and an optional ``net.project()`` runs after every step (constraints).
 
-    Per mini-batch: r = nu-quantile of the batch outputs (a constant), one Adam step on the loss of
-    eq. 3. After each epoch the whole training set is scored to record r and the score spread.
+    r_update "batch" (the report): per mini-batch r = nu-quantile of the batch outputs, a
+    constant during the step. "epoch": r = nu-quantile over all training outputs, recomputed
+    after every epoch (steadier: nu * batch_size points make a noisy quantile).
+    After each epoch the whole training set is scored to record r and the score spread.
     Returns the final r (nu-quantile over all training outputs) and the per-epoch history.
     """
+    if r_update not in R_UPDATES:
+        raise OneClassError(f"r_update must be one of {', '.join(R_UPDATES)}, got {r_update!r}")
     net.to(device)
     data = torch.as_tensor(latents, dtype=torch.float32, device=device)
-    optimizer = torch.optim.Adam(net.parameters(), lr=lr)
+    optimizer = torch.optim.Adam([p for p in net.parameters() if p.requires_grad], lr=lr)
     generator = seeded_generator(seed)
+    project = getattr(net, "project", None)
     history = []
+    epoch_r = nu_quantile(predict_outputs(net, data), nu)
     for epoch in range(1, epochs + 1):
         clock = Stopwatch()
         net.train()
@@ -67,20 +79,23 @@ def train_ocnn(
         with epoch_bar(len(batches), f"oc-nn epoch {epoch}/{epochs}", quiet) as bar:
             for index in batches:
                 y_hat = net(data[index.to(device)])
-                r = nu_quantile(y_hat, nu)
-                loss = ocnn_loss(y_hat, net.V.weight, net.w.weight, r, nu)
+                r = nu_quantile(y_hat, nu) if r_update == "batch" else epoch_r
+                loss = ocnn_loss(y_hat, net.regularised(), r, nu)
                 optimizer.zero_grad(set_to_none=True)
                 loss.backward()
                 optimizer.step()
+                if project is not None:
+                    project()
                 total += loss.item() * len(index)
                 bar.update()
         outputs = predict_outputs(net, data)
         check_finite(total, "OC-NN loss", epoch)
         check_finite(float(outputs.sum()), "OC-NN scores", epoch)
+        epoch_r = nu_quantile(outputs, nu)
         record = {
             "epoch": epoch,
             "loss": total / len(data),
-            "r": nu_quantile(outputs, nu),
+            "r": epoch_r,
             "score_mean": float(outputs.mean()),
             "score_std": float(outputs.std()),
             "seconds": clock.seconds(),
