@@ -118,3 +118,46 @@ def test_latent_validation(blobs):
     bad[0, 0] = np.nan
     with pytest.raises(OneClassError, match="NaN"):
         head.fit(bad)
+
+
+def _ring(n, rng, centre=(2.0, 1.0)):
+    angle = rng.uniform(0, 2 * np.pi, n)
+    radius = 1.0 + 0.1 * rng.normal(size=n)
+    return (np.array(centre) + np.c_[radius * np.cos(angle), radius * np.sin(angle)]).astype(np.float32)
+
+
+def test_kernel_ocnn_encloses_a_ring_where_the_report_variant_cannot():
+    """The study of docs/ocnn.md in one assertion: outliers in the hole and outside the ring."""
+    from oneclass.evaluation.metrics import auroc
+    from oneclass.heads import KernelOCNN
+
+    rng = np.random.default_rng(0)
+    train, normal = _ring(1500, rng), _ring(500, rng)
+    outliers = np.array(
+        [[2.0, 1.0], [2.2, 0.9], [4.5, 1.0], [-0.5, 1.0], [2.0, 3.5], [2.0, -1.5]], np.float32
+    )
+    labels = np.r_[np.ones(len(normal)), np.zeros(len(outliers))]
+    kernel = KernelOCNN(seed=0).fit(train)
+    report = ReportOCNN(seed=0).fit(train)
+    assert auroc(kernel.score_samples(np.vstack([normal, outliers])), labels) > 0.99
+    assert auroc(report.score_samples(np.vstack([normal, outliers])), labels) < 0.8
+    assert (kernel.predict(outliers) == -1).all()
+
+
+def test_kernel_ocnn_keeps_nu_and_nonnegative_weights(blobs):
+    from oneclass.heads import KernelOCNN
+
+    for nu in (0.05, 0.2):
+        head = KernelOCNN(nu=nu, hidden=128, epochs=3, seed=0).fit(blobs)
+        assert abs((head.score_samples(blobs) < head.offset_).mean() - nu) <= 0.01
+        assert (head.net_.w.weight >= 0).all() and head.net_.V.bias is None and head.net_.w.bias is None
+        assert not head.net_.V.weight.requires_grad  # centres stay fixed unless asked
+
+
+def test_kernel_ocnn_parameter_errors():
+    from oneclass.heads import KernelOCNN
+
+    with pytest.raises(OneClassError, match="bandwidth"):
+        KernelOCNN(bandwidth=0)
+    with pytest.raises(OneClassError, match="r_update"):
+        KernelOCNN(r_update="sometimes")

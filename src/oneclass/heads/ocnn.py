@@ -21,17 +21,20 @@ from ..training.common import resolve_device
 from ..training.ocnn import R_UPDATES, predict_outputs, train_ocnn
 from .base import Head, check_latents
 
+ACTIVATIONS = {"sigmoid": torch.sigmoid, "tanh": torch.tanh, "relu": torch.relu}
+
 
 class OCNNNet(nn.Module):
     """y_hat = w . g(V z), both layers bias-free (a bias would shift y_hat and r together)."""
 
-    def __init__(self, in_features: int, hidden: int):
+    def __init__(self, in_features: int, hidden: int, activation: str = "sigmoid"):
         super().__init__()
         self.V = nn.Linear(in_features, hidden, bias=False)
         self.w = nn.Linear(hidden, 1, bias=False)
+        self.g = ACTIVATIONS[activation]
 
     def forward(self, z: torch.Tensor) -> torch.Tensor:
-        return self.w(torch.sigmoid(self.V(z))).squeeze(1)
+        return self.w(self.g(self.V(z))).squeeze(1)
 
     def regularised(self) -> list[torch.Tensor]:
         return [self.V.weight, self.w.weight]
@@ -95,7 +98,7 @@ def validate_ocnn_params(*, nu: float, hidden: int, epochs: int, batch_size: int
 class _TorchOCNN(Head):
     """Shared by the OC-NN heads: fitting through ``train_ocnn``, scoring, safetensors state."""
 
-    r_update = "batch"
+    r_update: str
     net_: nn.Module
 
     def _build(self, Z: np.ndarray) -> nn.Module:
@@ -153,6 +156,8 @@ class ReportOCNN(_TorchOCNN):
     nu : share of the training data allowed below r (on the abnormal side), in (0, 1].
     hidden : hidden units (the report's high-dimensional map), default 256.
     epochs, batch_size, lr : Adam training of V and w.
+    r_update : "batch" (the report) or "epoch" (for the study in docs/ocnn.md).
+    activation : "sigmoid" (the report), "tanh" or "relu" (for the same study).
     seed : drives the initialisation and the batch order.
     """
 
@@ -165,13 +170,20 @@ class ReportOCNN(_TorchOCNN):
         epochs: int = 25,
         batch_size: int = 200,
         lr: float = 1e-3,
+        r_update: str = "batch",
+        activation: str = "sigmoid",
         seed: int = 0,
         device: str = "cpu",
         quiet: bool = True,
     ):
         validate_ocnn_params(nu=nu, hidden=hidden, epochs=epochs, batch_size=batch_size, lr=lr)
+        if r_update not in R_UPDATES:
+            raise OneClassError(f"r_update must be one of {', '.join(R_UPDATES)}, got {r_update!r}")
+        if activation not in ACTIVATIONS:
+            raise OneClassError(f"activation must be one of {', '.join(ACTIVATIONS)}, got {activation!r}")
         self.nu, self.hidden, self.epochs = nu, hidden, epochs
         self.batch_size, self.lr, self.seed = batch_size, lr, seed
+        self.r_update, self.activation = r_update, activation
         self.device, self.quiet = device, quiet
 
     def get_params(self) -> dict[str, Any]:
@@ -181,15 +193,17 @@ class ReportOCNN(_TorchOCNN):
             "epochs": self.epochs,
             "batch_size": self.batch_size,
             "lr": self.lr,
+            "r_update": self.r_update,
+            "activation": self.activation,
             "seed": self.seed,
         }
 
     def _build(self, Z: np.ndarray) -> nn.Module:
-        return OCNNNet(Z.shape[1], self.hidden)
+        return OCNNNet(Z.shape[1], self.hidden, self.activation)
 
     @classmethod
     def _empty_net(cls, head, weights):
-        return OCNNNet(weights["V.weight"].shape[1], head.hidden)
+        return OCNNNet(weights["V.weight"].shape[1], head.hidden, head.activation)
 
 
 class KernelOCNN(_TorchOCNN):
