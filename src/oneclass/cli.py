@@ -140,6 +140,11 @@ quiet_option = click.option(
 overwrite_option = click.option(
     "--overwrite", is_flag=True, help="Replace an existing run in the output folder."
 )
+resume_option = click.option(
+    "--resume",
+    is_flag=True,
+    help="Continue an interrupted run in OUT from its last checkpoint (same options).",
+)
 limit_options = [
     click.option(
         "--train-limit",
@@ -187,6 +192,7 @@ def main() -> None:
 @with_limits
 @data_dir_option
 @overwrite_option
+@resume_option
 @quiet_option
 @user_errors
 def fit(
@@ -198,6 +204,7 @@ def fit(
     data_dir,
     overwrite,
     quiet,
+    resume,
     **model,
 ):
     """Train a detector on the NORMAL classes of a dataset's training split.
@@ -220,6 +227,7 @@ def fit(
         train_limit=train_limit,
         test_limit=test_limit,
         overwrite=overwrite,
+        resume=resume,
         quiet=quiet,
     )
     line = f"fit: {dataset} normal={','.join(map(str, classes))} -> {out}"

@@ -27,6 +27,7 @@ from .fileio import atomic_path, read_json, write_json
 from .heads import Head, head_class
 from .networks import ENCODERS, build_encoder
 from .training.autoencoder import encode, train_autoencoder
+from .training.checkpoint import Checkpointer
 from .training.common import Stopwatch, resolve_device
 
 FORMAT_VERSION = 1
@@ -160,8 +161,16 @@ class OneClassDetector:
         """
         return self.fit_encoder(X).fit_head(X)
 
-    def fit_encoder(self, X: np.ndarray, on_epoch: Callable[[dict], None] | None = None) -> OneClassDetector:
-        """Train only the encoder (e.g. on all data, as in the report, before ``fit_head``)."""
+    def fit_encoder(
+        self,
+        X: np.ndarray,
+        on_epoch: Callable[[dict], None] | None = None,
+        checkpoint: Checkpointer | None = None,
+    ) -> OneClassDetector:
+        """Train only the encoder (e.g. on all data, as in the report, before ``fit_head``).
+
+        With a ``checkpoint`` the encoder's training is saved every epoch and resumed from it.
+        """
         images = check_images(X)
         clock = Stopwatch()
         torch.manual_seed(self.seed)
@@ -178,6 +187,7 @@ class OneClassDetector:
             device=self._device(),
             quiet=self.quiet,
             on_epoch=on_epoch,
+            checkpoint=checkpoint,
         )
         self.encoder_.cpu()
         self.timings_["encoder_fit_s"] = clock.seconds()
@@ -293,10 +303,15 @@ class OneClassDetector:
                 f"{config_path}: format version {config.get('format_version')!r}, "
                 f"this oneclass reads version {FORMAT_VERSION}"
             )
-        weights_path = directory / config["weights"]["file"]
+        weights = config.get("weights")
+        if not isinstance(weights, dict) or not isinstance(weights.get("file"), str):
+            raise OneClassError(f"{config_path}: no weights entry")
+        if weights["file"] != WEIGHTS_FILE:
+            raise OneClassError(f"{config_path}: weights must be {WEIGHTS_FILE} in the run folder")
+        weights_path = directory / WEIGHTS_FILE
         if not weights_path.is_file():
             raise OneClassError(f"{weights_path}: weights file missing")
-        if _sha256(weights_path) != config["weights"]["sha256"]:
+        if _sha256(weights_path) != weights.get("sha256"):
             raise OneClassError(
                 f"{weights_path}: checksum does not match config.json (file altered or truncated)"
             )
@@ -304,22 +319,26 @@ class OneClassDetector:
             tensors = load_file(str(weights_path))
         except (SafetensorError, OSError, ValueError) as exc:
             raise OneClassError(f"{weights_path}: not a readable safetensors file ({exc})") from exc
-        params = dict(config["params"])
-        params["channels"] = tuple(params["channels"])
-        if device is not None:
-            params["device"] = device
-        detector = cls(**params, quiet=True)
-        detector.image_shape_ = tuple(config["image_shape"])
-        detector.encoder_ = build_encoder(
-            detector.encoder, detector.image_shape_, detector.latent_dim, detector.channels
-        )
+        try:
+            params = {k: v for k, v in config["params"].items() if k in cls._PARAMS}
+            params["channels"] = tuple(params["channels"])
+            if device is not None:
+                params["device"] = device
+            detector = cls(**params, quiet=True)
+            detector.image_shape_ = tuple(int(s) for s in config["image_shape"])
+            detector.encoder_ = build_encoder(
+                detector.encoder, detector.image_shape_, detector.latent_dim, detector.channels
+            )
+            head_config = config["head"]
+        except (KeyError, TypeError, ValueError) as exc:
+            raise OneClassError(f"{config_path}: malformed config ({exc.__class__.__name__}: {exc})") from exc
         encoder_state = {
             k.removeprefix("encoder."): v for k, v in tensors.items() if k.startswith("encoder.")
         }
         try:
             detector.encoder_.load_state_dict(encoder_state)
-            detector.head_ = head_class(config["head"]["name"]).from_state(config["head"], tensors)
-        except (RuntimeError, KeyError) as exc:
+            detector.head_ = head_class(head_config["name"]).from_state(head_config, tensors)
+        except (RuntimeError, KeyError, TypeError, ValueError) as exc:
             raise OneClassError(
                 f"{weights_path}: weights do not fit the config ({str(exc).splitlines()[0]})"
             ) from exc

@@ -12,22 +12,52 @@ from typing import Any
 
 from .errors import OneClassError
 from .fileio import write_json
+from .training.checkpoint import Checkpointer
 
 MARKERS = ("config.json", "metrics.json", "model.safetensors")
 
 
 class RunFolder:
-    def __init__(self, path: str | os.PathLike, overwrite: bool = False, quiet: bool = False):
+    """``resume``: continue an interrupted run from its checkpoints; ``overwrite``: start afresh
+    in a folder that holds a run. Without either, an existing run is never touched."""
+
+    def __init__(
+        self, path: str | os.PathLike, overwrite: bool = False, quiet: bool = False, resume: bool = False
+    ):
         self.path = Path(path)
         self.quiet = quiet
         if self.path.exists() and not self.path.is_dir():
             raise OneClassError(f"{self.path}: exists and is not a folder")
-        if not overwrite and any((self.path / name).exists() for name in MARKERS):
+        finished = any((self.path / name).exists() for name in MARKERS)
+        interrupted = any(self.path.glob("checkpoint-*.json"))
+        if resume and overwrite:
+            raise OneClassError("--resume and --overwrite exclude each other")
+        if resume and finished:
+            raise OneClassError(f"{self.path}: the run already finished; nothing to resume")
+        if resume and not interrupted:
+            raise OneClassError(f"{self.path}: no checkpoint to resume from")
+        if not (resume or overwrite) and finished:
             raise OneClassError(f"{self.path}: already holds a run; pass --overwrite to replace it")
+        if not (resume or overwrite) and interrupted:
+            raise OneClassError(
+                f"{self.path}: holds an interrupted run; pass --resume to continue it or --overwrite"
+            )
         self.path.mkdir(parents=True, exist_ok=True)
+        if overwrite:
+            for stale in self.path.glob("checkpoint-*"):
+                stale.unlink()
         self.log_path = self.path / "train.log"
-        self.log_path.write_text("")
+        if not resume:
+            self.log_path.write_text("")
         self.started = time.perf_counter()
+
+    def checkpointer(self, stage: str) -> Checkpointer:
+        return Checkpointer(self.path, stage)
+
+    def clear_checkpoints(self) -> None:
+        """Called once the run's results are written: the checkpoints have done their job."""
+        for path in self.path.glob("checkpoint-*"):
+            path.unlink()
 
     def log(self, message: str) -> None:
         """Append a line to train.log and show it on stderr (unless quiet)."""

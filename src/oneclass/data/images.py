@@ -64,7 +64,7 @@ def read_image(path: str | os.PathLike, shape: tuple[int, int, int]) -> np.ndarr
             array = np.asarray(image, dtype=np.uint8)
     except FileNotFoundError as exc:
         raise ImageFileError(f"{path}: no such file") from exc
-    except (UnidentifiedImageError, OSError, ValueError, SyntaxError) as exc:
+    except (UnidentifiedImageError, Image.DecompressionBombError, OSError, ValueError, SyntaxError) as exc:
         raise ImageFileError(f"{path}: not a readable image ({exc.__class__.__name__}: {exc})") from exc
     return array[None] if channels == 1 else array.transpose(2, 0, 1)
 

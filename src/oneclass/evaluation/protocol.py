@@ -53,11 +53,15 @@ def fit_dataset_run(
     train_limit: int | None = None,
     test_limit: int | None = None,
     overwrite: bool = False,
+    resume: bool = False,
     quiet: bool = False,
 ) -> dict[str, Any]:
     """Fit ``detector`` on the normal classes of ``dataset``'s training split; evaluate on its
-    test split; write the run folder ``out``. Returns the metrics."""
-    run = RunFolder(out, overwrite=overwrite, quiet=quiet)
+    test split; write the run folder ``out``. Returns the metrics.
+
+    The encoder is checkpointed every epoch; ``resume`` continues an interrupted run (the head
+    trains in seconds and is simply retrained, with the same seed)."""
+    run = RunFolder(out, overwrite=overwrite, quiet=quiet, resume=resume)
     train_x, train_y = load_dataset(dataset, "train", data_dir)
     test_x, test_y = load_dataset(dataset, "test", data_dir)
     train_index = one_class_split(train_y, normal, train_limit)
@@ -68,7 +72,11 @@ def fit_dataset_run(
     run.log(f"fit on {dataset} classes {list(normal)}: {len(normal_x)} training images")
 
     clock = Stopwatch()
-    detector.fit_encoder(normal_x, on_epoch=run.epoch_logger("encoder"))
+    if resume:
+        run.log("resuming from the last encoder checkpoint")
+    detector.fit_encoder(
+        normal_x, on_epoch=run.epoch_logger("encoder"), checkpoint=run.checkpointer("encoder")
+    )
     detector.fit_head(normal_x, on_epoch=run.epoch_logger("head"))
     fit_seconds = clock.seconds()
     train_scores = detector.score_samples(normal_x)
@@ -101,6 +109,7 @@ def fit_dataset_run(
         plot_head_history(detector.history_["head"], run.path / "head_training.png")
     detector.save(run.path)
     run.write_metrics(metrics)
+    run.clear_checkpoints()
     summary = f"r={r:.4g}, train share below r={metrics['train_share_below_r']:.3f} (nu={detector.nu})"
     if "test_auroc" in metrics:
         summary += (

@@ -10,6 +10,7 @@ import torch
 from torch import nn
 
 from ..data.arrays import to_tensor
+from .checkpoint import Checkpointer
 from .common import Stopwatch, check_finite, epoch_bar, minibatches, seeded_generator
 
 
@@ -25,16 +26,23 @@ def train_autoencoder(
     device: torch.device,
     quiet: bool = False,
     on_epoch: Callable[[dict], None] | None = None,
+    checkpoint: Checkpointer | None = None,
 ) -> list[dict]:
     """Train ``model`` on ``images`` ``(n, C, H, W)`` (uint8 or float in [0, 1]).
 
+    With a ``checkpoint``, the state is saved after every epoch and, if a checkpoint already
+    exists, training continues after its last epoch (bitwise the same result on CPU).
     Returns one record per epoch: ``{"epoch", "loss", "seconds"}`` (loss = mean per image).
     """
     model.to(device).train()
     optimizer = torch.optim.Adam(model.parameters(), lr=lr, weight_decay=weight_decay)
     generator = seeded_generator(seed)
-    history = []
-    for epoch in range(1, epochs + 1):
+    history: list[dict] = []
+    done = 0
+    if checkpoint is not None and checkpoint.exists():
+        done, history = checkpoint.restore(model, optimizer, generator)
+        model.to(device).train()
+    for epoch in range(done + 1, epochs + 1):
         clock = Stopwatch()
         total, count = 0.0, 0
         batches = list(minibatches(len(images), batch_size, generator))
@@ -53,6 +61,8 @@ def train_autoencoder(
         check_finite(mean_loss, f"{model.kind} loss", epoch)
         record = {"epoch": epoch, "loss": mean_loss, "seconds": clock.seconds()}
         history.append(record)
+        if checkpoint is not None:
+            checkpoint.save(epoch, model, optimizer, generator, history)
         if on_epoch:
             on_epoch(record)
     model.eval()

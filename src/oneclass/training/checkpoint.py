@@ -1,0 +1,106 @@
+"""Per-epoch checkpoints of a training loop, so that an interrupted run resumes to the same result.
+
+A checkpoint holds everything the next epoch depends on: the model's parameters and buffers, the
+optimiser's state, the batch-order generator and torch's global generator (the VAE samples from
+it), and the history so far. Tensors go to ``<name>.safetensors``, the rest to ``<name>.json``;
+both are written atomically, the JSON last, so a checkpoint is either whole or absent.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from pathlib import Path
+from typing import Any
+
+import torch
+from safetensors import SafetensorError
+from safetensors.torch import load_file, save_file
+
+from ..errors import OneClassError
+from ..fileio import atomic_path, read_json, write_json
+
+FORMAT = "oneclass-checkpoint"
+
+
+class Checkpointer:
+    def __init__(self, directory: str | os.PathLike, stage: str):
+        self.directory = Path(directory)
+        self.stage = stage
+        self.tensors_path = self.directory / f"checkpoint-{stage}.safetensors"
+        self.meta_path = self.directory / f"checkpoint-{stage}.json"
+
+    def exists(self) -> bool:
+        return self.meta_path.is_file()
+
+    def save(
+        self,
+        epoch: int,
+        model: torch.nn.Module,
+        optimizer: torch.optim.Optimizer,
+        generator: torch.Generator,
+        history: list[dict],
+    ) -> None:
+        tensors = {f"model.{k}": v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
+        optim_state = optimizer.state_dict()
+        for index, state in optim_state["state"].items():
+            for key, value in state.items():
+                tensors[f"optim.{index}.{key}"] = torch.as_tensor(value).detach().cpu().contiguous()
+        tensors["rng.batches"] = generator.get_state()
+        tensors["rng.torch"] = torch.get_rng_state()
+        with atomic_path(self.tensors_path) as tmp:
+            save_file(tensors, str(tmp))
+            digest = _sha256(tmp)
+        write_json(
+            self.meta_path,
+            {
+                "format": FORMAT,
+                "stage": self.stage,
+                "epoch": epoch,
+                "history": history,
+                "param_groups": optim_state["param_groups"],
+                "sha256": digest,
+            },
+        )
+
+    def restore(
+        self, model: torch.nn.Module, optimizer: torch.optim.Optimizer, generator: torch.Generator
+    ) -> tuple[int, list[dict]]:
+        """Load the checkpoint into the given objects; return (last finished epoch, history)."""
+        meta = read_json(self.meta_path)
+        if meta.get("format") != FORMAT or meta.get("stage") != self.stage:
+            raise OneClassError(f"{self.meta_path}: not a {self.stage} checkpoint of oneclass")
+        if not self.tensors_path.is_file() or _sha256(self.tensors_path) != meta.get("sha256"):
+            raise OneClassError(f"{self.tensors_path}: missing or does not match {self.meta_path.name}")
+        try:
+            tensors = load_file(str(self.tensors_path))
+        except (SafetensorError, OSError) as exc:
+            raise OneClassError(f"{self.tensors_path}: unreadable checkpoint ({exc})") from exc
+        model_state = {k.removeprefix("model."): v for k, v in tensors.items() if k.startswith("model.")}
+        try:
+            model.load_state_dict(model_state)
+        except RuntimeError as exc:
+            raise OneClassError(
+                f"{self.tensors_path}: checkpoint does not fit this model (were the options changed?)"
+            ) from exc
+        state: dict[int, dict[str, Any]] = {}
+        for name, value in tensors.items():
+            if name.startswith("optim."):
+                _, index, key = name.split(".", 2)
+                state.setdefault(int(index), {})[key] = value
+        optimizer.load_state_dict({"state": state, "param_groups": meta["param_groups"]})
+        generator.set_state(tensors["rng.batches"])
+        torch.set_rng_state(tensors["rng.torch"])
+        return int(meta["epoch"]), list(meta["history"])
+
+    def remove(self) -> None:
+        for path in (self.meta_path, self.tensors_path):
+            path.unlink(missing_ok=True)
+
+
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()

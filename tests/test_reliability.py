@@ -1,0 +1,205 @@
+"""Reliability: interrupted training resumes bitwise, model files are safe, bad input is named."""
+
+import contextlib
+import hashlib
+import io
+import json
+import os
+import pickle
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from PIL import Image
+
+from oneclass import OneClassDetector, OneClassError
+from oneclass.data.images import ImageFileError, read_image
+from oneclass.errors import TrainingError
+from oneclass.training.autoencoder import train_autoencoder
+
+FIT = [
+    sys.executable,
+    "-m",
+    "oneclass.cli",
+    "fit",
+    "--data",
+    "mnist",
+    "--normal",
+    "1",
+    "--encoder",
+    "ae",
+    "--encoder-epochs",
+    "6",
+    "--head-epochs",
+    "2",
+    "--train-limit",
+    "3000",
+    "--test-limit",
+    "500",
+    "--device",
+    "cpu",
+    "--quiet",
+    "--out",
+]
+
+
+def _sha(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def test_killed_fit_resumes_to_the_same_model(tmp_path):
+    whole, killed = tmp_path / "whole", tmp_path / "killed"
+    subprocess.run([*FIT, str(whole)], check=True, capture_output=True, timeout=300)
+
+    process = subprocess.Popen([*FIT, str(killed)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    checkpoint = killed / "checkpoint-encoder.json"
+    deadline = time.monotonic() + 240
+    while time.monotonic() < deadline:
+        if checkpoint.is_file() and json.loads(checkpoint.read_text() or "{}").get("epoch", 0) >= 2:
+            break
+        time.sleep(0.02)
+    process.send_signal(signal.SIGKILL)
+    process.wait(timeout=30)
+    assert not (killed / "config.json").exists(), "the run finished before it could be killed"
+
+    refused = subprocess.run([*FIT, str(killed)], capture_output=True, text=True, timeout=120)
+    assert refused.returncode == 2 and "holds an interrupted run; pass --resume" in refused.stderr
+
+    subprocess.run([*FIT, str(killed), "--resume"], check=True, capture_output=True, timeout=300)
+    assert _sha(killed / "model.safetensors") == _sha(whole / "model.safetensors")
+    assert "resuming" in (killed / "train.log").read_text()
+    assert not list(killed.glob("checkpoint-*"))
+
+    again = subprocess.run([*FIT, str(killed), "--resume"], capture_output=True, text=True, timeout=120)
+    assert again.returncode == 2 and "already finished" in again.stderr
+
+
+@pytest.fixture
+def saved_run(fitted_detector, tmp_path):
+    return fitted_detector.save(tmp_path / "run")
+
+
+class _Payload:
+    marker = ""
+
+    def __reduce__(self):
+        return (os.mkdir, (self.marker,))
+
+
+def _plant(run: Path, name: str, marker: Path) -> None:
+    _Payload.marker = str(marker)
+    payload = pickle.dumps(_Payload())
+    (run / name).write_bytes(payload)
+    config = json.loads((run / "config.json").read_text())
+    config["weights"] = {"file": name, "sha256": hashlib.sha256(payload).hexdigest()}
+    (run / "config.json").write_text(json.dumps(config))
+
+
+@pytest.mark.parametrize("name", ["model.safetensors", "model.pkl", "../model.pt"])
+def test_a_planted_pickle_is_never_executed(saved_run, tmp_path, name):
+    marker = tmp_path / "pwned"
+    _plant(saved_run, name.replace("../", ""), marker)
+    if name.startswith(".."):
+        config = json.loads((saved_run / "config.json").read_text())
+        config["weights"]["file"] = name
+        (saved_run / "config.json").write_text(json.dumps(config))
+    with pytest.raises(OneClassError, match="safetensors"):
+        OneClassDetector.load(saved_run)
+    assert not marker.exists()
+
+
+@pytest.mark.parametrize(
+    ("mutate", "message"),
+    [
+        (lambda c: {"format": "something-else"}, "not a oneclass detector config"),
+        (lambda c: {**c, "format_version": 99}, "format version 99"),
+        (lambda c: {**c, "image_shape": [1, 32, 32]}, "weights do not fit the config"),
+        (lambda c: {k: v for k, v in c.items() if k != "params"}, "malformed config"),
+    ],
+)
+def test_foreign_or_altered_configs_are_refused(saved_run, mutate, message):
+    path = saved_run / "config.json"
+    path.write_text(json.dumps(mutate(json.loads(path.read_text()))))
+    with pytest.raises(OneClassError, match=message):
+        OneClassDetector.load(saved_run)
+
+
+def test_truncated_config_is_refused(saved_run):
+    path = saved_run / "config.json"
+    path.write_text(path.read_text()[:50])
+    with pytest.raises(OneClassError, match="config.json: not valid JSON"):
+        OneClassDetector.load(saved_run)
+
+
+def test_nan_loss_stops_training_naming_the_epoch():
+    class Exploding(torch.nn.Module):
+        kind = "test"
+
+        def __init__(self):
+            super().__init__()
+            self.weight = torch.nn.Parameter(torch.ones(1))
+
+        def sample_losses(self, x):
+            return self.weight * torch.full((len(x),), float("nan"))
+
+    with pytest.raises(TrainingError, match="became nan in epoch 1"):
+        train_autoencoder(
+            Exploding(),
+            np.zeros((10, 1, 4, 4), np.uint8),
+            epochs=2,
+            batch_size=5,
+            lr=1e-3,
+            weight_decay=0,
+            seed=0,
+            device=torch.device("cpu"),
+            quiet=True,
+        )
+
+
+SHAPE = (1, 28, 28)
+
+
+def _png(image: Image.Image, path: Path) -> Path:
+    image.save(path)
+    return path
+
+
+def test_image_loader_handles_16_bit_alpha_palette_and_sizes(tmp_path):
+    deep = Image.fromarray(np.arange(40 * 30, dtype=np.uint16).reshape(40, 30) * 50)
+    assert deep.mode.startswith("I;16")
+    rgba = Image.new("RGBA", (50, 20), (255, 255, 255, 128))
+    palette = Image.new("P", (28, 28), 3)
+    for image in (deep, rgba, palette):
+        array = read_image(_png(image, tmp_path / "x.png"), SHAPE)
+        assert array.shape == SHAPE and array.dtype == np.uint8
+    assert read_image(_png(deep, tmp_path / "d.png"), SHAPE).max() > 200  # scaled, not clipped
+    colour = read_image(_png(rgba, tmp_path / "c.png"), (3, 16, 16))
+    assert colour.shape == (3, 16, 16)
+
+
+@pytest.mark.parametrize("content", [b"", b"\x89PNG\r\n\x1a\n", b"hello, not an image", None])
+def test_bad_image_files_are_named(tmp_path, content):
+    path = tmp_path / "bad.png"
+    if content is None:  # a real PNG cut in half
+        buffer = io.BytesIO()
+        Image.fromarray(np.random.default_rng(0).integers(0, 255, (64, 64), np.uint8)).save(buffer, "PNG")
+        content = buffer.getvalue()[: len(buffer.getvalue()) // 2]
+    path.write_bytes(content)
+    with pytest.raises(ImageFileError, match="bad.png"):
+        read_image(path, SHAPE)
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(st.binary(max_size=300), st.sampled_from([".png", ".jpg", ".bmp", ".tif"]))
+def test_image_loader_raises_only_its_own_error(tmp_path, data, suffix):
+    path = tmp_path / f"fuzz{suffix}"
+    path.write_bytes(data)
+    with contextlib.suppress(ImageFileError):
+        assert read_image(path, SHAPE).shape == SHAPE
