@@ -33,7 +33,7 @@ from .training.common import Stopwatch, resolve_device
 FORMAT_VERSION = 1
 CONFIG_FILE = "config.json"
 WEIGHTS_FILE = "model.safetensors"
-SCORE_CHUNK = 4096  # images scored per chunk: memory stays flat however many are passed
+SCORE_CHUNK = 1024  # images scored per chunk: memory stays flat however many are passed
 
 
 class OneClassDetector:
