@@ -230,6 +230,7 @@ def fit(
         resume=resume,
         quiet=quiet,
     )
+    _report(out, data_dir, quiet)
     line = f"fit: {dataset} normal={','.join(map(str, classes))} -> {out}"
     if "test_auroc" in metrics:
         line += f" (test AUROC {metrics['test_auroc']:.4f})"
@@ -334,6 +335,7 @@ def reproduce(
         overwrite=overwrite,
         quiet=quiet,
     )
+    _report(out, data_dir, quiet)
     figures = metrics["figures"]
     click.echo(
         f"reproduce {experiment}: figures {Path(out) / figures['closest']} and "
@@ -341,6 +343,27 @@ def reproduce(
     )
     stages = ", ".join(f"{k.removesuffix('_s')} {v:.1f}s" for k, v in metrics["timings"].items())
     click.echo(f"reproduce {experiment}: time {stages}")
+
+
+def _report(run_dir, data_dir, quiet: bool) -> None:
+    from .report.html import write_report
+
+    path = write_report(run_dir, data_dir)
+    if not quiet:
+        click.echo(f"report: {path}", err=True)
+
+
+@main.command()
+@click.argument("run_dir", type=click.Path(file_okay=False))
+@data_dir_option
+@user_errors
+def report(run_dir, data_dir):
+    """Write RUN_DIR/report.html: one self-contained page with the most abnormal and most normal
+    images, score histograms, ROC and precision-recall curves, training curves, a latent-space
+    map and the configuration. fit and reproduce write it automatically."""
+    from .report.html import write_report
+
+    click.echo(f"report: wrote {write_report(run_dir, data_dir)}")
 
 
 def _int_list(text: str | None, what: str) -> list[int] | None:

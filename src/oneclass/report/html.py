@@ -1,0 +1,255 @@
+"""The run report: one self-contained HTML file (figures embedded as PNG data URIs).
+
+``write_report(run_dir)`` reads the run folder (config.json, metrics.json, the model), scores the
+run's evaluation data again through the detector, and writes ``run_dir/report.html`` with: the
+most abnormal and most normal images with their scores, score histograms with the threshold, ROC
+and precision-recall curves, training curves, a 2-D PCA map of the latent space and the
+configuration.
+"""
+
+from __future__ import annotations
+
+import base64
+import html
+import io
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+from PIL import Image  # noqa: E402
+from sklearn.decomposition import PCA  # noqa: E402
+from sklearn.metrics import precision_recall_curve, roc_curve  # noqa: E402
+
+from ..data import load_dataset  # noqa: E402
+from ..detector import OneClassDetector  # noqa: E402
+from ..errors import OneClassError  # noqa: E402
+from ..evaluation.metrics import detection_metrics  # noqa: E402
+from ..fileio import atomic_open, read_json  # noqa: E402
+
+GRID = 32  # images per grid
+MAP_POINTS = 3000  # points in the latent map
+
+
+def _png(fig) -> str:
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png", dpi=100, bbox_inches="tight")
+    plt.close(fig)
+    return "data:image/png;base64," + base64.b64encode(buffer.getvalue()).decode()
+
+
+def _thumb(image: np.ndarray) -> str:
+    picture = Image.fromarray(image[0] if image.shape[0] == 1 else image.transpose(1, 2, 0))
+    picture = picture.resize((picture.width * 2, picture.height * 2), Image.NEAREST)
+    buffer = io.BytesIO()
+    picture.save(buffer, format="PNG")
+    return "data:image/png;base64," + base64.b64encode(buffer.getvalue()).decode()
+
+
+def evaluation_data(
+    metrics: dict[str, Any], data_dir: str | os.PathLike | None
+) -> tuple[np.ndarray, np.ndarray | None]:
+    """The images a run was evaluated on and whether each is normal (None when unknown)."""
+    dataset = metrics.get("dataset", "mnist" if "experiment" in metrics else None)
+    if dataset is None:
+        raise OneClassError("metrics.json names no dataset: cannot rebuild the evaluation data")
+    images, labels = load_dataset(dataset, "test", data_dir)
+    limit = metrics.get("n_test")
+    images, labels = images[:limit], labels[:limit]
+    normal = metrics.get("normal_classes", metrics.get("trained_digits"))
+    is_normal = np.isin(labels, normal) if normal is not None else None
+    return images[:, None], is_normal
+
+
+def _grid_html(
+    title: str, images: np.ndarray, scores: np.ndarray, order: np.ndarray, is_normal: np.ndarray | None
+) -> str:
+    cells = []
+    for i in order[:GRID]:
+        tag = "" if is_normal is None else ("normal" if is_normal[i] else "abnormal")
+        cells.append(
+            f'<figure class="{tag}"><img src="{_thumb(images[i])}" alt="image {i}">'
+            f"<figcaption>{scores[i]:.3g}</figcaption></figure>"
+        )
+    return f"<h3>{html.escape(title)}</h3><div class='grid'>{''.join(cells)}</div>"
+
+
+def _histogram(scores, is_normal, r) -> str:
+    fig, axis = plt.subplots(figsize=(6, 3.2))
+    bins = np.histogram_bin_edges(scores, bins=60)
+    if is_normal is None:
+        axis.hist(scores, bins=bins, alpha=0.7, label="test images")
+    else:
+        axis.hist(scores[is_normal], bins=bins, alpha=0.6, label=f"normal (n={int(is_normal.sum())})")
+        axis.hist(scores[~is_normal], bins=bins, alpha=0.6, label=f"abnormal (n={int((~is_normal).sum())})")
+    axis.axvline(r, color="black", linestyle="--", label=f"threshold r = {r:.3g}")
+    axis.set_xlabel("score (higher = more normal)")
+    axis.legend(fontsize=8)
+    return _png(fig)
+
+
+def _curves(scores, is_normal) -> str:
+    fig, (left, right) = plt.subplots(1, 2, figsize=(9, 3.6))
+    fpr, tpr, _ = roc_curve(is_normal, scores)
+    left.plot(fpr, tpr)
+    left.plot([0, 1], [0, 1], color="grey", linestyle=":")
+    left.set_xlabel("false positive rate")
+    left.set_ylabel("true positive rate")
+    left.set_title("ROC (normal = positive)")
+    precision, recall, _ = precision_recall_curve(is_normal, scores)
+    right.plot(recall, precision)
+    right.set_xlabel("recall")
+    right.set_ylabel("precision")
+    right.set_title("precision-recall")
+    return _png(fig)
+
+
+def _training(history: dict[str, list[dict]]) -> str:
+    encoder, head = history.get("encoder", []), history.get("head", [])
+    fig, axes = plt.subplots(1, 3, figsize=(12, 3.2))
+    if encoder:
+        axes[0].plot([h["epoch"] for h in encoder], [h["loss"] for h in encoder], marker="o")
+    axes[0].set_title("encoder loss per image")
+    if head:
+        epochs = [h["epoch"] for h in head]
+        axes[1].plot(epochs, [h["loss"] for h in head])
+        if "r" in head[0]:
+            axes[2].plot(epochs, [h["r"] for h in head], label="r")
+            axes[2].plot(epochs, [h["score_mean"] for h in head], label="mean score")
+            axes[2].fill_between(
+                epochs,
+                [h["score_mean"] - h["score_std"] for h in head],
+                [h["score_mean"] + h["score_std"] for h in head],
+                alpha=0.2,
+                label="mean +- std",
+            )
+            axes[2].legend(fontsize=8)
+    axes[1].set_title("head loss (OC-NN objective)")
+    axes[2].set_title("r and score spread (training data)")
+    for axis in axes:
+        axis.set_xlabel("epoch")
+    return _png(fig)
+
+
+def _latent_map(latents: np.ndarray, is_normal: np.ndarray | None, seed: int) -> str:
+    rng = np.random.default_rng(seed)
+    pick = rng.choice(len(latents), min(MAP_POINTS, len(latents)), replace=False)
+    points = PCA(n_components=2, random_state=seed).fit_transform(latents[pick])
+    fig, axis = plt.subplots(figsize=(5, 4))
+    if is_normal is None:
+        axis.scatter(points[:, 0], points[:, 1], s=4)
+    else:
+        chosen = is_normal[pick]
+        axis.scatter(points[~chosen, 0], points[~chosen, 1], s=4, alpha=0.5, label="abnormal", c="tab:orange")
+        axis.scatter(points[chosen, 0], points[chosen, 1], s=4, alpha=0.5, label="normal", c="tab:blue")
+        axis.legend(fontsize=8, markerscale=3)
+    axis.set_title("latent space, first two principal components")
+    return _png(fig)
+
+
+STYLE = """
+body{font-family:system-ui,-apple-system,Segoe UI,Roboto,sans-serif;margin:0;background:#f6f7f9;color:#1d232b}
+header{background:#1d3557;color:#fff;padding:18px 32px}header h1{margin:0;font-size:22px}
+header p{margin:4px 0 0;opacity:.85}main{padding:16px 32px;max-width:1200px}
+section{background:#fff;border-radius:8px;padding:14px 20px;margin:14px 0;box-shadow:0 1px 3px #0002}
+.cards{display:flex;flex-wrap:wrap;gap:10px}
+.card{background:#eef2f7;border-radius:6px;padding:8px 14px;min-width:120px}
+.card b{display:block;font-size:20px}.card span{font-size:12px;color:#4a5565}
+.grid{display:grid;grid-template-columns:repeat(8,64px);gap:6px}
+figure{margin:0;text-align:center;font-size:11px}figure img{width:56px;height:56px;image-rendering:pixelated;
+border:3px solid #ccc;border-radius:3px}
+figure.normal img{border-color:#2a9d8f}figure.abnormal img{border-color:#e76f51}
+img.plot{max-width:100%}pre{background:#f0f2f5;padding:10px;overflow:auto;font-size:12px}
+.two{display:flex;flex-wrap:wrap;gap:24px}.legend{font-size:12px;color:#4a5565}
+"""
+
+CHECK_SCRIPT = """
+window.addEventListener('load', function () {
+  var broken = Array.prototype.filter.call(document.images, function (img) {
+    return !img.complete || img.naturalWidth === 0; });
+  document.body.setAttribute('data-broken-images', String(broken.length));
+  document.body.setAttribute('data-images', String(document.images.length));
+});
+"""
+
+
+def write_report(run_dir: str | os.PathLike, data_dir: str | os.PathLike | None = None) -> Path:
+    """Write ``run_dir/report.html`` for a run made by ``fit`` or ``reproduce``."""
+    run_dir = Path(run_dir)
+    detector = OneClassDetector.load(run_dir, device="cpu")
+    metrics = read_json(run_dir / "metrics.json") if (run_dir / "metrics.json").is_file() else {}
+    config = read_json(run_dir / "config.json")
+    images, is_normal = evaluation_data(metrics, data_dir)
+    latents = detector.transform(images)
+    scores = detector.head_.score_samples(latents)
+    r = detector.offset_
+    order = np.argsort(scores, kind="stable")
+
+    cards = {
+        "threshold r": f"{r:.4g}",
+        "nu": str(detector.nu),
+        "encoder": detector.encoder,
+        "head": detector.head,
+    }
+    if is_normal is not None and is_normal.any() and not is_normal.all():
+        found = detection_metrics(scores, is_normal, r)
+        cards.update(
+            {
+                "AUROC": f"{found['auroc']:.4f}",
+                "average precision": f"{found['average_precision']:.4f}",
+                "false alarms at r": f"{found['false_alarm_rate']:.3f}",
+                "detection at r": f"{found['detection_rate']:.3f}",
+            }
+        )
+        curves = (
+            f"<section><h2>ROC and precision-recall</h2><img class='plot' src='{_curves(scores, is_normal)}' "
+            "alt='ROC and PR curves'></section>"
+        )
+    else:
+        curves = ""
+    title = metrics.get("experiment") or (
+        f"{metrics.get('dataset', '?')}, normal classes {metrics.get('normal_classes', '?')}"
+    )
+    card_html = "".join(
+        f"<div class='card'><b>{html.escape(v)}</b><span>{html.escape(k)}</span></div>"
+        for k, v in cards.items()
+    )
+    body = f"""
+<header><h1>oneclass run report: {html.escape(str(title))}</h1>
+<p>{html.escape(str(run_dir))} &middot; {len(scores)} evaluation images &middot; scores: higher = more normal,
+below r = abnormal</p></header>
+<main>
+<section><h2>Summary</h2><div class="cards">{card_html}</div></section>
+<section><h2>Most abnormal and most normal evaluation images</h2>
+<p class="legend">Frame colour: green = labelled normal, orange = labelled abnormal; number = score.</p>
+<div class="two">{_grid_html("Most abnormal (lowest scores)", images, scores, order, is_normal)}
+{_grid_html("Most normal (highest scores)", images, scores, order[::-1], is_normal)}</div></section>
+<section><h2>Score distribution</h2><img class="plot" src="{_histogram(scores, is_normal, r)}"
+alt="score histogram"></section>
+{curves}
+<section><h2>Training</h2>
+<img class="plot" src="{_training(config.get("history", {}))}" alt="training curves">
+</section>
+<section><h2>Latent space</h2><img class="plot" src="{_latent_map(latents, is_normal, detector.seed)}"
+alt="latent map"></section>
+<section><h2>Configuration</h2><pre>{html.escape(json.dumps(config.get("params", {}), indent=2))}</pre>
+<h3>Metrics</h3><pre>{html.escape(json.dumps(_short(metrics), indent=2))}</pre></section>
+</main>"""
+    page = (
+        f"<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'><title>oneclass report</title>"
+        f"<style>{STYLE}</style><script>{CHECK_SCRIPT}</script></head><body>{body}</body></html>"
+    )
+    target = run_dir / "report.html"
+    with atomic_open(target, "w") as handle:
+        handle.write(page)
+    return target
+
+
+def _short(metrics: dict[str, Any]) -> dict[str, Any]:
+    """Metrics without the long per-image lists."""
+    return {k: v for k, v in metrics.items() if not (isinstance(v, list) and len(v) > 30)}
