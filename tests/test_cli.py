@@ -49,7 +49,9 @@ def test_fit_writes_a_run_folder(run_dir):
     for name in ("config.json", "model.safetensors", "metrics.json", "train.log", "most_abnormal64.png"):
         assert (run_dir / name).is_file(), name
     metrics = json.loads((run_dir / "metrics.json").read_text())
-    assert metrics["normal_classes"] == [0, 6, 9] and metrics["n_train"] == 2000
+    assert metrics["normal_classes"] == [0, 6, 9]
+    assert metrics["n_train"] == 1800 and metrics["n_calibration"] == 200  # 10% held out for calibration
+    assert metrics["alpha"] == 0.01 and "test_conformal_false_alarm_rate" in metrics
     assert abs(metrics["train_share_below_r"] - 0.1) <= 0.01
     assert 0.0 <= metrics["test_auroc"] <= 1.0
     assert "head: epoch=3" in (run_dir / "train.log").read_text()

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import csv
 import functools
 import sys
 from pathlib import Path
@@ -184,11 +183,52 @@ def main() -> None:
     "dataset",
     default="mnist",
     show_default=True,
-    help="Dataset to train on: mnist or fashion-mnist.",
+    help="mnist, fashion-mnist, or folder:PATH for a folder with train/good/ and test/<kind>/.",
 )
-@click.option("--normal", required=True, help="Normal classes, comma-separated (e.g. 0,6,9).")
+@click.option("--normal", default=None, help="Normal classes of a dataset, comma-separated (e.g. 0,6,9).")
+@click.option(
+    "--normal-dir",
+    type=click.Path(file_okay=False),
+    default=None,
+    help="Instead of --data: a folder of normal training images.",
+)
+@click.option(
+    "--abnormal-dir",
+    type=click.Path(file_okay=False),
+    default=None,
+    help="With --normal-dir: abnormal images, used for evaluation only.",
+)
 @click.option("--out", "out", required=True, type=click.Path(file_okay=False), help="Run folder to write.")
 @model_options(head="ocnn", encoder="vae")
+@click.option(
+    "--image-size",
+    type=click.IntRange(min=4),
+    default=None,
+    help="Folder data: resize images to SIZE x SIZE [28 for small images, else 64].",
+)
+@click.option(
+    "--channels",
+    type=click.Choice(["1", "3"]),
+    default=None,
+    help="Folder data: 1 = grey, 3 = colour [as the first training image].",
+)
+@click.option(
+    "--skip-bad", is_flag=True, help="Skip unreadable image files with a warning instead of stopping."
+)
+@click.option(
+    "--calibration-share",
+    type=float,
+    default=0.1,
+    show_default=True,
+    help="Share of the normal training images held out for conformal calibration (0 = none).",
+)
+@click.option(
+    "--alpha",
+    type=float,
+    default=0.01,
+    show_default=True,
+    help="Target false-alarm rate of the conformal threshold reported in metrics.json.",
+)
 @with_limits
 @data_dir_option
 @overwrite_option
@@ -198,7 +238,14 @@ def main() -> None:
 def fit(
     dataset,
     normal,
+    normal_dir,
+    abnormal_dir,
     out,
+    image_size,
+    channels,
+    skip_bad,
+    calibration_share,
+    alpha,
     train_limit,
     test_limit,
     data_dir,
@@ -207,31 +254,50 @@ def fit(
     resume,
     **model,
 ):
-    """Train a detector on the NORMAL classes of a dataset's training split.
+    """Train a detector on normal images: the NORMAL classes of a dataset's training split, or a
+    folder of a user's images.
 
-    Writes OUT/config.json, OUT/model.safetensors, OUT/metrics.json (with the test-split AUROC,
-    normal classes vs the rest), OUT/train.log and figures.
+    Writes OUT/config.json, OUT/model.safetensors, OUT/metrics.json (test AUROC, false alarms at r
+    and at the conformal level alpha), OUT/train.log, figures and OUT/report.html. The encoder is
+    checkpointed every epoch: --resume continues an interrupted run.
     """
     from .data.datasets import dataset_info
-    from .evaluation.protocol import fit_dataset_run, parse_classes
+    from .evaluation.protocol import dataset_run_data, fit_run, folder_run_data, parse_classes
 
-    dataset = dataset_info(dataset).name
-    classes = parse_classes(normal, dataset)
+    if not 0 < alpha < 1:
+        raise OneClassError(f"alpha must be in (0, 1), got {alpha}")
+    if dataset.startswith("folder:") or normal_dir is not None:
+        root = dataset.removeprefix("folder:") if dataset.startswith("folder:") else None
+        data = folder_run_data(
+            root,
+            normal_dir,
+            abnormal_dir,
+            image_size,
+            int(channels) if channels else None,
+            skip_bad,
+            train_limit,
+        )
+        described = root or normal_dir
+    else:
+        name = dataset_info(dataset).name
+        if normal is None:
+            raise OneClassError(f"--normal is required with --data {name}: the normal classes, e.g. 0,6,9")
+        classes = parse_classes(normal, name)
+        data = dataset_run_data(name, classes, data_dir, train_limit, test_limit)
+        described = f"{name} normal={','.join(map(str, classes))}"
     detector = _detector(model, quiet)
-    metrics = fit_dataset_run(
+    metrics = fit_run(
         detector,
-        dataset,
-        classes,
+        data,
         out,
-        data_dir=data_dir,
-        train_limit=train_limit,
-        test_limit=test_limit,
+        calibration_share=calibration_share,
+        alpha=alpha,
         overwrite=overwrite,
         resume=resume,
         quiet=quiet,
     )
     _report(out, data_dir, quiet)
-    line = f"fit: {dataset} normal={','.join(map(str, classes))} -> {out}"
+    line = f"fit: {described} -> {out}"
     if "test_auroc" in metrics:
         line += f" (test AUROC {metrics['test_auroc']:.4f})"
     click.echo(line)
@@ -244,53 +310,37 @@ def fit(
 @click.option(
     "--skip-bad", is_flag=True, help="Skip unreadable image files with a warning instead of stopping."
 )
+@click.option(
+    "--alpha",
+    type=float,
+    default=None,
+    help="Flag images whose conformal p-value is <= ALPHA (false-alarm rate <= ALPHA) instead of r.",
+)
 @data_dir_option
 @click.option("--device", type=DEVICE_CHOICES, default="auto", show_default=True, help="Where to score.")
 @quiet_option
 @user_errors
-def score(run_dir, inputs, out, skip_bad, data_dir, device, quiet):
+def score(run_dir, inputs, out, skip_bad, alpha, data_dir, device, quiet):
     """Score INPUTS with the detector in RUN_DIR and write a CSV.
 
     INPUTS are dataset splits (mnist:test, fashion-mnist:train), IDX image files, image files
     (PNG, JPEG, BMP, TIFF), folders of images or glob patterns. The CSV has one row per image:
-    source, id, label (when known), score (higher = more normal), decision (score - r,
-    negative = abnormal) and prediction (+1 normal / -1 abnormal).
+    source, id (index or path), label (when known), score (higher = more normal), decision
+    (score - r, negative = abnormal), prediction (+1 normal / -1 abnormal) and p_value (the
+    conformal p-value, for calibrated runs: small = unusual among normal images).
     """
-    from .data.sources import load_inputs
-    from .detector import OneClassDetector
-    from .evaluation.metrics import auroc
-    from .fileio import atomic_open, read_json
+    from .scoring import score_inputs
 
-    detector = OneClassDetector.load(run_dir, device=device)
-    batches = load_inputs(list(inputs), detector.image_shape_, data_dir, skip_bad)
-    run_metrics = Path(run_dir, "metrics.json")
-    trained_on = read_json(run_metrics) if run_metrics.is_file() else {}
-    r = detector.offset_
-    with atomic_open(out, "w") as handle:
-        writer = csv.writer(handle)
-        writer.writerow(["source", "id", "label", "score", "decision", "prediction"])
-        for batch in batches:
-            scores = detector.score_samples(batch.images)
-            labels = batch.labels if batch.labels is not None else [""] * len(scores)
-            for ident, label, value in zip(batch.ids, labels, scores, strict=True):
-                writer.writerow(
-                    [
-                        batch.source,
-                        ident,
-                        label,
-                        repr(float(value)),
-                        repr(float(value - r)),
-                        1 if value >= r else -1,
-                    ]
-                )
-            flagged = float((scores < r).mean())
-            line = f"score: {batch.source}: {len(scores)} images, {flagged:.1%} flagged abnormal (r={r:.4g})"
-            normal = trained_on.get("normal_classes")
-            if batch.labels is not None and normal and trained_on.get("dataset") == batch.dataset:
-                is_normal = np.isin(batch.labels, normal)
-                if is_normal.any() and not is_normal.all():
-                    line += f", AUROC {auroc(scores, is_normal):.4f} (normal classes {normal})"
-            click.echo(line)
+    _, summaries = score_inputs(
+        run_dir, list(inputs), out, alpha=alpha, data_dir=data_dir, skip_bad=skip_bad, device=device
+    )
+    rule = f"p-value <= {alpha}" if alpha is not None else "score < r"
+    for summary in summaries:
+        line = f"score: {summary.source}: {summary.count} images, "
+        line += f"{summary.flagged:.1%} flagged abnormal ({rule})"
+        if summary.auroc is not None:
+            line += f", AUROC {summary.auroc:.4f}"
+        click.echo(line)
     click.echo(f"score: wrote {out}")
 
 

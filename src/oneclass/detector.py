@@ -237,10 +237,48 @@ class OneClassDetector:
         self._check_fitted()
         images = self._images(X)
         parts = [
-            self.head_.score_samples(encode(self.encoder_, chunk, self._device(), SCORE_CHUNK))
-            for chunk in np.array_split(images, max(1, -(-len(images) // SCORE_CHUNK)))
+            self.head_.score_samples(
+                encode(self.encoder_, images[start : start + SCORE_CHUNK], self._device(), SCORE_CHUNK)
+            )
+            for start in range(0, len(images), SCORE_CHUNK)
         ]
         return np.concatenate(parts)
+
+    # -- conformal calibration -------------------------------------------------------------------
+
+    def calibrate(self, X: np.ndarray) -> OneClassDetector:
+        """Keep the scores of held-out normal images ``X`` (not used in training) for p-values.
+
+        For a new normal image exchangeable with them, ``p_values`` is uniform up to ties, so
+        flagging ``p <= alpha`` has a false-alarm rate of at most alpha (split-conformal).
+        """
+        scores = self.score_samples(X)
+        self.calibration_scores_ = np.sort(scores.astype(np.float64))
+        return self
+
+    def p_values(self, X: np.ndarray) -> np.ndarray:
+        """(1 + #{calibration scores <= score}) / (n_calibration + 1): small = unusually abnormal."""
+        return self._p_values(self.score_samples(X))
+
+    def _p_values(self, scores: np.ndarray) -> np.ndarray:
+        if getattr(self, "calibration_scores_", None) is None:
+            raise OneClassError("this detector has no calibration scores: call calibrate(X_normal) first")
+        calibration = self.calibration_scores_
+        return (1.0 + np.searchsorted(calibration, scores, side="right")) / (len(calibration) + 1.0)
+
+    def conformal_threshold(self, alpha: float) -> float:
+        """The score at or below which an image is flagged at false-alarm level ``alpha``."""
+        if not 0.0 < alpha < 1.0:
+            raise OneClassError(f"alpha must be in (0, 1), got {alpha!r}")
+        if getattr(self, "calibration_scores_", None) is None:
+            raise OneClassError("this detector has no calibration scores: call calibrate(X_normal) first")
+        count = int(np.floor(alpha * (len(self.calibration_scores_) + 1)))
+        if count < 1:
+            raise OneClassError(
+                f"alpha={alpha} needs at least {int(np.ceil(1 / alpha)) - 1} calibration images, "
+                f"this detector has {len(self.calibration_scores_)}"
+            )
+        return float(self.calibration_scores_[count - 1])
 
     @property
     def offset_(self) -> float:
@@ -267,6 +305,8 @@ class OneClassDetector:
             f"encoder.{k}": v.detach().cpu().contiguous() for k, v in self.encoder_.state_dict().items()
         }
         tensors.update({k: v.detach().cpu().contiguous() for k, v in self.head_.state_tensors().items()})
+        if getattr(self, "calibration_scores_", None) is not None:
+            tensors["calibration.scores"] = torch.from_numpy(self.calibration_scores_.copy())
         with atomic_path(directory / WEIGHTS_FILE) as tmp:
             save_file(tensors, str(tmp), metadata={"format": "oneclass", "version": str(FORMAT_VERSION)})
             digest = _sha256(tmp)
@@ -343,6 +383,8 @@ class OneClassDetector:
                 f"{weights_path}: weights do not fit the config ({str(exc).splitlines()[0]})"
             ) from exc
         detector.encoder_.eval()
+        if "calibration.scores" in tensors:
+            detector.calibration_scores_ = tensors["calibration.scores"].double().numpy()
         detector.history_ = config.get("history", {"encoder": [], "head": []})
         detector.timings_ = config.get("timings", {})
         return detector

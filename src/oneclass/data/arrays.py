@@ -13,7 +13,17 @@ from ..errors import OneClassError
 
 
 def check_images(images: np.ndarray, name: str = "X") -> np.ndarray:
-    """Return ``images`` as a 4-D array ``(n, C, H, W)``, uint8 or float32, after validation."""
+    """Return ``images`` as a 4-D array ``(n, C, H, W)``, uint8 or float32, after validation.
+
+    An :class:`~oneclass.data.folders.ImageFolder` passes through unchanged: it is read from
+    disk batch by batch wherever images are indexed.
+    """
+    from .folders import ImageFolder
+
+    if isinstance(images, ImageFolder):
+        if len(images) == 0:
+            raise OneClassError(f"{name} is empty: need at least one image")
+        return images
     if isinstance(images, torch.Tensor):
         images = images.detach().cpu().numpy()
     array = np.asarray(images)

@@ -10,8 +10,9 @@ import numpy as np
 
 from ..errors import OneClassError
 from .datasets import DATASETS, load_dataset
+from .folders import ImageFolder, check_files
 from .idx import IDXError, read_idx
-from .images import expand_image_paths, read_images
+from .images import expand_image_paths
 
 
 @dataclass
@@ -20,7 +21,7 @@ class InputBatch:
 
     source: str
     ids: list[str]
-    images: np.ndarray  # uint8 (n, C, H, W)
+    images: np.ndarray | ImageFolder  # uint8 (n, C, H, W); files are read batch by batch
     labels: np.ndarray | None = None
     dataset: str | None = None
 
@@ -63,8 +64,8 @@ def load_inputs(
         else:
             image_specs.append(spec)
     if image_specs:
-        images, paths = read_images(expand_image_paths(image_specs), shape, skip_bad)
-        batches.append(InputBatch("files", [str(p) for p in paths], images))
+        paths = check_files(expand_image_paths(image_specs), skip_bad)
+        batches.append(InputBatch("files", [str(p) for p in paths], ImageFolder(paths, tuple(shape))))
     for batch in batches:
         if tuple(batch.images.shape[1:]) != tuple(shape):
             raise OneClassError(

@@ -1,15 +1,20 @@
-"""The one-class protocol on a labelled dataset: train on the normal classes of the training
-split only, score the whole test split, normal classes positive."""
+"""A run of ``oneclass fit``: the one-class protocol on a labelled dataset (train on the normal
+classes of the training split only, score the whole test split, normal classes positive) or a
+user's folder of images; a share of the normal training images is held out for conformal
+calibration."""
 
 from __future__ import annotations
 
 import os
+from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from ..data import load_dataset
 from ..data.datasets import dataset_info
+from ..data.folders import ImageFolder, folder_splits
 from ..detector import OneClassDetector
 from ..errors import OneClassError
 from ..report.grids import save_grid
@@ -43,68 +48,152 @@ def one_class_split(labels: np.ndarray, normal: tuple[int, ...], limit: int | No
     return index[:limit]
 
 
-def fit_dataset_run(
-    detector: OneClassDetector,
+@dataclass
+class RunData:
+    """What a run trains and is evaluated on, and how to find it again (for the report)."""
+
+    train: np.ndarray | ImageFolder  # normal images only
+    test: np.ndarray | ImageFolder | None  # evaluation images
+    test_is_normal: np.ndarray | None
+    spec: dict[str, Any]  # JSON-able description, stored in metrics.json as "data"
+
+
+def dataset_run_data(
     dataset: str,
     normal: tuple[int, ...],
-    out: str | os.PathLike,
-    *,
     data_dir: str | os.PathLike | None = None,
     train_limit: int | None = None,
     test_limit: int | None = None,
+) -> RunData:
+    """The one-class protocol: the normal classes of the training split, the whole test split."""
+    train_x, train_y = load_dataset(dataset, "train", data_dir)
+    test_x, test_y = load_dataset(dataset, "test", data_dir)
+    index = one_class_split(train_y, normal, train_limit)
+    if len(index) == 0:
+        raise OneClassError(f"no training images of classes {normal} in {dataset}")
+    test_x, test_y = test_x[:test_limit], test_y[:test_limit]
+    spec = {"kind": "dataset", "name": dataset, "normal_classes": list(normal), "n_test": len(test_x)}
+    return RunData(train_x[index], test_x, np.isin(test_y, normal), spec)
+
+
+def folder_run_data(
+    root: str | None,
+    normal_dir: str | None,
+    abnormal_dir: str | None,
+    image_size: int | None = None,
+    channels: int | None = None,
+    skip_bad: bool = False,
+    train_limit: int | None = None,
+) -> RunData:
+    """A user's folder of images (see ``data/folders.py`` for the layouts)."""
+    train, test = folder_splits(root, normal_dir, abnormal_dir, image_size, channels, skip_bad)
+    if train_limit is not None:
+        train = train.subset(np.arange(min(train_limit, len(train))))
+    spec = {
+        "kind": "folder",
+        "root": None if root is None else str(Path(root).resolve()),
+        "normal_dir": None if normal_dir is None else str(Path(normal_dir).resolve()),
+        "abnormal_dir": None if abnormal_dir is None else str(Path(abnormal_dir).resolve()),
+        "image_size": train.image_shape[1],
+        "channels": train.image_shape[0],
+        "skip_bad": skip_bad,
+    }
+    return RunData(train, test, None if test is None else test.is_normal, spec)
+
+
+def rebuild_run_data(spec: dict[str, Any], data_dir: str | os.PathLike | None = None) -> RunData:
+    """The data of a finished run from the ``data`` entry of its metrics.json."""
+    if spec.get("kind") == "dataset":
+        data = dataset_run_data(spec["name"], tuple(spec["normal_classes"]), data_dir)
+        limit = spec.get("n_test")
+        return RunData(data.train, data.test[:limit], data.test_is_normal[:limit], spec)
+    if spec.get("kind") == "folder":
+        return folder_run_data(
+            spec["root"],
+            spec["normal_dir"],
+            spec["abnormal_dir"],
+            spec["image_size"],
+            spec["channels"],
+            spec.get("skip_bad", False),
+        )
+    raise OneClassError(f"unknown data description {spec!r}")
+
+
+def in_memory_if_small(
+    images: np.ndarray | ImageFolder, limit_bytes: float = 2e9
+) -> np.ndarray | ImageFolder:
+    """Read a folder into memory once when it fits (training visits every image each epoch);
+    larger folders stay on disk and are streamed batch by batch."""
+    if isinstance(images, ImageFolder) and np.prod(images.shape, dtype=np.float64) <= limit_bytes:
+        return images[:]
+    return images
+
+
+def fit_run(
+    detector: OneClassDetector,
+    data: RunData,
+    out: str | os.PathLike,
+    *,
+    calibration_share: float = 0.1,
+    alpha: float = 0.01,
     overwrite: bool = False,
     resume: bool = False,
     quiet: bool = False,
 ) -> dict[str, Any]:
-    """Fit ``detector`` on the normal classes of ``dataset``'s training split; evaluate on its
-    test split; write the run folder ``out``. Returns the metrics.
+    """Fit ``detector`` on ``data.train`` less a held-out calibration share; calibrate; evaluate
+    on ``data.test`` when there is one; write the run folder ``out``. Returns the metrics.
 
     The encoder is checkpointed every epoch; ``resume`` continues an interrupted run (the head
     trains in seconds and is simply retrained, with the same seed)."""
+    if not 0.0 <= calibration_share < 1.0:
+        raise OneClassError(f"calibration share must be in [0, 1), got {calibration_share}")
     run = RunFolder(out, overwrite=overwrite, quiet=quiet, resume=resume)
-    train_x, train_y = load_dataset(dataset, "train", data_dir)
-    test_x, test_y = load_dataset(dataset, "test", data_dir)
-    train_index = one_class_split(train_y, normal, train_limit)
-    if len(train_index) == 0:
-        raise OneClassError(f"no training images of classes {normal} in {dataset}")
-    test_x, test_y = test_x[:test_limit], test_y[:test_limit]
-    normal_x = train_x[train_index]
-    run.log(f"fit on {dataset} classes {list(normal)}: {len(normal_x)} training images")
-
-    clock = Stopwatch()
+    train = in_memory_if_small(data.train)
+    order = np.random.default_rng(detector.seed).permutation(len(train))
+    n_calibration = int(round(calibration_share * len(train)))
+    fit_index, calibration_index = np.sort(order[n_calibration:]), np.sort(order[:n_calibration])
+    fit_images = train[fit_index]
+    run.log(f"fit on {len(fit_images)} normal images ({n_calibration} more held out for calibration)")
     if resume:
         run.log("resuming from the last encoder checkpoint")
+
+    clock = Stopwatch()
     detector.fit_encoder(
-        normal_x, on_epoch=run.epoch_logger("encoder"), checkpoint=run.checkpointer("encoder")
+        fit_images, on_epoch=run.epoch_logger("encoder"), checkpoint=run.checkpointer("encoder")
     )
-    detector.fit_head(normal_x, on_epoch=run.epoch_logger("head"))
+    detector.fit_head(fit_images, on_epoch=run.epoch_logger("head"))
     fit_seconds = clock.seconds()
-    train_scores = detector.score_samples(normal_x)
-    test_scores = detector.score_samples(test_x)
+    train_scores = detector.score_samples(fit_images)
     r = detector.offset_
-    is_normal = np.isin(test_y, normal)
     metrics: dict[str, Any] = {
-        "dataset": dataset,
-        "normal_classes": list(normal),
-        "n_train": len(normal_x),
-        "n_test": len(test_x),
+        "data": data.spec,
+        **(
+            {"dataset": data.spec["name"], "normal_classes": data.spec["normal_classes"]}
+            if data.spec["kind"] == "dataset"
+            else {}
+        ),
+        "n_train": len(fit_images),
+        "n_calibration": n_calibration,
         "nu": detector.nu,
         "r": r,
         "train_share_below_r": float((train_scores < r).mean()),
         "fit_seconds": fit_seconds,
     }
-    if is_normal.any() and not is_normal.all():
-        metrics.update({f"test_{k}": v for k, v in detection_metrics(test_scores, is_normal, r).items()})
-        plot_score_histogram(
-            test_scores,
-            {"normal (test)": is_normal, "abnormal (test)": ~is_normal},
-            r,
-            run.path / "score_histogram.png",
-            f"{dataset} {list(normal)}: test scores",
-        )
-    order = np.argsort(test_scores, kind="stable")
-    save_grid(run.path / "most_abnormal64.png", test_x[order[:64]])
-    save_grid(run.path / "most_normal64.png", test_x[order[::-1][:64]])
+    if n_calibration:
+        detector.calibrate(train[calibration_index])
+        try:
+            metrics["conformal_threshold"] = detector.conformal_threshold(alpha)
+            metrics["alpha"] = alpha
+        except OneClassError as exc:  # too few calibration images for this alpha: p-values still work
+            metrics["conformal_note"] = str(exc)
+            run.log(f"warning: {exc}")
+    if data.test is not None:
+        test_scores = detector.score_samples(data.test)
+        metrics["n_test"] = len(test_scores)
+        _evaluate(metrics, detector, test_scores, data.test_is_normal, run)
+        order = np.argsort(test_scores, kind="stable")
+        save_grid(run.path / "most_abnormal64.png", data.test[order[:64]])
+        save_grid(run.path / "most_normal64.png", data.test[order[::-1][:64]])
     if detector.history_["head"] and "score_std" in detector.history_["head"][0]:
         plot_head_history(detector.history_["head"], run.path / "head_training.png")
     detector.save(run.path)
@@ -112,8 +201,32 @@ def fit_dataset_run(
     run.clear_checkpoints()
     summary = f"r={r:.4g}, train share below r={metrics['train_share_below_r']:.3f} (nu={detector.nu})"
     if "test_auroc" in metrics:
-        summary += (
-            f", test AUROC={metrics['test_auroc']:.4f}, false alarms={metrics['test_false_alarm_rate']:.3f}"
-        )
+        summary += f", test AUROC={metrics['test_auroc']:.4f}"
+        summary += f", false alarms at r={metrics['test_false_alarm_rate']:.3f}"
+    if "test_conformal_false_alarm_rate" in metrics:
+        summary += f", at alpha={alpha}: {metrics['test_conformal_false_alarm_rate']:.3f}"
     run.log(f"done in {fit_seconds:.1f}s: {summary}")
     return metrics
+
+
+def _evaluate(metrics, detector, test_scores, is_normal, run) -> None:
+    """Test metrics at r and, when calibrated, at the conformal level alpha."""
+    if is_normal is None or not is_normal.any():
+        return
+    r = detector.offset_
+    flagged = detector._p_values(test_scores) <= metrics["alpha"] if "alpha" in metrics else None
+    if flagged is not None:
+        metrics["test_conformal_false_alarm_rate"] = float(flagged[is_normal].mean())
+    if is_normal.all():
+        metrics["test_false_alarm_rate"] = float((test_scores < r).mean())
+        return
+    metrics.update({f"test_{k}": v for k, v in detection_metrics(test_scores, is_normal, r).items()})
+    if flagged is not None:
+        metrics["test_conformal_detection_rate"] = float(flagged[~is_normal].mean())
+    plot_score_histogram(
+        test_scores,
+        {"normal (test)": is_normal, "abnormal (test)": ~is_normal},
+        r,
+        run.path / "score_histogram.png",
+        "test scores",
+    )

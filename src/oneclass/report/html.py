@@ -26,10 +26,10 @@ from PIL import Image  # noqa: E402
 from sklearn.decomposition import PCA  # noqa: E402
 from sklearn.metrics import precision_recall_curve, roc_curve  # noqa: E402
 
-from ..data import load_dataset  # noqa: E402
 from ..detector import OneClassDetector  # noqa: E402
 from ..errors import OneClassError  # noqa: E402
 from ..evaluation.metrics import detection_metrics  # noqa: E402
+from ..evaluation.protocol import rebuild_run_data  # noqa: E402
 from ..fileio import atomic_open, read_json  # noqa: E402
 
 GRID = 32  # images per grid
@@ -51,19 +51,17 @@ def _thumb(image: np.ndarray) -> str:
     return "data:image/png;base64," + base64.b64encode(buffer.getvalue()).decode()
 
 
-def evaluation_data(
-    metrics: dict[str, Any], data_dir: str | os.PathLike | None
-) -> tuple[np.ndarray, np.ndarray | None]:
-    """The images a run was evaluated on and whether each is normal (None when unknown)."""
-    dataset = metrics.get("dataset", "mnist" if "experiment" in metrics else None)
-    if dataset is None:
-        raise OneClassError("metrics.json names no dataset: cannot rebuild the evaluation data")
-    images, labels = load_dataset(dataset, "test", data_dir)
-    limit = metrics.get("n_test")
-    images, labels = images[:limit], labels[:limit]
-    normal = metrics.get("normal_classes", metrics.get("trained_digits"))
-    is_normal = np.isin(labels, normal) if normal is not None else None
-    return images[:, None], is_normal
+def evaluation_data(metrics: dict[str, Any], data_dir: str | os.PathLike | None):
+    """The images a run was evaluated on (array or ImageFolder) and whether each is normal."""
+    if "data" not in metrics:
+        raise OneClassError("metrics.json does not describe the run's data: cannot rebuild the evaluation")
+    data = rebuild_run_data(metrics["data"], data_dir)
+    if data.test is None:
+        return data.train, None  # a folder run without test images: show the training images
+    images = data.test
+    if isinstance(images, np.ndarray) and images.ndim == 3:
+        images = images[:, None]
+    return images, data.test_is_normal
 
 
 def _grid_html(

@@ -1,0 +1,149 @@
+"""Folders of image files as lazily read datasets, streamed from disk in batches.
+
+Layouts:
+- anomalib / MVTec: ``ROOT/train/good/`` (normal training images), ``ROOT/test/good/`` and
+  ``ROOT/test/<defect kind>/`` (evaluation), selected with ``--data folder:ROOT``;
+- explicit ``--normal-dir DIR`` (and optionally ``--abnormal-dir DIR``, for evaluation only).
+"""
+
+from __future__ import annotations
+
+import os
+import warnings
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+from PIL import Image, UnidentifiedImageError
+
+from ..errors import OneClassError
+from .images import IMAGE_SUFFIXES, ImageFileError, read_image
+
+GOOD = "good"
+
+
+@dataclass
+class ImageFolder:
+    """Image files read on demand as uint8 ``(n, C, H, W)``: indexing with an int array or a slice
+    reads just those files, so a folder larger than memory can be trained on and scored."""
+
+    paths: list[Path]
+    image_shape: tuple[int, int, int]
+    is_normal: np.ndarray | None = None  # bool (n,) when known
+    kinds: list[str] = field(default_factory=list)  # sub-folder name per image ("good", defect kind)
+    dtype = np.dtype(np.uint8)
+    ndim = 4
+
+    @property
+    def shape(self) -> tuple[int, int, int, int]:
+        return (len(self.paths), *self.image_shape)
+
+    def __len__(self) -> int:
+        return len(self.paths)
+
+    def __getitem__(self, index) -> np.ndarray:
+        if isinstance(index, (int, np.integer)):
+            return read_image(self.paths[int(index)], self.image_shape)  # (C, H, W), as numpy would
+        if isinstance(index, slice):
+            chosen = self.paths[index]
+        else:
+            chosen = [self.paths[int(i)] for i in np.atleast_1d(np.asarray(index))]
+        if not chosen:
+            return np.zeros((0, *self.image_shape), np.uint8)
+        return np.stack([read_image(path, self.image_shape) for path in chosen])
+
+    def subset(self, index: np.ndarray) -> ImageFolder:
+        index = np.asarray(index)
+        return ImageFolder(
+            [self.paths[i] for i in index],
+            self.image_shape,
+            None if self.is_normal is None else self.is_normal[index],
+            [self.kinds[i] for i in index] if self.kinds else [],
+        )
+
+
+def list_images(folder: Path) -> list[Path]:
+    if not folder.is_dir():
+        raise OneClassError(f"{folder}: no such folder")
+    paths = sorted(p for p in folder.rglob("*") if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
+    if not paths:
+        raise OneClassError(f"{folder}: holds no image files ({', '.join(IMAGE_SUFFIXES)})")
+    return paths
+
+
+def check_files(paths: list[Path], skip_bad: bool) -> list[Path]:
+    """Open every file's header once: unreadable files stop the run, or are skipped with a
+    warning naming them when ``skip_bad``."""
+    good = []
+    for path in paths:
+        try:
+            with Image.open(path) as image:
+                image.verify()
+            good.append(path)
+        except (
+            UnidentifiedImageError,
+            Image.DecompressionBombError,
+            OSError,
+            ValueError,
+            SyntaxError,
+        ) as exc:
+            message = f"{path}: not a readable image ({exc.__class__.__name__})"
+            if not skip_bad:
+                raise ImageFileError(message + "; pass --skip-bad to skip such files") from exc
+            warnings.warn(f"skipping {message}", stacklevel=2)
+    if not good:
+        raise ImageFileError("no readable images among the given files")
+    return good
+
+
+def infer_shape(path: Path, size: int | None, channels: int | None) -> tuple[int, int, int]:
+    """Grey images stay grey, colour images are RGB; small images become 28x28, larger 64x64."""
+    with Image.open(path) as image:
+        grey = image.mode in ("1", "L", "LA", "I", "I;16", "I;16B", "I;16L", "F")
+        largest = max(image.size)
+    channels = channels or (1 if grey else 3)
+    size = size or (28 if largest <= 32 else 64)
+    if channels not in (1, 3):
+        raise OneClassError(f"--channels must be 1 or 3, got {channels}")
+    if size < 4:
+        raise OneClassError(f"--image-size must be at least 4, got {size}")
+    return channels, size, size
+
+
+def folder_splits(
+    root: str | os.PathLike | None = None,
+    normal_dir: str | os.PathLike | None = None,
+    abnormal_dir: str | os.PathLike | None = None,
+    size: int | None = None,
+    channels: int | None = None,
+    skip_bad: bool = False,
+) -> tuple[ImageFolder, ImageFolder | None]:
+    """(normal training images, evaluation images or None) from a layout described above."""
+    if root is not None:
+        root = Path(root)
+        train_paths = list_images(root / "train" / GOOD)
+        test_root = root / "test"
+        test_paths, kinds = [], []
+        if test_root.is_dir():
+            for kind_dir in sorted(p for p in test_root.iterdir() if p.is_dir()):
+                found = sorted(
+                    p for p in kind_dir.rglob("*") if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES
+                )
+                test_paths += found
+                kinds += [kind_dir.name] * len(found)
+    elif normal_dir is not None:
+        train_paths = list_images(Path(normal_dir))
+        test_paths = list_images(Path(abnormal_dir)) if abnormal_dir is not None else []
+        kinds = ["abnormal"] * len(test_paths)
+    else:
+        raise OneClassError("give a folder dataset as --data folder:PATH or --normal-dir DIR")
+    train_paths = check_files(train_paths, skip_bad)
+    shape = infer_shape(train_paths[0], size, channels)
+    train = ImageFolder(train_paths, shape, np.ones(len(train_paths), bool), [GOOD] * len(train_paths))
+    if not test_paths:
+        return train, None
+    kind_of = dict(zip(test_paths, kinds, strict=True))
+    test_paths = check_files(test_paths, skip_bad)
+    test_kinds = [kind_of[p] for p in test_paths]
+    is_normal = np.array([kind == GOOD for kind in test_kinds])
+    return train, ImageFolder(test_paths, shape, is_normal, test_kinds)

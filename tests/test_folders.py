@@ -1,0 +1,128 @@
+"""A user's folder of images, built from real MNIST digits written as PNG files, through the CLI;
+and the conformal false-alarm rate against its target."""
+
+import csv
+import json
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+from PIL import Image
+
+from oneclass import OneClassDetector
+from oneclass.cli import main
+from oneclass.data.folders import ImageFolder, folder_splits
+
+QUICK = ["--encoder", "ae", "--encoder-epochs", "1", "--head-epochs", "3", "--device", "cpu", "--quiet"]
+
+
+def _write(folder, images, prefix, rgb=False):
+    folder.mkdir(parents=True, exist_ok=True)
+    for i, image in enumerate(images):
+        picture = Image.fromarray(image)
+        if rgb:
+            picture = picture.convert("RGB").resize((40, 40))
+        picture.save(folder / f"{prefix}{i:04d}.png")
+
+
+@pytest.fixture(scope="module")
+def mvtec_like(tmp_path_factory, mnist_train, mnist_test):
+    """train/good = 600 ones; test/good = 150 ones; test/seven = 100 sevens; test/two = 50 twos."""
+    (x, y), (xt, yt) = mnist_train, mnist_test
+    root = tmp_path_factory.mktemp("folder") / "digits"
+    _write(root / "train" / "good", x[y == 1][:600], "one")
+    _write(root / "test" / "good", xt[yt == 1][:150], "one")
+    _write(root / "test" / "seven", xt[yt == 7][:100], "seven")
+    _write(root / "test" / "two", xt[yt == 2][:50], "two")
+    return root
+
+
+def test_folder_layout_is_read_lazily(mvtec_like):
+    train, test = folder_splits(mvtec_like)
+    assert isinstance(train, ImageFolder) and train.shape == (600, 1, 28, 28)
+    assert test.shape == (300, 1, 28, 28) and int(test.is_normal.sum()) == 150
+    assert sorted(set(test.kinds)) == ["good", "seven", "two"]
+    assert train[np.array([3, 1])].shape == (2, 1, 28, 28) and train[5].shape == (1, 28, 28)
+
+
+def test_fit_score_report_on_a_folder(mvtec_like, tmp_path):
+    run = tmp_path / "run"
+    result = CliRunner().invoke(
+        main,
+        ["fit", "--data", f"folder:{mvtec_like}", "--out", str(run), "--alpha", "0.05", *QUICK],
+        catch_exceptions=False,
+    )
+    assert result.exit_code == 0, result.output
+    metrics = json.loads((run / "metrics.json").read_text())
+    assert (
+        metrics["data"]["kind"] == "folder" and metrics["n_train"] == 540 and metrics["n_calibration"] == 60
+    )
+    assert metrics["test_auroc"] > 0.6  # ones against sevens and twos
+    assert (run / "report.html").is_file()
+
+    out = tmp_path / "scores.csv"
+    result = CliRunner().invoke(
+        main,
+        [
+            "score",
+            str(run),
+            str(mvtec_like / "test" / "seven"),
+            str(mvtec_like / "test" / "good" / "one000*"),
+            "--out",
+            str(out),
+            "--alpha",
+            "0.2",
+        ],
+        catch_exceptions=False,
+    )
+    assert result.exit_code == 0, result.output
+    assert "flagged abnormal (p-value <= 0.2)" in result.output
+    rows = list(csv.DictReader(out.open()))
+    assert len(rows) == 100 + 10
+    assert all(0 < float(r["p_value"]) <= 1 for r in rows)
+    assert all(int(r["prediction"]) == (-1 if float(r["p_value"]) <= 0.2 else 1) for r in rows)
+    sevens = [float(r["p_value"]) for r in rows if "seven" in r["id"]]
+    ones = [float(r["p_value"]) for r in rows if "one" in r["id"]]
+    assert np.mean(sevens) < np.mean(ones)
+
+
+def test_colour_folder_with_normal_dir_and_a_corrupt_file(mnist_train, tmp_path):
+    x, y = mnist_train
+    normal, abnormal = tmp_path / "ok", tmp_path / "bad"
+    _write(normal, x[y == 0][:200], "zero", rgb=True)
+    _write(abnormal, x[y == 5][:40], "five", rgb=True)
+    (normal / "broken.png").write_bytes(b"\x89PNG\r\n\x1a\nbroken")
+    args = ["fit", "--normal-dir", str(normal), "--abnormal-dir", str(abnormal), "--image-size", "32", *QUICK]
+
+    stopped = CliRunner().invoke(main, [*args, "--out", str(tmp_path / "r1")])
+    assert stopped.exit_code == 2 and "broken.png: not a readable image" in stopped.output
+
+    result = CliRunner().invoke(
+        main, [*args, "--skip-bad", "--out", str(tmp_path / "r2")], catch_exceptions=False
+    )
+    assert result.exit_code == 0, result.output
+    config = json.loads((tmp_path / "r2" / "config.json").read_text())
+    assert config["image_shape"] == [3, 32, 32]  # colour kept, resized as asked
+
+
+def test_conformal_false_alarm_rate_is_within_tolerance_of_alpha(mnist_train):
+    """Split-conformal: fit on one part of the normal digits, calibrate on a second, and count
+    the false alarms on a third. FAR <= alpha in expectation; with n_cal = 1000 and n_test = 2500
+    its standard deviation is about 0.011, so a 4-sigma band is used."""
+    x, y = mnist_train
+    ones = x[y == 1]
+    order = np.random.default_rng(0).permutation(len(ones))
+    fit, calibration, test = ones[order[:2000]], ones[order[2000:3000]], ones[order[3000:5500]]
+    detector = OneClassDetector(encoder="ae", encoder_epochs=1, head_epochs=3, device="cpu", quiet=True)
+    detector.fit(fit).calibrate(calibration)
+    for alpha in (0.05, 0.2):
+        rate = float((detector.p_values(test) <= alpha).mean())
+        assert abs(rate - alpha) < 4 * np.sqrt(alpha * (1 - alpha) * (1 / 1000 + 1 / 2500)), (alpha, rate)
+        threshold = detector.conformal_threshold(alpha)
+        assert np.array_equal(detector.score_samples(test) <= threshold, detector.p_values(test) <= alpha)
+
+
+def test_alpha_needs_enough_calibration_images(fitted_detector, digits_small):
+    fitted_detector.calibrate(digits_small[0][:20])
+    with pytest.raises(Exception, match="needs at least 99 calibration images"):
+        fitted_detector.conformal_threshold(0.01)
