@@ -8,7 +8,6 @@ returns +1 (normal) / -1 (abnormal).
 
 from __future__ import annotations
 
-import hashlib
 import inspect
 import os
 from collections.abc import Callable
@@ -23,7 +22,7 @@ from safetensors.torch import load_file, save_file
 from . import __version__
 from .data.arrays import check_images
 from .errors import OneClassError
-from .fileio import atomic_path, read_json, write_json
+from .fileio import atomic_path, read_json, sha256_file, write_json
 from .heads import Head, head_class
 from .networks import ENCODERS, build_encoder
 from .training.autoencoder import encode, train_autoencoder
@@ -309,7 +308,7 @@ class OneClassDetector:
             tensors["calibration.scores"] = torch.from_numpy(self.calibration_scores_.copy())
         with atomic_path(directory / WEIGHTS_FILE) as tmp:
             save_file(tensors, str(tmp), metadata={"format": "oneclass", "version": str(FORMAT_VERSION)})
-            digest = _sha256(tmp)
+            digest = sha256_file(tmp)
         params = self.get_params()
         params["channels"] = list(self.channels)
         write_json(
@@ -351,7 +350,7 @@ class OneClassDetector:
         weights_path = directory / WEIGHTS_FILE
         if not weights_path.is_file():
             raise OneClassError(f"{weights_path}: weights file missing")
-        if _sha256(weights_path) != weights.get("sha256"):
+        if sha256_file(weights_path) != weights.get("sha256"):
             raise OneClassError(
                 f"{weights_path}: checksum does not match config.json (file altered or truncated)"
             )
@@ -388,11 +387,3 @@ class OneClassDetector:
         detector.history_ = config.get("history", {"encoder": [], "head": []})
         detector.timings_ = config.get("timings", {})
         return detector
-
-
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()

@@ -7,6 +7,7 @@ there before stays intact until the new content is complete.
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import json
 import os
 import tempfile
@@ -60,3 +61,11 @@ def read_json(path: str | os.PathLike) -> Any:
         raise OneClassError(f"{path}: file not found") from exc
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
         raise OneClassError(f"{path}: not valid JSON ({exc})") from exc
+
+
+def sha256_file(path: str | os.PathLike) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()

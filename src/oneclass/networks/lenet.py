@@ -95,10 +95,10 @@ class ConvDecoder(nn.Module):
         return torch.sigmoid(x)
 
 
-class ConvAutoencoder(nn.Module):
-    """Deterministic autoencoder; the latent is the bias-free linear projection of the features."""
+class _ConvReconstructor(nn.Module):
+    """Encoder body, latent layer(s) (built by ``_latent_layers``, in this order) and decoder."""
 
-    kind = "ae"
+    kind: str
 
     def __init__(
         self,
@@ -109,8 +109,20 @@ class ConvAutoencoder(nn.Module):
     ):
         super().__init__()
         self.body = ConvEncoderBody(image_shape, channels, kernel)
-        self.to_latent = nn.Linear(self.body.out_features, latent_dim, bias=False)
+        self._latent_layers(self.body.out_features, latent_dim)
         self.decoder = ConvDecoder(image_shape, channels, kernel, latent_dim)
+
+    def _latent_layers(self, features: int, latent_dim: int) -> None:
+        raise NotImplementedError
+
+
+class ConvAutoencoder(_ConvReconstructor):
+    """Deterministic autoencoder; the latent is the bias-free linear projection of the features."""
+
+    kind = "ae"
+
+    def _latent_layers(self, features: int, latent_dim: int) -> None:
+        self.to_latent = nn.Linear(features, latent_dim, bias=False)
 
     def encode(self, x: torch.Tensor) -> torch.Tensor:
         """Latent vectors ``(n, latent_dim)``."""
@@ -126,23 +138,14 @@ class ConvAutoencoder(nn.Module):
         return self.sample_losses(x)
 
 
-class ConvVAE(nn.Module):
+class ConvVAE(_ConvReconstructor):
     """Variational autoencoder with a Bernoulli decoder; the latent for heads is the mean."""
 
     kind = "vae"
 
-    def __init__(
-        self,
-        image_shape: tuple[int, int, int] = (1, 28, 28),
-        latent_dim: int = 32,
-        channels: tuple[int, ...] = (8, 4),
-        kernel: int = 5,
-    ):
-        super().__init__()
-        self.body = ConvEncoderBody(image_shape, channels, kernel)
-        self.to_mean = nn.Linear(self.body.out_features, latent_dim, bias=False)
-        self.to_logvar = nn.Linear(self.body.out_features, latent_dim)
-        self.decoder = ConvDecoder(image_shape, channels, kernel, latent_dim)
+    def _latent_layers(self, features: int, latent_dim: int) -> None:
+        self.to_mean = nn.Linear(features, latent_dim, bias=False)
+        self.to_logvar = nn.Linear(features, latent_dim)
 
     def encode(self, x: torch.Tensor) -> torch.Tensor:
         """Posterior means ``(n, latent_dim)``."""

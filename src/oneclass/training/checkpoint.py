@@ -8,7 +8,6 @@ both are written atomically, the JSON last, so a checkpoint is either whole or a
 
 from __future__ import annotations
 
-import hashlib
 import os
 from pathlib import Path
 from typing import Any
@@ -18,7 +17,7 @@ from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
 from ..errors import OneClassError
-from ..fileio import atomic_path, read_json, write_json
+from ..fileio import atomic_path, read_json, sha256_file, write_json
 
 FORMAT = "oneclass-checkpoint"
 
@@ -50,7 +49,7 @@ class Checkpointer:
         tensors["rng.torch"] = torch.get_rng_state()
         with atomic_path(self.tensors_path) as tmp:
             save_file(tensors, str(tmp))
-            digest = _sha256(tmp)
+            digest = sha256_file(tmp)
         write_json(
             self.meta_path,
             {
@@ -70,7 +69,7 @@ class Checkpointer:
         meta = read_json(self.meta_path)
         if meta.get("format") != FORMAT or meta.get("stage") != self.stage:
             raise OneClassError(f"{self.meta_path}: not a {self.stage} checkpoint of oneclass")
-        if not self.tensors_path.is_file() or _sha256(self.tensors_path) != meta.get("sha256"):
+        if not self.tensors_path.is_file() or sha256_file(self.tensors_path) != meta.get("sha256"):
             raise OneClassError(f"{self.tensors_path}: missing or does not match {self.meta_path.name}")
         try:
             tensors = load_file(str(self.tensors_path))
@@ -96,11 +95,3 @@ class Checkpointer:
     def remove(self) -> None:
         for path in (self.meta_path, self.tensors_path):
             path.unlink(missing_ok=True)
-
-
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
