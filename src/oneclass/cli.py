@@ -332,7 +332,14 @@ def score(run_dir, inputs, out, skip_bad, alpha, data_dir, device, quiet):
     from .scoring import score_inputs
 
     _, summaries = score_inputs(
-        run_dir, list(inputs), out, alpha=alpha, data_dir=data_dir, skip_bad=skip_bad, device=device
+        run_dir,
+        list(inputs),
+        out,
+        alpha=alpha,
+        data_dir=data_dir,
+        skip_bad=skip_bad,
+        device=device,
+        progress=not quiet,
     )
     rule = f"p-value <= {alpha}" if alpha is not None else "score < r"
     for summary in summaries:

@@ -18,6 +18,7 @@ import numpy as np
 import torch
 from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
+from tqdm.auto import tqdm
 
 from . import __version__
 from .data.arrays import check_images
@@ -231,16 +232,30 @@ class OneClassDetector:
         self._check_encoder()
         return encode(self.encoder_, self._images(X), self._device(), SCORE_CHUNK)
 
-    def score_samples(self, X: np.ndarray) -> np.ndarray:
-        """Normality score per image ``(n,)``: higher = more normal (the OC-NN's y_hat)."""
+    def score_samples(self, X: np.ndarray, progress: bool = False) -> np.ndarray:
+        """Normality score per image ``(n,)``: higher = more normal (the OC-NN's y_hat).
+
+        Images are encoded in chunks, so memory stays flat however many are passed (an
+        ``ImageFolder`` is read from disk chunk by chunk); ``progress`` shows a bar.
+        """
         self._check_fitted()
         images = self._images(X)
-        parts = [
-            self.head_.score_samples(
-                encode(self.encoder_, images[start : start + SCORE_CHUNK], self._device(), SCORE_CHUNK)
-            )
-            for start in range(0, len(images), SCORE_CHUNK)
-        ]
+        parts = []
+        starts = range(0, len(images), SCORE_CHUNK)
+        with tqdm(
+            total=len(images),
+            desc="scoring",
+            unit="img",
+            disable=not progress or len(starts) < 2,
+            leave=False,
+            dynamic_ncols=True,
+        ) as bar:
+            for start in starts:
+                chunk = images[start : start + SCORE_CHUNK]
+                parts.append(
+                    self.head_.score_samples(encode(self.encoder_, chunk, self._device(), SCORE_CHUNK))
+                )
+                bar.update(len(chunk))
         return np.concatenate(parts)
 
     # -- conformal calibration -------------------------------------------------------------------

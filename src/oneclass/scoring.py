@@ -38,6 +38,7 @@ def score_inputs(
     data_dir: str | os.PathLike | None = None,
     skip_bad: bool = False,
     device: str = "cpu",
+    progress: bool = False,
 ) -> tuple[list[dict], list[SourceSummary]]:
     """Score dataset splits, IDX files, image files, folders or globs with the run's detector.
 
@@ -57,7 +58,7 @@ def score_inputs(
     rows: list[dict] = []
     summaries: list[SourceSummary] = []
     for batch in load_inputs(list(inputs), detector.image_shape_, data_dir, skip_bad):
-        scores = detector.score_samples(batch.images)
+        scores = detector.score_samples(batch.images, progress=progress)
         p_values = detector._p_values(scores) if calibrated else np.full(len(scores), np.nan)
         abnormal = p_values <= alpha if alpha is not None else scores < r
         labels = batch.labels if batch.labels is not None else [""] * len(scores)
