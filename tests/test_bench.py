@@ -119,6 +119,7 @@ def test_quick_bench_through_the_cli(tmp_path):
         assert 0.0 <= record["auroc"] <= 1.0 and record["n_train"] == 600
     assert (out / "results.csv").read_text().count("\n") == len(data["records"]) + 1
     assert "| method |" in (out / "results.md").read_text()
+    assert "AUROC per normal class" in (out / "report.html").read_text()
 
 
 def test_bench_rejects_unknown_method(tmp_path):

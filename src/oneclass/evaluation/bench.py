@@ -152,6 +152,9 @@ def write_results(
         writer.writerows(records)
     with atomic_open(out / "results.md", "w") as handle:
         handle.write(markdown_tables(records, dataset, command, elapsed))
+    from ..report.html import write_bench_report  # plotting stays out of the benchmark's import path
+
+    write_bench_report(out, records, dataset, command)
 
 
 def _mean_std(values: list[float]) -> tuple[float, float]:

@@ -251,3 +251,83 @@ alt="latent map"></section>
 def _short(metrics: dict[str, Any]) -> dict[str, Any]:
     """Metrics without the long per-image lists."""
     return {k: v for k, v in metrics.items() if not (isinstance(v, list) and len(v) > 30)}
+
+
+def write_bench_report(
+    out: str | os.PathLike, records: list[dict[str, Any]], dataset: str, command: str
+) -> Path:
+    """``out/report.html`` for a benchmark: mean AUROC per method, a class x method heat map and
+    the per-record table, self-contained like the run report."""
+    methods = list(dict.fromkeys(r["method"] for r in records))
+    classes = sorted({r["normal_class"] for r in records})
+    table = np.array(
+        [
+            [
+                np.mean([r["auroc"] for r in records if r["method"] == m and r["normal_class"] == c])
+                for c in classes
+            ]
+            for m in methods
+        ]
+    )
+    means = table.mean(1)
+    fig, axis = plt.subplots(figsize=(7, 0.35 * len(methods) + 1))
+    axis.barh(methods[::-1], 100 * means[::-1], color="tab:blue")
+    axis.set_xlim(max(0, 100 * means.min() - 5), 100)
+    axis.set_xlabel("mean AUROC (%) over classes and seeds")
+    bars = _png(fig)
+    fig, axis = plt.subplots(figsize=(0.6 * len(classes) + 3, 0.4 * len(methods) + 1))
+    image = axis.imshow(100 * table, cmap="viridis", aspect="auto")
+    axis.set_xticks(range(len(classes)), [str(c) for c in classes])
+    axis.set_yticks(range(len(methods)), methods)
+    axis.set_xlabel("normal class")
+    for i in range(len(methods)):
+        for j in range(len(classes)):
+            bright = table[i, j] > table.min() + 0.6 * (table.max() - table.min())
+            axis.text(
+                j,
+                i,
+                f"{100 * table[i, j]:.0f}",
+                ha="center",
+                va="center",
+                fontsize=7,
+                color="black" if bright else "white",
+            )
+    fig.colorbar(image, ax=axis, label="AUROC (%)")
+    heat = _png(fig)
+    columns = [
+        "method",
+        "normal_class",
+        "seed",
+        "auroc",
+        "average_precision",
+        "false_alarm_rate",
+        "detection_rate",
+        "method_s",
+    ]
+    rows = "".join(
+        "<tr>" + "".join(f"<td>{html.escape(_cell(r[c]))}</td>" for c in columns) + "</tr>" for r in records
+    )
+    header = "".join(f"<th>{c}</th>" for c in columns)
+    body = f"""<header><h1>oneclass benchmark: {html.escape(dataset)}</h1>
+<p>{html.escape(command)} &middot; one-class protocol: trained on one class,
+AUROC on the whole test split</p></header>
+<main><section><h2>Mean AUROC per method</h2><img class="plot" src="{bars}" alt="mean AUROC"></section>
+<section><h2>AUROC per normal class</h2><img class="plot" src="{heat}" alt="AUROC heat map"></section>
+<section><h2>All records</h2><table><tr>{header}</tr>{rows}</table></section>
+</main>"""
+    style = (
+        STYLE
+        + "table{border-collapse:collapse;font-size:12px}td,th{padding:2px 8px;border-bottom:1px solid #ddd}"
+    )
+    page = (
+        f"<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'><title>oneclass benchmark</title>"
+        f"<style>{style}</style><script>{CHECK_SCRIPT}</script></head><body>{body}</body></html>"
+    )
+    target = Path(out) / "report.html"
+    with atomic_open(target, "w") as handle:
+        handle.write(page)
+    return target
+
+
+def _cell(value: Any) -> str:
+    return f"{value:.4f}" if isinstance(value, float) else str(value)
