@@ -2,7 +2,7 @@
 
 Each measurement runs in its own process and reads its peak resident set size (ru_maxrss):
 
-- scoring: a detector (VAE + kernel OC-NN, trained briefly) scores N images, N = 10k and 100k
+- scoring: a detector (VAE + kernel OC-NN, trained briefly) scores N images, N = 10k, 100k, 200k
   (MNIST test digits tiled); the images themselves take N x 784 bytes;
 - benchmark: `oneclass bench` on 2 classes and on 10 classes with the same small settings; if a
   class left anything behind, the 10-class peak would be higher.
@@ -55,7 +55,7 @@ def main() -> int:
 
     print("| what | peak RSS (MB) | notes |")
     print("|---|---|---|")
-    for n in (10_000, 100_000):
+    for n in (10_000, 100_000, 200_000):
         r = run(SCORE, str(n))
         print(
             f"| score {n} images | {r['peak_mb']:.0f} | before scoring {r['peak_before_mb']:.0f}, "
