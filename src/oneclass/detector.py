@@ -240,7 +240,9 @@ class OneClassDetector:
         """
         self._check_fitted()
         images = self._images(X)
-        parts = []
+        # one output array filled in place: small per-chunk results kept alive between the large
+        # temporaries of each chunk would fragment the heap and grow memory with the number of images
+        scores = np.empty(len(images), dtype=np.float64)
         starts = range(0, len(images), SCORE_CHUNK)
         with tqdm(
             total=len(images),
@@ -252,11 +254,11 @@ class OneClassDetector:
         ) as bar:
             for start in starts:
                 chunk = images[start : start + SCORE_CHUNK]
-                parts.append(
-                    self.head_.score_samples(encode(self.encoder_, chunk, self._device(), SCORE_CHUNK))
+                scores[start : start + len(chunk)] = self.head_.score_samples(
+                    encode(self.encoder_, chunk, self._device(), SCORE_CHUNK)
                 )
                 bar.update(len(chunk))
-        return np.concatenate(parts)
+        return scores
 
     # -- conformal calibration -------------------------------------------------------------------
 
