@@ -126,3 +126,14 @@ def test_alpha_needs_enough_calibration_images(fitted_detector, digits_small):
     fitted_detector.calibrate(digits_small[0][:20])
     with pytest.raises(Exception, match="needs at least 99 calibration images"):
         fitted_detector.conformal_threshold(0.01)
+
+
+def test_detector_trains_and_scores_straight_from_disk(mvtec_like):
+    """The streaming path (folders too large to hold in memory): no array is ever built."""
+    train, test = folder_splits(mvtec_like)
+    detector = OneClassDetector(encoder="ae", encoder_epochs=1, head_epochs=2, device="cpu", quiet=True)
+    detector.fit(train.subset(np.arange(300)))
+    streamed = detector.score_samples(test)
+    in_memory = detector.score_samples(test[:])
+    np.testing.assert_allclose(streamed, in_memory, rtol=1e-6)
+    assert streamed[test.is_normal].mean() > streamed[~test.is_normal].mean()
