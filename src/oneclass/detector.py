@@ -274,9 +274,10 @@ class OneClassDetector:
 
     def p_values(self, X: np.ndarray) -> np.ndarray:
         """(1 + #{calibration scores <= score}) / (n_calibration + 1): small = unusually abnormal."""
-        return self._p_values(self.score_samples(X))
+        return self.p_values_of_scores(self.score_samples(X))
 
-    def _p_values(self, scores: np.ndarray) -> np.ndarray:
+    def p_values_of_scores(self, scores: np.ndarray) -> np.ndarray:
+        """Conformal p-values of scores already computed with ``score_samples``."""
         if getattr(self, "calibration_scores_", None) is None:
             raise OneClassError("this detector has no calibration scores: call calibrate(X_normal) first")
         calibration = self.calibration_scores_

@@ -59,7 +59,7 @@ def score_inputs(
     summaries: list[SourceSummary] = []
     for batch in load_inputs(list(inputs), detector.image_shape_, data_dir, skip_bad):
         scores = detector.score_samples(batch.images, progress=progress)
-        p_values = detector._p_values(scores) if calibrated else np.full(len(scores), np.nan)
+        p_values = detector.p_values_of_scores(scores) if calibrated else np.full(len(scores), np.nan)
         abnormal = p_values <= alpha if alpha is not None else scores < r
         labels = batch.labels if batch.labels is not None else [""] * len(scores)
         for ident, label, value, p, flag in zip(batch.ids, labels, scores, p_values, abnormal, strict=True):

@@ -214,7 +214,7 @@ def _evaluate(metrics, detector, test_scores, is_normal, run) -> None:
     if is_normal is None or not is_normal.any():
         return
     r = detector.offset_
-    flagged = detector._p_values(test_scores) <= metrics["alpha"] if "alpha" in metrics else None
+    flagged = detector.p_values_of_scores(test_scores) <= metrics["alpha"] if "alpha" in metrics else None
     if flagged is not None:
         metrics["test_conformal_false_alarm_rate"] = float(flagged[is_normal].mean())
     if is_normal.all():
