@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import glob
 import os
-import warnings
 from pathlib import Path
 
 import numpy as np
@@ -67,21 +66,3 @@ def read_image(path: str | os.PathLike, shape: tuple[int, int, int]) -> np.ndarr
     except (UnidentifiedImageError, Image.DecompressionBombError, OSError, ValueError, SyntaxError) as exc:
         raise ImageFileError(f"{path}: not a readable image ({exc.__class__.__name__}: {exc})") from exc
     return array[None] if channels == 1 else array.transpose(2, 0, 1)
-
-
-def read_images(
-    paths: list[Path], shape: tuple[int, int, int], skip_bad: bool = False
-) -> tuple[np.ndarray, list[Path]]:
-    """Images ``(n, C, H, W)`` and the paths actually read (bad files skipped with a warning)."""
-    arrays, kept = [], []
-    for path in paths:
-        try:
-            arrays.append(read_image(path, shape))
-            kept.append(path)
-        except ImageFileError as exc:
-            if not skip_bad:
-                raise
-            warnings.warn(f"skipping {exc}", stacklevel=2)
-    if not arrays:
-        raise ImageFileError("no readable images among the given files")
-    return np.stack(arrays), kept

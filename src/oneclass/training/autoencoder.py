@@ -70,24 +70,25 @@ def train_autoencoder(
 
 
 @torch.no_grad()
-def encode(model: nn.Module, images: np.ndarray, device: torch.device, batch_size: int = 2048) -> np.ndarray:
-    """Latent vectors ``(n, latent_dim)`` as float32, in eval mode."""
+def _in_batches(
+    apply, model: nn.Module, images: np.ndarray, device: torch.device, batch_size: int
+) -> np.ndarray:
+    """``apply(x)`` over ``images`` batch by batch, model in eval mode, float32 results on the CPU."""
     model.to(device).eval()
     parts = [
-        model.encode(to_tensor(images[start : start + batch_size], device)).float().cpu()
+        apply(to_tensor(images[start : start + batch_size], device)).float().cpu()
         for start in range(0, len(images), batch_size)
     ]
     return torch.cat(parts).numpy()
 
 
-@torch.no_grad()
+def encode(model: nn.Module, images: np.ndarray, device: torch.device, batch_size: int = 2048) -> np.ndarray:
+    """Latent vectors ``(n, latent_dim)`` as float32, in eval mode."""
+    return _in_batches(model.encode, model, images, device, batch_size)
+
+
 def reconstruction_scores(
     model: nn.Module, images: np.ndarray, device: torch.device, batch_size: int = 2048
 ) -> np.ndarray:
     """The model's own anomaly score per image ``(n,)``: higher = more abnormal."""
-    model.to(device).eval()
-    parts = [
-        model.anomaly_score(to_tensor(images[start : start + batch_size], device)).float().cpu()
-        for start in range(0, len(images), batch_size)
-    ]
-    return torch.cat(parts).numpy()
+    return _in_batches(model.anomaly_score, model, images, device, batch_size)
