@@ -423,6 +423,30 @@ def report(run_dir, data_dir):
     click.echo(f"report: wrote {write_report(run_dir, data_dir)}")
 
 
+@main.command()
+@click.argument("run_dir", type=click.Path(file_okay=False))
+@click.option(
+    "--format", "fmt", type=click.Choice(["onnx"]), default="onnx", show_default=True, help="Export format."
+)
+@click.option(
+    "--alpha",
+    type=float,
+    default=None,
+    help="Write the conformal threshold at false-alarm level ALPHA as the threshold (calibrated runs).",
+)
+@user_errors
+def export(run_dir, fmt, alpha):
+    """Write RUN_DIR/model.onnx: one graph from uint8 images (n, C, H, W) to scores (n,),
+    pixel scaling included, and RUN_DIR/model.onnx.json with r and the threshold (scores below
+    it are abnormal). Needs the extra: pip install 'oneclass[onnx]'."""
+    from .detector import OneClassDetector
+    from .export import export_onnx
+
+    detector = OneClassDetector.load(run_dir, device="cpu")
+    path = export_onnx(detector, run_dir, alpha=alpha)
+    click.echo(f"export: wrote {path} and {path.with_name(path.name + '.json')}")
+
+
 def _int_list(text: str | None, what: str) -> list[int] | None:
     if text is None:
         return None

@@ -5,7 +5,9 @@
 - ``offset_``: the threshold, so that ``decision_function(Z) = score_samples(Z) - offset_`` is
   negative for abnormal inputs and ``predict`` gives +1 (normal) / -1 (abnormal);
 - ``get_config()`` (JSON-able) and ``state_tensors()`` (safetensors-able) save a fitted head;
-  ``from_state(config, tensors)`` rebuilds it.
+  ``from_state(config, tensors)`` rebuilds it;
+- ``torch_module()``: the scoring function as an ``nn.Module`` (latents -> scores) for export
+  and distributed training, or None for heads that are not networks.
 """
 
 from __future__ import annotations
@@ -56,6 +58,9 @@ class Head:
 
     def state_tensors(self) -> dict[str, torch.Tensor]:
         return {}
+
+    def torch_module(self) -> torch.nn.Module | None:
+        return None
 
     @classmethod
     def from_state(cls, config: dict[str, Any], tensors: dict[str, torch.Tensor]) -> Head:

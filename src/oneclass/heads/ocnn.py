@@ -72,7 +72,15 @@ class KernelOCNNNet(nn.Module):
         return torch.exp(-self.gamma * squared.clamp_min(0))
 
     def forward(self, z: torch.Tensor) -> torch.Tensor:
-        return self.w(self.hidden(z)).squeeze(1)
+        return self.readout(self.hidden(z))
+
+    def readout(self, hidden: torch.Tensor) -> torch.Tensor:
+        """The output layer alone: ``(n, units)`` hidden values to ``(n,)`` scores."""
+        return self.w(hidden).squeeze(1)
+
+    def frozen_features(self) -> bool:
+        """True when only ``w`` is trained, so the hidden values can be computed once."""
+        return not self.V.weight.requires_grad
 
     def regularised(self) -> list[torch.Tensor]:
         return [self.w.weight]  # the centres are points of the data space, not weights to shrink
@@ -132,6 +140,9 @@ class _TorchOCNN(Head):
     def score_samples(self, Z: np.ndarray) -> np.ndarray:
         Z = check_latents(Z, dim=self.n_features_in_)
         return predict_outputs(self.net_, torch.from_numpy(Z))
+
+    def torch_module(self) -> nn.Module:
+        return self.net_
 
     def state_tensors(self) -> dict[str, torch.Tensor]:
         return {f"head.{k}": v for k, v in self.net_.state_dict().items()}

@@ -13,6 +13,8 @@ from ..errors import OneClassError
 from .common import Stopwatch, check_finite, check_not_collapsed, epoch_bar, minibatches, seeded_generator
 
 R_UPDATES = ("batch", "epoch")
+# Largest hidden-value matrix (bytes) kept in memory to train the output layer alone.
+FROZEN_FEATURES_BUDGET = 1 << 30
 
 
 def ocnn_loss(
@@ -34,9 +36,30 @@ def nu_quantile(y_hat: torch.Tensor | np.ndarray, nu: float) -> float:
 
 
 @torch.no_grad()
-def predict_outputs(net: nn.Module, latents: torch.Tensor, batch_size: int = 8192) -> np.ndarray:
-    net.eval()
+def predict_outputs(net: nn.Module | Callable, latents: torch.Tensor, batch_size: int = 8192) -> np.ndarray:
+    """``net`` over ``latents`` in chunks, as float64 ``(n,)`` on the CPU."""
+    if isinstance(net, nn.Module):
+        net.eval()
     return torch.cat([net(part) for part in latents.split(batch_size)]).double().cpu().numpy()
+
+
+@torch.no_grad()
+def _training_inputs(net: nn.Module, data: torch.Tensor, batch_size: int = 8192):
+    """``(inputs, forward)`` for the training loop.
+
+    A net whose first layer is fixed (``net.frozen_features()``) has its hidden values computed
+    once, and training runs the output layer alone on them: the same steps and results as the
+    full forward pass, minus recomputing the first layer every epoch (most of the cost).
+    """
+    frozen = getattr(net, "frozen_features", None)
+    if frozen is None or not frozen():
+        return data, net
+    net.eval()
+    units = net.hidden(data[:1]).shape[1]
+    if len(data) * units * data.element_size() > FROZEN_FEATURES_BUDGET:
+        return data, net
+    hidden = torch.cat([net.hidden(part) for part in data.split(batch_size)])
+    return hidden, net.readout
 
 
 def train_ocnn(
@@ -65,20 +88,20 @@ def train_ocnn(
     if r_update not in R_UPDATES:
         raise OneClassError(f"r_update must be one of {', '.join(R_UPDATES)}, got {r_update!r}")
     net.to(device)
-    data = torch.as_tensor(latents, dtype=torch.float32, device=device)
+    data, forward = _training_inputs(net, torch.as_tensor(latents, dtype=torch.float32, device=device))
     optimizer = torch.optim.Adam([p for p in net.parameters() if p.requires_grad], lr=lr)
     generator = seeded_generator(seed)
     project = getattr(net, "project", None)
     history = []
-    epoch_r = nu_quantile(predict_outputs(net, data), nu)
+    epoch_r = nu_quantile(predict_outputs(forward, data), nu)
     for epoch in range(1, epochs + 1):
         clock = Stopwatch()
         net.train()
-        total = 0.0
+        total = torch.zeros((), dtype=torch.float64, device=device)
         batches = list(minibatches(len(data), batch_size, generator))
         with epoch_bar(len(batches), f"oc-nn epoch {epoch}/{epochs}", quiet) as bar:
             for index in batches:
-                y_hat = net(data[index.to(device)])
+                y_hat = forward(data.index_select(0, index.to(device)))
                 r = nu_quantile(y_hat, nu) if r_update == "batch" else epoch_r
                 loss = ocnn_loss(y_hat, net.regularised(), r, nu)
                 optimizer.zero_grad(set_to_none=True)
@@ -86,9 +109,10 @@ def train_ocnn(
                 optimizer.step()
                 if project is not None:
                     project()
-                total += loss.item() * len(index)
+                total += loss.detach() * len(index)  # no .item(): a device sync per step
                 bar.update()
-        outputs = predict_outputs(net, data)
+        total = float(total)
+        outputs = predict_outputs(forward, data)
         check_finite(total, "OC-NN loss", epoch)
         check_finite(float(outputs.sum()), "OC-NN scores", epoch)
         epoch_r = nu_quantile(outputs, nu)
@@ -103,6 +127,6 @@ def train_ocnn(
         history.append(record)
         if on_epoch:
             on_epoch(record)
-    outputs = predict_outputs(net, data)
+    outputs = predict_outputs(forward, data)
     check_not_collapsed(outputs, "OC-NN training scores")
     return nu_quantile(outputs, nu), history

@@ -1,0 +1,136 @@
+"""Export a fitted detector to ONNX: one graph from raw pixels to the normality score.
+
+The graph takes ``images``: uint8 ``(n, C, H, W)`` with the detector's image shape (pixels
+0..255, the same bytes ``oneclass score`` reads from an image file after resizing) and returns
+``score``: float32 ``(n,)``, higher = more normal. The scaling to [0, 1], the encoder and the
+head are all inside it. Beside it a small JSON file gives r (the head's threshold), the
+threshold to apply and, for a calibrated detector, conformal thresholds at common alphas.
+
+Needs the optional extra: ``pip install 'oneclass[onnx]'`` (onnx, onnxscript for the exporter,
+onnxruntime to run the graph).
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import nn
+
+from .detector import OneClassDetector
+from .errors import OneClassError
+from .fileio import atomic_path, write_json
+
+ONNX_FILE = "model.onnx"
+ONNX_META_FILE = "model.onnx.json"
+OPSET = 17
+PARITY_ATOL = 1e-5  # largest |ONNX - PyTorch| score difference, relative to the largest |score|
+
+
+class ScoringGraph(nn.Module):
+    """uint8 images ``(n, C, H, W)`` -> scores ``(n,)``: pixel scaling, encoder, head."""
+
+    def __init__(self, encoder: nn.Module, head: nn.Module):
+        super().__init__()
+        self.encoder = encoder
+        self.head = head
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        x = images.to(torch.float32) / 255.0
+        return self.head(self.encoder.encode(x))
+
+
+def scoring_graph(detector: OneClassDetector) -> ScoringGraph:
+    """The detector's scoring path as one ``nn.Module`` in eval mode (CPU, float32)."""
+    detector._check_fitted()
+    head = detector.head_.torch_module()
+    if head is None:
+        raise OneClassError(
+            f"head {detector.head_.name!r} has no network to export; export supports the OC-NN "
+            "heads (ocnn, ocnn-report)"
+        )
+    return ScoringGraph(detector.encoder_, head).cpu().eval()
+
+
+def export_onnx(
+    detector: OneClassDetector,
+    directory: str | os.PathLike,
+    *,
+    alpha: float | None = None,
+) -> Path:
+    """Write ``directory/model.onnx`` and ``directory/model.onnx.json``; returns the ONNX path.
+
+    The JSON's ``threshold`` is r, or the conformal threshold at ``alpha`` when given (the
+    detector must then be calibrated). Scores below the threshold are abnormal.
+    """
+    try:
+        import onnx
+        import onnxscript  # noqa: F401  (the exporter needs it)
+    except ImportError as exc:
+        raise OneClassError("ONNX export needs the optional extra: pip install 'oneclass[onnx]'") from exc
+    graph = scoring_graph(detector)
+    directory = Path(directory)
+    directory.mkdir(parents=True, exist_ok=True)
+    example = torch.zeros((2, *detector.image_shape_), dtype=torch.uint8)
+    try:
+        program = torch.onnx.export(
+            graph,
+            (example,),
+            input_names=["images"],
+            output_names=["score"],
+            dynamic_shapes=({0: torch.export.Dim("n")},),
+            opset_version=OPSET,
+            dynamo=True,
+            verbose=False,
+        )
+    except Exception as exc:  # the exporter raises many kinds; the user needs one line
+        raise OneClassError(f"ONNX export failed: {str(exc).splitlines()[0]}") from exc
+    with atomic_path(directory / ONNX_FILE) as tmp:
+        program.save(str(tmp), external_data=False)  # one self-contained file (the model is small)
+        onnx.checker.check_model(str(tmp))
+    write_json(directory / ONNX_META_FILE, export_metadata(detector, alpha))
+    return directory / ONNX_FILE
+
+
+def export_metadata(detector: OneClassDetector, alpha: float | None) -> dict:
+    r = float(detector.offset_)
+    calibrated = getattr(detector, "calibration_scores_", None) is not None
+    conformal = {}
+    if calibrated:
+        for level in (0.01, 0.05, 0.1):
+            try:
+                conformal[str(level)] = detector.conformal_threshold(level)
+            except OneClassError:
+                continue  # too few calibration images for this level
+    if alpha is not None and not calibrated:
+        raise OneClassError("--alpha needs a calibrated run (fit with --calibration-share > 0)")
+    threshold = detector.conformal_threshold(alpha) if alpha is not None else r
+    return {
+        "format": "oneclass-onnx",
+        "model": ONNX_FILE,
+        "input": {"name": "images", "dtype": "uint8", "shape": ["n", *detector.image_shape_]},
+        "output": {"name": "score", "dtype": "float32", "shape": ["n"], "higher": "more normal"},
+        "r": r,
+        "threshold": float(threshold),
+        "threshold_rule": f"conformal, alpha={alpha}" if alpha is not None else "r (nu-quantile)",
+        "conformal_thresholds": conformal,
+        "nu": detector.nu,
+        "head": detector.head_.name,
+        "opset": OPSET,
+    }
+
+
+def onnx_scores(path: str | os.PathLike, images: np.ndarray, batch_size: int = 1024) -> np.ndarray:
+    """Scores of uint8 ``images`` ``(n, C, H, W)`` by the exported graph in ONNX Runtime."""
+    try:
+        import onnxruntime
+    except ImportError as exc:
+        raise OneClassError("ONNX Runtime is not installed: pip install 'oneclass[onnx]'") from exc
+    session = onnxruntime.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    parts = [
+        session.run(["score"], {"images": np.ascontiguousarray(images[i : i + batch_size])})[0]
+        for i in range(0, len(images), batch_size)
+    ]
+    return np.concatenate(parts)

@@ -1,0 +1,70 @@
+"""ONNX export: one graph from uint8 images to scores, checked in ONNX Runtime against PyTorch."""
+
+import csv
+import json
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+
+from oneclass import OneClassDetector
+from oneclass.cli import main
+from oneclass.errors import OneClassError
+from oneclass.export import PARITY_ATOL, export_onnx, onnx_scores
+
+pytest.importorskip("onnxruntime")
+
+QUICK = ["--encoder-epochs", "1", "--head-epochs", "3", "--device", "cpu", "--quiet"]
+
+
+def invoke(*args):
+    return CliRunner().invoke(main, [str(a) for a in args], catch_exceptions=False)
+
+
+def relative_error(onnx: np.ndarray, torch_scores: np.ndarray) -> float:
+    return float(np.abs(onnx - torch_scores).max() / np.abs(torch_scores).max())
+
+
+def test_cli_export_matches_pytorch_scores(tmp_path, mnist_test):
+    run = tmp_path / "run"
+    fit = invoke("fit", "--normal", "3", "--out", run, "--encoder", "vae", "--train-limit", "1500", *QUICK)
+    assert fit.exit_code == 0, fit.output
+    result = invoke("export", run, "--format", "onnx", "--alpha", "0.1")
+    assert result.exit_code == 0, result.output
+    meta = json.loads((run / "model.onnx.json").read_text())
+    config = json.loads((run / "config.json").read_text())
+    assert meta["r"] == pytest.approx(config["head"]["offset"])
+    assert meta["input"] == {"name": "images", "dtype": "uint8", "shape": ["n", 1, 28, 28]}
+    assert meta["threshold"] == pytest.approx(meta["conformal_thresholds"]["0.1"])
+
+    xt, _ = mnist_test
+    scores_csv = tmp_path / "scores.csv"
+    assert (
+        invoke("score", run, "mnist:test", "--out", scores_csv, "--quiet", "--device", "cpu").exit_code == 0
+    )
+    torch_scores = np.array([float(row["score"]) for row in csv.DictReader(scores_csv.open())])
+    onnx = onnx_scores(run / "model.onnx", xt[:, None])
+    assert onnx.shape == (10000,) and onnx.dtype == np.float32
+    assert np.std(onnx) > 0  # a constant graph would match a constant detector
+    assert relative_error(onnx, torch_scores) <= PARITY_ATOL
+    # any batch size, including a single image
+    assert np.allclose(onnx_scores(run / "model.onnx", xt[:5, None], batch_size=1), onnx[:5], rtol=1e-5)
+
+
+@pytest.mark.parametrize("head", ["ocnn", "ocnn-report"])
+def test_both_ocnn_heads_export(head, tmp_path, digits_small):
+    x, y, xt, _ = digits_small
+    detector = OneClassDetector(
+        encoder="ae", head=head, encoder_epochs=1, head_epochs=2, device="cpu", quiet=True
+    ).fit(x[y == 1])
+    path = export_onnx(detector, tmp_path)
+    assert relative_error(onnx_scores(path, xt[:, None]), detector.score_samples(xt)) <= PARITY_ATOL
+
+
+def test_export_refuses_heads_without_a_network(tmp_path, digits_small):
+    x, y, _, _ = digits_small
+    detector = OneClassDetector(encoder="ae", head="knn", encoder_epochs=1, device="cpu", quiet=True)
+    detector.fit(x[y == 1][:300])
+    with pytest.raises(OneClassError, match="head 'knn' has no network to export"):
+        export_onnx(detector, tmp_path)
+    assert not (tmp_path / "model.onnx").exists()
