@@ -296,6 +296,8 @@ def fit(
         resume=resume,
         quiet=quiet,
     )
+    if not metrics:  # a worker process of a distributed run: the first process reports
+        return
     _report(out, data_dir, quiet)
     line = f"fit: {described} -> {out}"
     if "test_auroc" in metrics:

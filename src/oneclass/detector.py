@@ -26,6 +26,7 @@ from .errors import OneClassError
 from .fileio import atomic_path, read_json, sha256_file, write_json
 from .heads import Head, head_class
 from .networks import ENCODERS, build_encoder
+from .training import distributed
 from .training.autoencoder import encode, train_autoencoder
 from .training.checkpoint import Checkpointer
 from .training.common import Stopwatch, resolve_device
@@ -137,6 +138,11 @@ class OneClassDetector:
     def _device(self) -> torch.device:
         return resolve_device(self.device)
 
+    def training_device(self) -> torch.device:
+        """Where training runs; under torchrun this joins the process group (NCCL on CUDA,
+        gloo on CPU) and each process trains on its shard of the data."""
+        return distributed.setup(self._device())
+
     def _new_head(self) -> Head:
         cls = head_class(self.head)
         offered = {
@@ -184,7 +190,7 @@ class OneClassDetector:
             lr=self.encoder_lr,
             weight_decay=self.weight_decay,
             seed=self.seed,
-            device=self._device(),
+            device=self.training_device(),
             quiet=self.quiet,
             on_epoch=on_epoch,
             checkpoint=checkpoint,

@@ -20,6 +20,8 @@ from ..errors import OneClassError
 from ..report.grids import save_grid
 from ..report.plots import plot_head_history, plot_score_histogram
 from ..runfolder import RunFolder
+from ..training import distributed
+from ..training.checkpoint import Checkpointer
 from ..training.common import Stopwatch
 from .metrics import detection_metrics
 
@@ -144,18 +146,31 @@ def fit_run(
     on ``data.test`` when there is one; write the run folder ``out``. Returns the metrics.
 
     The encoder is checkpointed every epoch; ``resume`` continues an interrupted run (the head
-    trains in seconds and is simply retrained, with the same seed)."""
+    trains in seconds and is simply retrained, with the same seed).
+
+    Under torchrun every process trains (data-parallel) and only the first one writes the run
+    folder and evaluates; the others return an empty dict after training."""
     if not 0.0 <= calibration_share < 1.0:
         raise OneClassError(f"calibration share must be in [0, 1), got {calibration_share}")
-    run = RunFolder(out, overwrite=overwrite, quiet=quiet, resume=resume)
+    detector.training_device()  # joins torchrun's process group, if launched by it
+    main = distributed.is_main_process()
+    run = RunFolder(out, overwrite=overwrite, quiet=quiet, resume=resume) if main else None
+    distributed.barrier()  # the others read checkpoints only once stale ones are gone
     train = in_memory_if_small(data.train)
     order = np.random.default_rng(detector.seed).permutation(len(train))
     n_calibration = int(round(calibration_share * len(train)))
     fit_index, calibration_index = np.sort(order[n_calibration:]), np.sort(order[:n_calibration])
     fit_images = train[fit_index]
+    if run is None:  # a worker process of a distributed run: train, write nothing
+        detector.quiet = True
+        detector.fit_encoder(fit_images, checkpoint=Checkpointer(out, "encoder"))
+        detector.fit_head(fit_images)
+        return {}
     run.log(f"fit on {len(fit_images)} normal images ({n_calibration} more held out for calibration)")
     if resume:
         run.log("resuming from the last encoder checkpoint")
+    if distributed.world_size() > 1:
+        run.log(f"distributed: {distributed.world_size()} processes")
 
     clock = Stopwatch()
     detector.fit_encoder(
@@ -178,6 +193,7 @@ def fit_run(
         "r": r,
         "train_share_below_r": float((train_scores < r).mean()),
         "fit_seconds": fit_seconds,
+        "world_size": distributed.world_size(),
     }
     if n_calibration:
         detector.calibrate(train[calibration_index])

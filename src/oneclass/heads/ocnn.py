@@ -17,6 +17,7 @@ import torch
 from torch import nn
 
 from ..errors import OneClassError
+from ..training import distributed
 from ..training.common import resolve_device
 from ..training.ocnn import R_UPDATES, predict_outputs, train_ocnn
 from .base import Head, check_latents
@@ -128,7 +129,7 @@ class _TorchOCNN(Head):
             batch_size=self.batch_size,
             lr=self.lr,
             seed=self.seed,
-            device=resolve_device(self.device),
+            device=distributed.setup(resolve_device(self.device)),
             r_update=self.r_update,
             quiet=self.quiet,
             on_epoch=on_epoch,

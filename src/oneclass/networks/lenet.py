@@ -115,6 +115,10 @@ class _ConvReconstructor(nn.Module):
     def _latent_layers(self, features: int, latent_dim: int) -> None:
         raise NotImplementedError
 
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """The training loss per image ``(n,)`` (what DistributedDataParallel wraps)."""
+        return self.sample_losses(x)
+
 
 class ConvAutoencoder(_ConvReconstructor):
     """Deterministic autoencoder; the latent is the bias-free linear projection of the features."""

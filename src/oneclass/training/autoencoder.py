@@ -1,5 +1,5 @@
-"""The training loop for reconstruction models (autoencoder and VAE share it: each model
-supplies its own per-image loss through ``sample_losses``)."""
+"""The training loop for reconstruction models (autoencoder and VAE share it: each model's
+``forward`` returns its own per-image training loss)."""
 
 from __future__ import annotations
 
@@ -10,8 +10,9 @@ import torch
 from torch import nn
 
 from ..data.arrays import to_tensor
+from . import distributed
 from .checkpoint import Checkpointer
-from .common import Stopwatch, check_finite, epoch_bar, minibatches, seeded_generator
+from .common import Stopwatch, check_finite, epoch_bar, seeded_generator
 
 
 def train_autoencoder(
@@ -32,9 +33,12 @@ def train_autoencoder(
 
     With a ``checkpoint``, the state is saved after every epoch and, if a checkpoint already
     exists, training continues after its last epoch (bitwise the same result on CPU).
+    Under torchrun each process trains on its shard with gradients averaged over processes
+    (``training/distributed.py``); only the first process writes checkpoints.
     Returns one record per epoch: ``{"epoch", "loss", "seconds"}`` (loss = mean per image).
     """
     model.to(device).train()
+    trainer = distributed.wrap(model, device)
     optimizer = torch.optim.Adam(model.parameters(), lr=lr, weight_decay=weight_decay)
     generator = seeded_generator(seed)
     history: list[dict] = []
@@ -44,27 +48,28 @@ def train_autoencoder(
         model.to(device).train()
     for epoch in range(done + 1, epochs + 1):
         clock = Stopwatch()
-        total, count = 0.0, 0
-        batches = list(minibatches(len(images), batch_size, generator))
+        total = torch.zeros(2, dtype=torch.float64, device=device)  # summed loss, images
+        batches = distributed.epoch_batches(len(images), batch_size, generator, seed, epoch)
         with epoch_bar(len(batches), f"{model.kind} epoch {epoch}/{epochs}", quiet) as bar:
             for index in batches:
                 x = to_tensor(images[index.numpy()], device)
-                loss = model.sample_losses(x).mean()
+                loss = trainer(x).mean()
                 optimizer.zero_grad(set_to_none=True)
                 loss.backward()
                 optimizer.step()
-                total += loss.item() * len(index)
-                count += len(index)
+                total[0] += loss.detach().double() * len(index)  # no .item(): a device sync per step
+                total[1] += len(index)
                 bar.update()
-                bar.set_postfix(loss=f"{total / count:.3f}")
-        mean_loss = total / count
+        total = distributed.sum_over_ranks(total)
+        mean_loss = float(total[0] / total[1])
         check_finite(mean_loss, f"{model.kind} loss", epoch)
         record = {"epoch": epoch, "loss": mean_loss, "seconds": clock.seconds()}
         history.append(record)
-        if checkpoint is not None:
+        if checkpoint is not None and distributed.is_main_process():
             checkpoint.save(epoch, model, optimizer, generator, history)
         if on_epoch:
             on_epoch(record)
+    distributed.broadcast_buffers(model)
     model.eval()
     return history
 

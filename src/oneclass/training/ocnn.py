@@ -10,7 +10,8 @@ import torch
 from torch import nn
 
 from ..errors import OneClassError
-from .common import Stopwatch, check_finite, check_not_collapsed, epoch_bar, minibatches, seeded_generator
+from . import distributed
+from .common import Stopwatch, check_finite, check_not_collapsed, epoch_bar, seeded_generator
 
 R_UPDATES = ("batch", "epoch")
 # Largest hidden-value matrix (bytes) kept in memory to train the output layer alone.
@@ -36,20 +37,32 @@ def nu_quantile(y_hat: torch.Tensor | np.ndarray, nu: float) -> float:
 
 
 @torch.no_grad()
-def predict_outputs(net: nn.Module | Callable, latents: torch.Tensor, batch_size: int = 8192) -> np.ndarray:
+def predict_outputs(net: nn.Module, latents: torch.Tensor, batch_size: int = 8192) -> np.ndarray:
     """``net`` over ``latents`` in chunks, as float64 ``(n,)`` on the CPU."""
-    if isinstance(net, nn.Module):
-        net.eval()
+    net.eval()
     return torch.cat([net(part) for part in latents.split(batch_size)]).double().cpu().numpy()
 
 
+class _Readout(nn.Module):
+    """The output layer of a net with a fixed first layer, as a module (for DDP)."""
+
+    def __init__(self, net: nn.Module):
+        super().__init__()
+        self.net = net
+
+    def forward(self, hidden: torch.Tensor) -> torch.Tensor:
+        return self.net.readout(hidden)
+
+
 @torch.no_grad()
-def _training_inputs(net: nn.Module, data: torch.Tensor, batch_size: int = 8192):
-    """``(inputs, forward)`` for the training loop.
+def _training_inputs(
+    net: nn.Module, data: torch.Tensor, batch_size: int = 8192
+) -> tuple[torch.Tensor, nn.Module]:
+    """``(inputs, module)`` for the training loop: ``module(inputs[i])`` is the net's output.
 
     A net whose first layer is fixed (``net.frozen_features()``) has its hidden values computed
     once, and training runs the output layer alone on them: the same steps and results as the
-    full forward pass, minus recomputing the first layer every epoch (most of the cost).
+    full forward pass, minus recomputing the first layer every step (most of the cost).
     """
     frozen = getattr(net, "frozen_features", None)
     if frozen is None or not frozen():
@@ -58,8 +71,14 @@ def _training_inputs(net: nn.Module, data: torch.Tensor, batch_size: int = 8192)
     units = net.hidden(data[:1]).shape[1]
     if len(data) * units * data.element_size() > FROZEN_FEATURES_BUDGET:
         return data, net
-    hidden = torch.cat([net.hidden(part) for part in data.split(batch_size)])
-    return hidden, net.readout
+    return torch.cat([net.hidden(part) for part in data.split(batch_size)]), _Readout(net)
+
+
+def all_outputs(module: nn.Module, inputs: torch.Tensor) -> np.ndarray:
+    """Outputs ``(n,)`` for every training input; each rank scores its shard when distributed."""
+    shard = distributed.score_shard(len(inputs))
+    values = torch.from_numpy(predict_outputs(module, inputs.index_select(0, shard.to(inputs.device))))
+    return distributed.gather_by_index(values, shard, len(inputs))
 
 
 def train_ocnn(
@@ -83,36 +102,39 @@ def train_ocnn(
     constant during the step. "epoch": r = nu-quantile over all training outputs, recomputed
     after every epoch (steadier: nu * batch_size points make a noisy quantile).
     After each epoch the whole training set is scored to record r and the score spread.
+    Under torchrun each rank steps on its shard (DDP averages the gradients) and every quantile
+    is taken over the outputs of all ranks: the global batch, or the whole training set.
     Returns the final r (nu-quantile over all training outputs) and the per-epoch history.
     """
     if r_update not in R_UPDATES:
         raise OneClassError(f"r_update must be one of {', '.join(R_UPDATES)}, got {r_update!r}")
     net.to(device)
-    data, forward = _training_inputs(net, torch.as_tensor(latents, dtype=torch.float32, device=device))
+    data, module = _training_inputs(net, torch.as_tensor(latents, dtype=torch.float32, device=device))
+    trainer = distributed.wrap(module, device)
     optimizer = torch.optim.Adam([p for p in net.parameters() if p.requires_grad], lr=lr)
     generator = seeded_generator(seed)
     project = getattr(net, "project", None)
     history = []
-    epoch_r = nu_quantile(predict_outputs(forward, data), nu)
+    epoch_r = nu_quantile(all_outputs(module, data), nu)
     for epoch in range(1, epochs + 1):
         clock = Stopwatch()
-        net.train()
+        module.train()
         total = torch.zeros((), dtype=torch.float64, device=device)
-        batches = list(minibatches(len(data), batch_size, generator))
+        batches = distributed.epoch_batches(len(data), batch_size, generator, seed, epoch)
         with epoch_bar(len(batches), f"oc-nn epoch {epoch}/{epochs}", quiet) as bar:
             for index in batches:
-                y_hat = forward(data.index_select(0, index.to(device)))
-                r = nu_quantile(y_hat, nu) if r_update == "batch" else epoch_r
+                y_hat = trainer(data.index_select(0, index.to(device)))
+                r = nu_quantile(distributed.gather(y_hat.detach()), nu) if r_update == "batch" else epoch_r
                 loss = ocnn_loss(y_hat, net.regularised(), r, nu)
                 optimizer.zero_grad(set_to_none=True)
                 loss.backward()
                 optimizer.step()
                 if project is not None:
                     project()
-                total += loss.detach() * len(index)  # no .item(): a device sync per step
+                total += loss.detach().double() * len(index)  # no .item(): a device sync per step
                 bar.update()
-        total = float(total)
-        outputs = predict_outputs(forward, data)
+        total = float(distributed.sum_over_ranks(total))
+        outputs = all_outputs(module, data)
         check_finite(total, "OC-NN loss", epoch)
         check_finite(float(outputs.sum()), "OC-NN scores", epoch)
         epoch_r = nu_quantile(outputs, nu)
@@ -127,6 +149,6 @@ def train_ocnn(
         history.append(record)
         if on_epoch:
             on_epoch(record)
-    outputs = predict_outputs(forward, data)
+    outputs = all_outputs(module, data)
     check_not_collapsed(outputs, "OC-NN training scores")
     return nu_quantile(outputs, nu), history
