@@ -22,7 +22,7 @@ demo: setup
 	@echo "figures: $(RUNS)/all-digits/*.png $(RUNS)/digits-069/*.png"
 
 lint: setup
-	$(BIN)/ruff check src tests
+	$(BIN)/ruff check src tests benchmarks
 
 test: setup lint
 	$(BIN)/python -m pytest -q

@@ -4,7 +4,7 @@ For each normal class, the LeNet autoencoder is trained on that class only (the 
 protocol and settings, 15 epochs); every variant below is fitted on the same latents and scored
 on the whole test split. Prints per-class and mean AUROC as a Markdown table.
 
-    python benchmarks/ocnn_variants.py --classes 2,3,5,8   # the hardest classes: about 10 minutes, 2 CPU cores
+    python benchmarks/ocnn_variants.py --classes 2,3,5,8   # hardest classes: ~10 minutes, 2 CPU cores
 """
 
 from __future__ import annotations

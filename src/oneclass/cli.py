@@ -84,7 +84,7 @@ def model_options(
                 type=int,
                 default=hidden,
                 show_default=hidden is not None,
-                help="Hidden units of the OC-NN [head's default: 1024 ocnn, 256 ocnn-report].",
+                help="Hidden units of the OC-NN [head's default: 4096 ocnn, 256 ocnn-report].",
             ),
             click.option(
                 "--encoder-epochs", type=int, default=10, show_default=True, help="Encoder training epochs."
