@@ -4,7 +4,8 @@ For each normal class, the LeNet autoencoder is trained on that class only (the 
 protocol and settings, 15 epochs); every variant below is fitted on the same latents and scored
 on the whole test split. Prints per-class and mean AUROC as a Markdown table.
 
-    python benchmarks/ocnn_variants.py --classes 2,3,5,8   # hardest classes: ~10 minutes, 2 CPU cores
+    python benchmarks/ocnn_variants.py --study design --classes 2,3,5,8   # ~10 minutes, 2 CPU cores
+    python benchmarks/ocnn_variants.py --study units --dataset fashion-mnist   # ~30 minutes
 """
 
 from __future__ import annotations
@@ -13,13 +14,14 @@ import argparse
 import sys
 
 import numpy as np
+import torch
 
 from oneclass.data import load_dataset
 from oneclass.evaluation.methods import BenchConfig, ClassTask
 from oneclass.evaluation.metrics import auroc
 from oneclass.evaluation.protocol import one_class_split
 from oneclass.heads import KernelOCNN, KNNHead, OCSVMHead, ReportOCNN
-from oneclass.heads.ocnn import median_distance
+from oneclass.heads.ocnn import KernelOCNNNet, median_distance
 
 
 class Standardised:
@@ -51,25 +53,62 @@ class MedianBandwidthOCSVM(Standardised):
         return self
 
 
-VARIANTS = {
+class RawLatentKernelOCNN(KernelOCNN):
+    """The kernel OC-NN on latents scaled by one global std instead of per-dimension standardising."""
+
+    def _build(self, Z):
+        rng = np.random.default_rng(self.seed)
+        mean = np.zeros(Z.shape[1], np.float32)
+        scale = np.full(Z.shape[1], Z.std(), np.float32)
+        centres = (Z / scale)[rng.choice(len(Z), min(self.hidden, len(Z)), replace=False)]
+        gamma = 1.0 / (2.0 * (self.bandwidth * median_distance(Z / scale, rng)) ** 2)
+        return KernelOCNNNet(
+            torch.from_numpy(mean), torch.from_numpy(scale), torch.from_numpy(centres), gamma
+        )
+
+
+# The first study (issue 4): what each design choice is worth, kernel OC-NN with 1024 units.
+DESIGN = {
     "report: sigmoid, raw latents, r per batch": lambda s: ReportOCNN(seed=s),
     "report + standardised latents": lambda s: Standardised(ReportOCNN(seed=s)),
     "report + r per epoch": lambda s: ReportOCNN(r_update="epoch", seed=s),
     "report + tanh": lambda s: ReportOCNN(activation="tanh", seed=s),
     "report, 100 epochs": lambda s: ReportOCNN(epochs=100, seed=s),
-    "kernel OC-NN, 1 epoch (close to a kernel density)": lambda s: KernelOCNN(epochs=1, seed=s),
-    "kernel OC-NN (default: bandwidth 0.2, 1024 units, r per epoch)": lambda s: KernelOCNN(seed=s),
-    "kernel OC-NN, r per batch": lambda s: KernelOCNN(r_update="batch", seed=s),
-    "kernel OC-NN, bandwidth 0.1": lambda s: KernelOCNN(bandwidth=0.1, seed=s),
-    "kernel OC-NN, bandwidth 0.4": lambda s: KernelOCNN(bandwidth=0.4, seed=s),
+    "kernel OC-NN, 1 epoch (close to a kernel density)": lambda s: KernelOCNN(hidden=1024, epochs=1, seed=s),
+    "kernel OC-NN (bandwidth 0.2, 1024 units, r per epoch)": lambda s: KernelOCNN(hidden=1024, seed=s),
+    "kernel OC-NN, r per batch": lambda s: KernelOCNN(hidden=1024, r_update="batch", seed=s),
+    "kernel OC-NN, bandwidth 0.1": lambda s: KernelOCNN(hidden=1024, bandwidth=0.1, seed=s),
+    "kernel OC-NN, bandwidth 0.4": lambda s: KernelOCNN(hidden=1024, bandwidth=0.4, seed=s),
     "kernel OC-NN, 256 units": lambda s: KernelOCNN(hidden=256, seed=s),
     "kernel OC-NN, 4096 units": lambda s: KernelOCNN(hidden=4096, seed=s),
-    "kernel OC-NN, learned centres": lambda s: KernelOCNN(learn_centres=True, seed=s),
-    "kernel OC-NN, nu = 0.02": lambda s: KernelOCNN(nu=0.02, seed=s),
+    "kernel OC-NN, learned centres": lambda s: KernelOCNN(hidden=1024, learn_centres=True, seed=s),
+    "kernel OC-NN, nu = 0.02": lambda s: KernelOCNN(hidden=1024, nu=0.02, seed=s),
     "RBF OC-SVM, gamma = scale (the benchmark's)": lambda s: OCSVMHead(),
     "RBF OC-SVM, standardised, bandwidth as the kernel OC-NN": lambda s: MedianBandwidthOCSVM(seed=s),
     "5-NN distance": lambda s: KNNHead(),
 }
+
+# The second study: how many units, and what else moves the kernel OC-NN once units are many.
+UNITS = {
+    "1024 units (the first default)": lambda s: KernelOCNN(hidden=1024, seed=s),
+    "2048 units": lambda s: KernelOCNN(hidden=2048, seed=s),
+    "4096 units (default)": lambda s: KernelOCNN(hidden=4096, seed=s),
+    "one unit per training point": lambda s: KernelOCNN(hidden=8192, seed=s),
+    "one unit per point, bandwidth 0.15": lambda s: KernelOCNN(hidden=8192, bandwidth=0.15, seed=s),
+    "one unit per point, bandwidth 0.25": lambda s: KernelOCNN(hidden=8192, bandwidth=0.25, seed=s),
+    "one unit per point, bandwidth 0.3": lambda s: KernelOCNN(hidden=8192, bandwidth=0.3, seed=s),
+    "one unit per point, 5 epochs": lambda s: KernelOCNN(hidden=8192, epochs=5, seed=s),
+    "one unit per point, 60 epochs": lambda s: KernelOCNN(hidden=8192, epochs=60, seed=s),
+    "one unit per point, nu = 0.05": lambda s: KernelOCNN(hidden=8192, nu=0.05, seed=s),
+    "one unit per point, nu = 0.05, 5 epochs of 1000": lambda s: KernelOCNN(
+        hidden=8192, nu=0.05, epochs=5, batch_size=1000, seed=s
+    ),
+    "4096 units, latents not standardised per dimension": lambda s: RawLatentKernelOCNN(seed=s),
+    "RBF OC-SVM, standardised, bandwidth as the kernel OC-NN": lambda s: MedianBandwidthOCSVM(seed=s),
+    "5-NN distance": lambda s: KNNHead(),
+}
+
+STUDIES = {"design": DESIGN, "units": UNITS}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -78,11 +117,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--classes", default="0,1,2,3,4,5,6,7,8,9")
     parser.add_argument("--encoder-epochs", type=int, default=15)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--study", choices=sorted(STUDIES), default="units")
     args = parser.parse_args(argv)
+    variants = STUDIES[args.study]
     classes = [int(c) for c in args.classes.split(",")]
     x, y = load_dataset(args.dataset, "train")
     xt, yt = load_dataset(args.dataset, "test")
-    results: dict[str, list[float]] = {name: [] for name in VARIANTS}
+    results: dict[str, list[float]] = {name: [] for name in variants}
     for normal in classes:
         index = one_class_split(y, (normal,))
         task = ClassTask(
@@ -95,7 +136,7 @@ def main(argv: list[str] | None = None) -> int:
             BenchConfig(encoder_epochs=args.encoder_epochs),
         )
         train_z, test_z = task.features("ae")
-        for name, make in VARIANTS.items():
+        for name, make in variants.items():
             head = make(args.seed).fit(train_z)
             results[name].append(auroc(head.score_samples(test_z), task.test_is_normal))
         print(f"class {normal} done", file=sys.stderr, flush=True)

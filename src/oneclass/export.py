@@ -25,7 +25,7 @@ from .fileio import atomic_path, write_json
 
 ONNX_FILE = "model.onnx"
 ONNX_META_FILE = "model.onnx.json"
-OPSET = 17
+OPSET = 18
 PARITY_ATOL = 1e-5  # largest |ONNX - PyTorch| score difference, relative to the largest |score|
 
 

@@ -187,4 +187,7 @@ def build_encoder(
         raise OneClassError(f"unknown encoder {kind!r}; expected one of {', '.join(ENCODERS)}")
     if latent_dim < 1:
         raise OneClassError(f"latent_dim must be >= 1, got {latent_dim}")
-    return ENCODERS[kind](tuple(image_shape), latent_dim, tuple(channels), kernel)
+    model = ENCODERS[kind](tuple(image_shape), latent_dim, tuple(channels), kernel)
+    # channels_last (NHWC) weights make the convolutions run in NHWC: for these few-channel
+    # layers about 1.5x faster on CPU, training and scoring (BENCHMARKS.md, "Throughput")
+    return model.to(memory_format=torch.channels_last)
