@@ -41,6 +41,7 @@ from oneclass.data import load_dataset
 x, y = load_dataset("mnist", "train")
 detector = OneClassDetector(encoder="ae", encoder_epochs=1, head_epochs=2, device="cpu", quiet=True)
 detector.fit(x[y == 0][:2000]).save(sys.argv[1])
+print("{}")
 """
 
 SCORE_FOLDER = """

@@ -342,6 +342,7 @@ def score(run_dir, inputs, out, skip_bad, alpha, data_dir, device, quiet):
         skip_bad=skip_bad,
         device=device,
         progress=not quiet,
+        keep_rows=False,
     )
     rule = f"p-value <= {alpha}" if alpha is not None else "score < r"
     for summary in summaries:

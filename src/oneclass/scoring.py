@@ -5,6 +5,7 @@ The CLI's ``score`` verb is this function plus printing.
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import os
 from dataclasses import dataclass
@@ -39,10 +40,13 @@ def score_inputs(
     skip_bad: bool = False,
     device: str = "cpu",
     progress: bool = False,
+    keep_rows: bool = True,
 ) -> tuple[list[dict], list[SourceSummary]]:
     """Score dataset splits, IDX files, image files, folders or globs with the run's detector.
 
-    Returns one row per image (the CSV's columns) and a summary per source. The prediction is -1
+    Returns one row per image (the CSV's columns; an empty list with ``keep_rows=False``, which
+    keeps memory flat however many images are scored: rows go to the CSV source by source) and a
+    summary per source. The prediction is -1
     (abnormal) when the score is below r, or, with ``alpha``, when the conformal p-value is at
     most alpha (false-alarm rate at most alpha on normal images; needs a calibrated run).
     """
@@ -57,14 +61,20 @@ def score_inputs(
     r = detector.offset_
     rows: list[dict] = []
     summaries: list[SourceSummary] = []
-    for batch in load_inputs(list(inputs), detector.image_shape_, data_dir, skip_bad):
-        scores = detector.score_samples(batch.images, progress=progress)
-        p_values = detector.p_values_of_scores(scores) if calibrated else np.full(len(scores), np.nan)
-        abnormal = p_values <= alpha if alpha is not None else scores < r
-        labels = batch.labels if batch.labels is not None else [""] * len(scores)
-        for ident, label, value, p, flag in zip(batch.ids, labels, scores, p_values, abnormal, strict=True):
-            rows.append(
-                {
+    with contextlib.ExitStack() as stack:
+        writer = None
+        if out_csv is not None:
+            writer = csv.DictWriter(stack.enter_context(atomic_open(out_csv, "w")), fieldnames=COLUMNS)
+            writer.writeheader()
+        for batch in load_inputs(list(inputs), detector.image_shape_, data_dir, skip_bad):
+            scores = detector.score_samples(batch.images, progress=progress)
+            p_values = detector.p_values_of_scores(scores) if calibrated else np.full(len(scores), np.nan)
+            abnormal = p_values <= alpha if alpha is not None else scores < r
+            labels = batch.labels if batch.labels is not None else [""] * len(scores)
+            for ident, label, value, p, flag in zip(
+                batch.ids, labels, scores, p_values, abnormal, strict=True
+            ):
+                row = {
                     "source": batch.source,
                     "id": ident,
                     "label": label,
@@ -73,18 +83,20 @@ def score_inputs(
                     "prediction": -1 if flag else 1,
                     "p_value": "" if np.isnan(p) else float(p),
                 }
-            )
-        normal = trained_on.get("normal_classes")
-        found_auroc = None
-        if batch.labels is not None and normal and trained_on.get("dataset") == batch.dataset:
-            is_normal = np.isin(batch.labels, normal)
-            if is_normal.any() and not is_normal.all():
-                found_auroc = auroc(scores, is_normal)
-        summaries.append(SourceSummary(batch.source, len(scores), float(abnormal.mean()), found_auroc))
-    if out_csv is not None:
-        with atomic_open(out_csv, "w") as handle:
-            writer = csv.DictWriter(handle, fieldnames=COLUMNS)
-            writer.writeheader()
-            for row in rows:
-                writer.writerow({k: repr(v) if isinstance(v, float) else v for k, v in row.items()})
+                if writer is not None:
+                    writer.writerow({k: repr(v) if isinstance(v, float) else v for k, v in row.items()})
+                if keep_rows:
+                    rows.append(row)
+            summaries.append(_summary(batch, scores, abnormal, trained_on))
     return rows, summaries
+
+
+def _summary(batch, scores: np.ndarray, abnormal: np.ndarray, trained_on: dict) -> SourceSummary:
+    """Count, share flagged and, for the run's own labelled dataset, the AUROC of one source."""
+    normal = trained_on.get("normal_classes")
+    found_auroc = None
+    if batch.labels is not None and normal and trained_on.get("dataset") == batch.dataset:
+        is_normal = np.isin(batch.labels, normal)
+        if is_normal.any() and not is_normal.all():
+            found_auroc = auroc(scores, is_normal)
+    return SourceSummary(batch.source, len(scores), float(abnormal.mean()), found_auroc)
