@@ -17,7 +17,7 @@ import numpy as np
 from PIL import Image, UnidentifiedImageError
 
 from ..errors import OneClassError
-from .images import IMAGE_SUFFIXES, ImageFileError, read_image
+from .images import IMAGE_SUFFIXES, ImageFileError, find_image_files, read_image
 
 GOOD = "good"
 
@@ -27,7 +27,7 @@ class ImageFolder:
     """Image files read on demand as uint8 ``(n, C, H, W)``: indexing with an int array or a slice
     reads just those files, so a folder larger than memory can be trained on and scored."""
 
-    paths: list[Path]
+    paths: list[str | Path]
     image_shape: tuple[int, int, int]
     is_normal: np.ndarray | None = None  # bool (n,) when known
     kinds: list[str] = field(default_factory=list)  # sub-folder name per image ("good", defect kind)
@@ -62,16 +62,16 @@ class ImageFolder:
         )
 
 
-def list_images(folder: Path) -> list[Path]:
+def list_images(folder: Path) -> list[str]:
     if not folder.is_dir():
         raise OneClassError(f"{folder}: no such folder")
-    paths = sorted(p for p in folder.rglob("*") if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
+    paths = find_image_files(folder)
     if not paths:
         raise OneClassError(f"{folder}: holds no image files ({', '.join(IMAGE_SUFFIXES)})")
     return paths
 
 
-def check_files(paths: list[Path], skip_bad: bool) -> list[Path]:
+def check_files(paths: list, skip_bad: bool) -> list:
     """Open every file's header once: unreadable files stop the run, or are skipped with a
     warning naming them when ``skip_bad``."""
     good = []
@@ -126,9 +126,7 @@ def folder_splits(
         test_paths, kinds = [], []
         if test_root.is_dir():
             for kind_dir in sorted(p for p in test_root.iterdir() if p.is_dir()):
-                found = sorted(
-                    p for p in kind_dir.rglob("*") if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES
-                )
+                found = find_image_files(kind_dir)
                 test_paths += found
                 kinds += [kind_dir.name] * len(found)
     elif normal_dir is not None:

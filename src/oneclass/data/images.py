@@ -18,13 +18,29 @@ class ImageFileError(OneClassError):
     """An image file is missing, corrupt or not an image."""
 
 
-def expand_image_paths(specs: list[str]) -> list[Path]:
+def find_image_files(folder: str | os.PathLike) -> list[str]:
+    """Image files under ``folder``, recursively, as path strings in path order.
+
+    Strings rather than ``Path`` objects: a listing of 100,000 files then costs about 100 bytes per
+    file instead of about 1 KB, which keeps the memory of scoring a large folder nearly flat."""
+    found = []
+    for directory, _, names in os.walk(folder):
+        for name in names:
+            if os.path.splitext(name)[1].lower() in IMAGE_SUFFIXES:
+                candidate = os.path.join(directory, name)
+                if os.path.isfile(candidate):
+                    found.append(candidate)
+    found.sort(key=lambda p: p.replace(os.sep, "\0"))  # the order Path objects sort in
+    return found
+
+
+def expand_image_paths(specs: list[str]) -> list[str | Path]:
     """Files, folders (searched recursively for image suffixes) and glob patterns -> sorted paths."""
-    paths: list[Path] = []
+    paths: list[str | Path] = []
     for spec in specs:
         path = Path(spec).expanduser()
         if path.is_dir():
-            found = sorted(p for p in path.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file())
+            found = find_image_files(path)
             if not found:
                 raise ImageFileError(f"{path}: folder holds no image files ({', '.join(IMAGE_SUFFIXES)})")
             paths += found

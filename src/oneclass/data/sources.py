@@ -65,7 +65,8 @@ def load_inputs(
             image_specs.append(spec)
     if image_specs:
         paths = check_files(expand_image_paths(image_specs), skip_bad)
-        batches.append(InputBatch("files", [str(p) for p in paths], ImageFolder(paths, tuple(shape))))
+        ids = [p if isinstance(p, str) else str(p) for p in paths]  # the same strings, not copies
+        batches.append(InputBatch("files", ids, ImageFolder(ids, tuple(shape))))
     for batch in batches:
         if tuple(batch.images.shape[1:]) != tuple(shape):
             raise OneClassError(
