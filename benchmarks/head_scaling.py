@@ -25,6 +25,9 @@ from oneclass.heads import KernelOCNN, KNNHead, OCSVMHead, ReportOCNN
 HEADS = {
     "ocnn (kernel, default: 4096 units)": lambda seed: KernelOCNN(seed=seed),
     "ocnn, 1024 units": lambda seed: KernelOCNN(hidden=1024, seed=seed),
+    "ocnn, 4096 units, other centres (head seed + 1)": lambda seed: KernelOCNN(seed=seed + 1),
+    "ocnn, 4096 units, 1 epoch": lambda seed: KernelOCNN(epochs=1, seed=seed),
+    "ocnn, 1024 units, 1 epoch": lambda seed: KernelOCNN(hidden=1024, epochs=1, seed=seed),
     "ocnn-report": lambda seed: ReportOCNN(seed=seed),
     "OneClassSVM (RBF, scikit-learn)": lambda seed: OCSVMHead(),
     "5-NN distance": lambda seed: KNNHead(),

@@ -259,7 +259,9 @@ def fit(
 
     Writes OUT/config.json, OUT/model.safetensors, OUT/metrics.json (test AUROC, false alarms at r
     and at the conformal level alpha), OUT/train.log, figures and OUT/report.html. The encoder is
-    checkpointed every epoch: --resume continues an interrupted run.
+    checkpointed every epoch: --resume continues an interrupted run. Launched by torchrun
+    (torchrun --nproc_per_node N --no-python -- oneclass fit ...), it trains data-parallel on N
+    processes (README, "Scaling up").
     """
     from .data.datasets import dataset_info
     from .evaluation.protocol import dataset_run_data, fit_run, folder_run_data, parse_classes
