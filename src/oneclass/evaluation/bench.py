@@ -161,6 +161,33 @@ def _mean_std(values: list[float]) -> tuple[float, float]:
     return float(np.mean(values)), float(np.std(values))
 
 
+def _per_class_table(
+    records: list[dict[str, Any]],
+    methods: list[str],
+    classes: list[int],
+    seeds: list[int],
+    key: str,
+    scale: float,
+    fmt: str,
+    std_fmt: str,
+) -> list[str]:
+    """Rows: methods; columns: classes (mean over seeds), the mean and its std over seeds."""
+    lines = ["| method | " + " | ".join(str(c) for c in classes) + " | mean | std over seeds |"]
+    lines.append("|---" * (len(classes) + 3) + "|")
+    for method in methods:
+        rows = [r for r in records if r["method"] == method]
+        per_class = [np.mean([r[key] for r in rows if r["normal_class"] == c] or [np.nan]) for c in classes]
+        per_seed = [
+            np.mean([r[key] for r in rows if r["seed"] == s])
+            for s in seeds
+            if any(r["seed"] == s for r in rows)
+        ]
+        cells = " | ".join(fmt.format(scale * v) for v in per_class)
+        mean = fmt.format(scale * np.nanmean(per_class))
+        lines.append(f"| {method} | {cells} | **{mean}** | {std_fmt.format(scale * np.std(per_seed))} |")
+    return lines
+
+
 def markdown_tables(
     records: list[dict[str, Any]], dataset: str, command: str = "", elapsed: float = 0.0
 ) -> str:
@@ -176,22 +203,14 @@ def markdown_tables(
             f"Machine: {machine_description()}; wall time {elapsed / 60:.1f} min",
             "",
         ]
-    lines.append("| method | " + " | ".join(str(c) for c in classes) + " | mean | std over seeds |")
-    lines.append("|---" * (len(classes) + 3) + "|")
-    for method in methods:
-        rows = [r for r in records if r["method"] == method]
-        per_class = [
-            np.mean([r["auroc"] for r in rows if r["normal_class"] == c] or [np.nan]) for c in classes
-        ]
-        per_seed = [
-            np.mean([r["auroc"] for r in rows if r["seed"] == s])
-            for s in seeds
-            if any(r["seed"] == s for r in rows)
-        ]
-        cells = " | ".join(f"{100 * v:.1f}" for v in per_class)
-        lines.append(
-            f"| {method} | {cells} | **{100 * np.nanmean(per_class):.1f}** | {100 * np.std(per_seed):.2f} |"
-        )
+    lines += _per_class_table(records, methods, classes, seeds, "auroc", 100.0, "{:.1f}", "{:.2f}")
+    lines += [
+        "",
+        "False-alarm rate on normal test images at each method's own threshold (nu-based: the "
+        "training share below it is nu), per class, mean over seeds:",
+        "",
+    ]
+    lines += _per_class_table(records, methods, classes, seeds, "false_alarm_rate", 1.0, "{:.3f}", "{:.3f}")
     lines += ["", "Other metrics, mean over classes and seeds (threshold = each method's own, nu-based):", ""]
     lines.append(
         "| method | AP (%) | false-alarm rate on normal test (nu) | detection rate | "
