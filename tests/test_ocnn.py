@@ -161,3 +161,20 @@ def test_kernel_ocnn_parameter_errors():
         KernelOCNN(bandwidth=0)
     with pytest.raises(OneClassError, match="r_update"):
         KernelOCNN(r_update="sometimes")
+
+
+def test_kernel_ocnn_trains_the_same_with_hidden_values_computed_once(blobs, monkeypatch):
+    """The fast path (Gaussian layer evaluated once, output layer trained on it) must give the
+    model the full forward pass gives; a zero budget forces the full pass."""
+    from oneclass.heads import KernelOCNN
+    from oneclass.training import ocnn as ocnn_training
+
+    fast = KernelOCNN(hidden=64, epochs=3, seed=0).fit(blobs)
+    monkeypatch.setattr(ocnn_training, "FROZEN_FEATURES_BUDGET", 0)
+    full = KernelOCNN(hidden=64, epochs=3, seed=0).fit(blobs)
+    assert np.std(fast.score_samples(blobs)) > 0
+    assert np.allclose(fast.score_samples(blobs), full.score_samples(blobs), rtol=1e-4, atol=1e-7)
+    assert fast.offset_ == pytest.approx(full.offset_, rel=1e-4)
+    # and learned centres are never frozen: the full pass is the only way to train them
+    learned = KernelOCNN(hidden=64, epochs=1, learn_centres=True, seed=0).fit(blobs)
+    assert not learned.net_.frozen_features()
