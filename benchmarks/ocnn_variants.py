@@ -67,6 +67,32 @@ class RawLatentKernelOCNN(KernelOCNN):
         )
 
 
+class MultiBandwidthKernelOCNN(KernelOCNN):
+    """Each centre carries one unit per bandwidth; the OC-NN weights choose among the scales."""
+
+    def __init__(self, bandwidths: tuple[float, ...] = (0.15, 0.3), **params):
+        super().__init__(**params)
+        self.bandwidths = bandwidths
+
+    def _build(self, Z):
+        rng = np.random.default_rng(self.seed)
+        mean, scale = Z.mean(0), Z.std(0) + 1e-6
+        standard = (Z - mean) / scale
+        per_scale = min(self.hidden // len(self.bandwidths), len(Z))
+        chosen = standard[rng.choice(len(Z), per_scale, replace=False)]
+        median = median_distance(standard, rng)
+        net = KernelOCNNNet(
+            torch.from_numpy(mean),
+            torch.from_numpy(scale),
+            torch.from_numpy(np.tile(chosen, (len(self.bandwidths), 1))),
+            1.0,
+        )
+        net.gamma = torch.from_numpy(
+            np.repeat([1.0 / (2 * (b * median) ** 2) for b in self.bandwidths], per_scale).astype(np.float32)
+        )
+        return net
+
+
 # The first study (issue 4): what each design choice is worth, kernel OC-NN with 1024 units.
 DESIGN = {
     "report: sigmoid, raw latents, r per batch": lambda s: ReportOCNN(seed=s),
@@ -104,6 +130,10 @@ UNITS = {
         hidden=8192, nu=0.05, epochs=5, batch_size=1000, seed=s
     ),
     "4096 units, latents not standardised per dimension": lambda s: RawLatentKernelOCNN(seed=s),
+    "2048 centres x bandwidths 0.15 and 0.3": lambda s: MultiBandwidthKernelOCNN(seed=s),
+    "4096 centres x bandwidths 0.2 and 0.4": lambda s: MultiBandwidthKernelOCNN(
+        (0.2, 0.4), hidden=8192, seed=s
+    ),
     "RBF OC-SVM, standardised, bandwidth as the kernel OC-NN": lambda s: MedianBandwidthOCSVM(seed=s),
     "5-NN distance": lambda s: KNNHead(),
 }
