@@ -13,7 +13,7 @@ from torch import nn
 from ..data.arrays import to_tensor
 from . import distributed
 from .checkpoint import Checkpointer
-from .common import Stopwatch, check_finite, epoch_bar, seeded_generator
+from .common import Stopwatch, check_finite, epoch_bar, keep_freed_memory, seeded_generator
 
 
 def train_autoencoder(
@@ -38,6 +38,7 @@ def train_autoencoder(
     (``training/distributed.py``); only the first process writes checkpoints.
     Returns one record per epoch: ``{"epoch", "loss", "seconds"}`` (loss = mean per image).
     """
+    keep_freed_memory()
     model.to(device).train()
     trainer = distributed.wrap(model, device)
     optimizer = torch.optim.Adam(model.parameters(), lr=lr, weight_decay=weight_decay)
@@ -90,6 +91,7 @@ def _in_batches(
     apply, model: nn.Module, images: np.ndarray, device: torch.device, batch_size: int
 ) -> np.ndarray:
     """``apply(x)`` over ``images`` batch by batch, model in eval mode, float32 results on the CPU."""
+    keep_freed_memory()
     model.to(device).eval()
     parts = [
         apply(to_tensor(images[start : start + batch_size], device)).float().cpu()

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import ctypes
+import functools
 import time
 from collections.abc import Iterator
 
@@ -29,6 +31,24 @@ def resolve_device(name: str = "auto") -> torch.device:
     if name == "mps" and not (getattr(torch.backends, "mps", None) and torch.backends.mps.is_available()):
         raise OneClassError("device 'mps' requested but MPS is not available")
     return torch.device(name)
+
+
+@functools.cache
+def keep_freed_memory() -> bool:
+    """Ask glibc to keep freed memory for reuse instead of returning it to the OS.
+
+    A training step allocates and frees activation buffers of a few MB each; by default glibc
+    serves those with fresh mmap'd pages (and trims the heap), so every step page-faults them in
+    again. Raising the mmap threshold to its 32 MB maximum and the trim threshold to 1 GB made an
+    epoch of the MNIST autoencoder 17% faster (7.9 s -> 6.6 s, BENCHMARKS.md). The cost: the
+    process keeps its peak memory until it exits. A no-op (False) where libc is not glibc.
+    """
+    try:
+        libc = ctypes.CDLL("libc.so.6")
+    except OSError:
+        return False
+    m_trim_threshold, m_mmap_threshold = -1, -3  # from glibc's malloc.h
+    return bool(libc.mallopt(m_mmap_threshold, 32 << 20)) and bool(libc.mallopt(m_trim_threshold, 1 << 30))
 
 
 def seeded_generator(seed: int) -> torch.Generator:
