@@ -298,6 +298,9 @@ def fit(
         resume=resume,
         quiet=quiet,
     )
+    from .training import distributed
+
+    distributed.teardown()  # leave the process group (torchrun) before anything else
     if not metrics:  # a worker process of a distributed run: the first process reports
         return
     _report(out, data_dir, quiet)

@@ -165,6 +165,7 @@ def fit_run(
         detector.quiet = True
         detector.fit_encoder(fit_images, checkpoint=Checkpointer(out, "encoder"))
         detector.fit_head(fit_images)
+        distributed.barrier()  # exit together with the first process, once it has written the run
         return {}
     run.log(f"fit on {len(fit_images)} normal images ({n_calibration} more held out for calibration)")
     if resume:
@@ -222,6 +223,7 @@ def fit_run(
     if "test_conformal_false_alarm_rate" in metrics:
         summary += f", at alpha={alpha}: {metrics['test_conformal_false_alarm_rate']:.3f}"
     run.log(f"done in {fit_seconds:.1f}s: {summary}")
+    distributed.barrier()  # the others wait here: a process leaving the group early can abort gloo
     return metrics
 
 
