@@ -12,7 +12,10 @@ onnxruntime to run the graph).
 
 from __future__ import annotations
 
+import contextlib
+import logging
 import os
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -75,16 +78,17 @@ def export_onnx(
     directory.mkdir(parents=True, exist_ok=True)
     example = torch.zeros((2, *detector.image_shape_), dtype=torch.uint8)
     try:
-        program = torch.onnx.export(
-            graph,
-            (example,),
-            input_names=["images"],
-            output_names=["score"],
-            dynamic_shapes=({0: torch.export.Dim("n")},),
-            opset_version=OPSET,
-            dynamo=True,
-            verbose=False,
-        )
+        with _quiet_exporter():
+            program = torch.onnx.export(
+                graph,
+                (example,),
+                input_names=["images"],
+                output_names=["score"],
+                dynamic_shapes=({0: torch.export.Dim("n")},),
+                opset_version=OPSET,
+                dynamo=True,
+                verbose=False,
+            )
     except Exception as exc:  # the exporter raises many kinds; the user needs one line
         raise OneClassError(f"ONNX export failed: {str(exc).splitlines()[0]}") from exc
     with atomic_path(directory / ONNX_FILE) as tmp:
@@ -92,6 +96,22 @@ def export_onnx(
         onnx.checker.check_model(str(tmp))
     write_json(directory / ONNX_META_FILE, export_metadata(detector, alpha))
     return directory / ONNX_FILE
+
+
+@contextlib.contextmanager
+def _quiet_exporter():
+    """The exporter logs warnings that concern its own internals (skipped torchvision operators,
+    deprecated pytree names), not the user's model: keep them off the terminal."""
+    logger = logging.getLogger("torch.onnx")
+    level = logger.level
+    logger.setLevel(logging.ERROR)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", FutureWarning)
+            warnings.simplefilter("ignore", DeprecationWarning)
+            yield
+    finally:
+        logger.setLevel(level)
 
 
 def export_metadata(detector: OneClassDetector, alpha: float | None) -> dict:
