@@ -78,6 +78,8 @@ def _training_inputs(
 
 def all_outputs(module: nn.Module, inputs: torch.Tensor) -> np.ndarray:
     """Outputs ``(n,)`` for every training input; each rank scores its shard when distributed."""
+    if distributed.world_size() == 1:
+        return predict_outputs(module, inputs)  # no shard copy: inputs may be n x 4096 hidden values
     shard = distributed.score_shard(len(inputs))
     values = torch.from_numpy(predict_outputs(module, inputs.index_select(0, shard.to(inputs.device))))
     return distributed.gather_by_index(values, shard, len(inputs))
