@@ -72,6 +72,20 @@ class KernelOCNNNet(nn.Module):
         squared = (s * s).sum(1, keepdim=True) - 2 * self.V(s) + self.V.weight.pow(2).sum(1)
         return torch.exp(-self.gamma * squared.clamp_min(0))
 
+    @torch.no_grad()
+    def hidden_values(self, z: torch.Tensor, chunk: int = 8192) -> torch.Tensor:
+        """``hidden(z)`` for many rows at once, ``(n, units)``: bitwise the same values, written in
+        place into one preallocated matrix (no temporaries of that size, no concatenation)."""
+        out = torch.empty((len(z), self.V.weight.shape[0]), dtype=z.dtype, device=z.device)
+        centre_norms = self.V.weight.pow(2).sum(1)
+        for start in range(0, len(z), chunk):
+            s = (z[start : start + chunk] - self.mean) / self.scale
+            part = out[start : start + chunk]
+            torch.mm(s, self.V.weight.t(), out=part)
+            part.mul_(-2).add_((s * s).sum(1, keepdim=True)).add_(centre_norms)
+            part.clamp_(min=0).mul_(-self.gamma).exp_()
+        return out
+
     def forward(self, z: torch.Tensor) -> torch.Tensor:
         return self.readout(self.hidden(z))
 

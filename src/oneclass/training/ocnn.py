@@ -73,7 +73,7 @@ def _training_inputs(
     units = net.hidden(data[:1]).shape[1]
     if len(data) * units * data.element_size() > FROZEN_FEATURES_BUDGET:
         return data, net
-    return torch.cat([net.hidden(part) for part in data.split(batch_size)]), _Readout(net)
+    return net.hidden_values(data, batch_size), _Readout(net)
 
 
 def all_outputs(module: nn.Module, inputs: torch.Tensor) -> np.ndarray:
