@@ -92,18 +92,12 @@ def score_shard(n: int) -> torch.Tensor:
 
 
 def gather_by_index(values: torch.Tensor, indices: torch.Tensor, n: int) -> np.ndarray:
-    """Assemble per-rank ``values`` at ``indices`` (equal lengths on every rank) into ``(n,)``."""
-    if world_size() == 1:
-        out = np.empty(n, dtype=np.float64)
-        out[indices.numpy()] = values.double().cpu().numpy()
-        return out
-    value_parts = [torch.empty_like(values) for _ in range(world_size())]
-    index_parts = [torch.empty_like(indices) for _ in range(world_size())]
-    dist.all_gather(value_parts, values)
-    dist.all_gather(index_parts, indices.to(values.device))
+    """Assemble per-rank ``values`` at ``indices`` (equal lengths on every rank) into ``(n,)``.
+
+    Both are gathered on ``values``' device (NCCL gathers CUDA tensors only)."""
     out = np.empty(n, dtype=np.float64)
-    for part, index in zip(value_parts, index_parts, strict=True):
-        out[index.cpu().numpy()] = part.double().cpu().numpy()  # padded repeats write equal values
+    # padded repeats of the sampler write equal values twice
+    out[gather(indices.to(values.device)).cpu().numpy()] = gather(values).double().cpu().numpy()
     return out
 
 

@@ -81,8 +81,8 @@ def all_outputs(module: nn.Module, inputs: torch.Tensor) -> np.ndarray:
     if distributed.world_size() == 1:
         return predict_outputs(module, inputs)  # no shard copy: inputs may be n x 4096 hidden values
     shard = distributed.score_shard(len(inputs))
-    values = torch.from_numpy(predict_outputs(module, inputs.index_select(0, shard.to(inputs.device))))
-    return distributed.gather_by_index(values, shard, len(inputs))
+    outputs = predict_outputs(module, inputs.index_select(0, shard.to(inputs.device)))
+    return distributed.gather_by_index(torch.from_numpy(outputs).to(inputs.device), shard, len(inputs))
 
 
 def train_ocnn(
