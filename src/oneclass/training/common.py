@@ -40,7 +40,7 @@ def keep_freed_memory() -> bool:
     A training step allocates and frees activation buffers of a few MB each; by default glibc
     serves those with fresh mmap'd pages (and trims the heap), so every step page-faults them in
     again. Raising the mmap threshold to its 32 MB maximum and the trim threshold to 1 GB made an
-    epoch of the MNIST autoencoder 17% faster (7.9 s -> 6.6 s, BENCHMARKS.md). The cost: the
+    epoch of the MNIST autoencoder 3-17% faster (7.0-7.9 s -> 6.6-6.8 s, BENCHMARKS.md). The cost: the
     process keeps its peak memory until it exits. A no-op (False) where libc is not glibc.
     """
     try:
