@@ -48,9 +48,11 @@ VARIANTS = {
     "report, 1024 hidden": lambda s: ReportOCNN(hidden=1024, seed=s),
     "report, nu=0.3": lambda s: ReportOCNN(nu=0.3, seed=s),
     "kernel OC-NN (default)": lambda s: KernelOCNN(seed=s),
-    "kernel OC-NN, r per batch": lambda s: KernelOCNN(r_update="batch", seed=s),
+    "kernel OC-NN untrained (kernel density)": lambda s: KernelOCNN(tol=float("inf"), seed=s),
+    "kernel OC-NN, Adam (r per epoch)": lambda s: KernelOCNN(solver="adam", seed=s),
+    "kernel OC-NN, Adam, r per batch": lambda s: KernelOCNN(solver="adam", r_update="batch", seed=s),
     "kernel OC-NN, bandwidth 1.0": lambda s: KernelOCNN(bandwidth=1.0, seed=s),
-    "kernel OC-NN, learned centres": lambda s: KernelOCNN(learn_centres=True, seed=s),
+    "kernel OC-NN, Adam, learned centres": lambda s: KernelOCNN(solver="adam", learn_centres=True, seed=s),
     "RBF OC-SVM (scikit-learn)": lambda s: OCSVMHead(),
 }
 

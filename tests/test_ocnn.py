@@ -161,6 +161,12 @@ def test_kernel_ocnn_parameter_errors():
         KernelOCNN(bandwidth=0)
     with pytest.raises(OneClassError, match="r_update"):
         KernelOCNN(r_update="sometimes")
+    with pytest.raises(OneClassError, match="solver must be one of"):
+        KernelOCNN(solver="sgd")
+    with pytest.raises(OneClassError, match="learn_centres=True needs solver='adam'"):
+        KernelOCNN(learn_centres=True)
+    with pytest.raises(OneClassError, match="tol"):
+        KernelOCNN(tol=-1)
 
 
 def test_kernel_ocnn_trains_the_same_with_hidden_values_computed_once(blobs, monkeypatch):
@@ -169,12 +175,45 @@ def test_kernel_ocnn_trains_the_same_with_hidden_values_computed_once(blobs, mon
     from oneclass.heads import KernelOCNN
     from oneclass.training import ocnn as ocnn_training
 
-    fast = KernelOCNN(hidden=64, epochs=3, seed=0).fit(blobs)
+    fast = KernelOCNN(hidden=64, solver="adam", epochs=3, seed=0).fit(blobs)
     monkeypatch.setattr(ocnn_training, "FROZEN_FEATURES_BUDGET", 0)
-    full = KernelOCNN(hidden=64, epochs=3, seed=0).fit(blobs)
+    full = KernelOCNN(hidden=64, solver="adam", epochs=3, seed=0).fit(blobs)
     assert np.std(fast.score_samples(blobs)) > 0
     assert np.allclose(fast.score_samples(blobs), full.score_samples(blobs), rtol=1e-4, atol=1e-7)
     assert fast.offset_ == pytest.approx(full.offset_, rel=1e-4)
     # and learned centres are never frozen: the full pass is the only way to train them
-    learned = KernelOCNN(hidden=64, epochs=1, learn_centres=True, seed=0).fit(blobs)
+    learned = KernelOCNN(hidden=64, solver="adam", epochs=1, learn_centres=True, seed=0).fit(blobs)
     assert not learned.net_.frozen_features()
+
+
+def test_frank_wolfe_finds_the_one_class_svm_optimum_of_the_output_layer(blobs):
+    """Trained to a tight gap, w is the minimiser of eq. 3: the nu-one-class SVM whose kernel is
+    the inner product of hidden vectors, solved independently by libsvm (scikit-learn)."""
+    from sklearn.svm import OneClassSVM
+
+    from oneclass.heads import KernelOCNN
+
+    nu, data = 0.2, blobs[:400]
+    head = KernelOCNN(nu=nu, hidden=64, epochs=3000, tol=0, seed=0).fit(data)
+    hidden = head.net_.hidden_values(torch.from_numpy(data)).double().numpy()
+    svm = OneClassSVM(kernel="precomputed", nu=nu, tol=1e-8).fit(hidden @ hidden.T)
+    # libsvm's dual coefficients sum to nu n where the OC-NN's sum to 1
+    reference = svm.score_samples(hidden @ hidden.T) / (nu * len(data))
+    scores = head.score_samples(data)
+    assert np.std(scores) > 0
+    np.testing.assert_allclose(scores, reference, rtol=0, atol=1e-3 * np.abs(reference).max())
+    assert head.history_[-1]["duality_gap"] <= 1e-4  # Frank-Wolfe: O(1/steps)
+
+
+def test_frank_wolfe_starts_from_the_kernel_density_and_lowers_the_objective(blobs):
+    from oneclass.heads import KernelOCNN
+
+    head = KernelOCNN(hidden=128, seed=0).fit(blobs)
+    history = head.history_
+    assert history[0]["epoch"] == 0 and 1 < len(history) <= 101
+    gaps = [h["duality_gap"] for h in history]
+    assert gaps[-1] <= 1e-3 < gaps[0]
+    assert history[-1]["loss"] < history[0]["loss"]
+    assert head.offset_ == pytest.approx(nu_quantile(head.score_samples(blobs), 0.1), rel=1e-5)
+    capped = KernelOCNN(hidden=128, epochs=2, seed=0).fit(blobs)
+    assert len(capped.history_) == 3  # the start and two steps

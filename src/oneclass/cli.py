@@ -84,7 +84,7 @@ def model_options(
                 type=int,
                 default=hidden,
                 show_default=hidden is not None,
-                help="Hidden units of the OC-NN [head's default: 4096 ocnn, 256 ocnn-report].",
+                help="Hidden units of the OC-NN [head's default: 2048 ocnn, 256 ocnn-report].",
             ),
             click.option(
                 "--encoder-epochs", type=int, default=10, show_default=True, help="Encoder training epochs."
@@ -94,7 +94,8 @@ def model_options(
                 type=int,
                 default=head_epochs,
                 show_default=head_epochs is not None,
-                help="OC-NN training epochs [head's default: 20 ocnn, 25 ocnn-report].",
+                help="OC-NN training epochs [head's default: ocnn at most 100 Frank-Wolfe passes, "
+                "stopping at its tolerance; ocnn-report 25].",
             ),
             click.option("--batch-size", type=int, default=200, show_default=True, help="Mini-batch size."),
             click.option(

@@ -48,7 +48,7 @@ class OneClassDetector:
     head : name of the one-class head (see ``oneclass.heads.HEADS``): "ocnn" (default, the kernel
         OC-NN), "ocnn-report" (the report's network), "ocsvm", "knn", "iforest".
     nu : share of training data allowed on the abnormal side, in (0, 1].
-    hidden : hidden units of an OC-NN head (None: the head's default, 4096 / 256).
+    hidden : hidden units of an OC-NN head (None: the head's default, 2048 / 256).
     encoder_epochs, head_epochs : training epochs of each part (head_epochs None: head's default).
     batch_size, encoder_lr, head_lr, weight_decay : optimiser settings (Adam; head_lr None: the
         head's default).

@@ -1,12 +1,19 @@
-"""The OC-NN training loop: alternate a gradient step on (V, w) with r held constant and r set to
-the nu-quantile of the outputs (Chalapathy et al. 2018; the report's eq. 3-5)."""
+"""OC-NN training (Chalapathy et al. 2018; the report's eq. 3-5), two ways:
+
+- ``train_ocnn``: the paper's loop, alternating a gradient step on (V, w) with r held constant
+  and r set to the nu-quantile of the outputs (any OC-NN; the report's variant).
+- ``train_output_layer``: for a net whose hidden layer is fixed (the kernel OC-NN), the exact
+  minimiser of the same objective over w by Frank-Wolfe on its dual, a handful of passes.
+"""
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from ..errors import OneClassError
@@ -14,6 +21,7 @@ from . import distributed
 from .common import Stopwatch, check_finite, check_not_collapsed, epoch_bar, seeded_generator
 
 R_UPDATES = ("batch", "epoch")
+SOLVERS = ("frank-wolfe", "adam")
 # Largest hidden-value matrix (bytes) kept in memory to train the output layer alone.
 FROZEN_FEATURES_BUDGET = 1 << 30
 
@@ -156,3 +164,113 @@ def train_ocnn(
     outputs = all_outputs(module, data)
     check_not_collapsed(outputs, "OC-NN training scores")
     return nu_quantile(outputs, nu), history
+
+
+class _HiddenLayer:
+    """A fixed hidden layer's values ``(n, units)`` on ``latents``: one matrix when it fits
+    ``FROZEN_FEATURES_BUDGET``, else recomputed chunk by chunk at every use (constant memory)."""
+
+    def __init__(self, net: nn.Module, latents: torch.Tensor, chunk: int = 8192):
+        self.net, self.latents, self.chunk = net, latents, chunk
+        units = net.hidden(latents[:1]).shape[1]
+        fits = len(latents) * units * latents.element_size() <= FROZEN_FEATURES_BUDGET
+        self.matrix = net.hidden_values(latents, chunk) if fits else None
+
+    def outputs(self, w: torch.Tensor) -> torch.Tensor:
+        """``(n,)`` outputs ``hidden @ w``."""
+        if self.matrix is not None:
+            return torch.mv(self.matrix, w)
+        return torch.cat(
+            [torch.mv(self.net.hidden_values(part), w) for part in self.latents.split(self.chunk)]
+        )
+
+    def row_sum(self, rows: torch.Tensor) -> torch.Tensor:
+        """``(units,)`` sum of the hidden values of ``rows`` (without copying them out)."""
+        if self.matrix is not None:
+            return F.embedding_bag(rows[None], self.matrix, mode="sum")[0]
+        return sum(self.net.hidden_values(self.latents[part]).sum(0) for part in rows.split(self.chunk))
+
+
+def _gather_outputs(local: torch.Tensor, n: int) -> torch.Tensor:
+    """Every rank's outputs, concatenated (``(n,)``; shards differ in length by at most one)."""
+    if distributed.world_size() == 1:
+        return local
+    width = math.ceil(n / distributed.world_size())
+    padded = torch.full((width,), math.inf, dtype=local.dtype, device=local.device)
+    padded[: len(local)] = local
+    values = distributed.gather(padded)
+    return values[torch.isfinite(values)]
+
+
+def objective(outputs: torch.Tensor, w: torch.Tensor, nu: float) -> float:
+    """Eq. 3 for the output layer, with r the nu-quantile of ``outputs``."""
+    r = nu_quantile(outputs, nu)
+    return float(0.5 * w.double().square().sum() + torch.relu(r - outputs.double()).mean() / nu - r)
+
+
+@torch.no_grad()
+def train_output_layer(
+    net: nn.Module,
+    latents: np.ndarray,
+    *,
+    nu: float,
+    epochs: int,
+    tol: float,
+    device: torch.device,
+    on_epoch: Callable[[dict], None] | None = None,
+) -> tuple[float, list[dict]]:
+    """Minimise the OC-NN objective over the output weights w of ``net`` (hidden layer fixed).
+
+    With h_i the hidden values, the objective 1/2 ||w||^2 + (1/nu) mean(relu(r - w.h_i)) - r is
+    convex in (w, r); its dual is min 1/2 ||sum_i a_i h_i||^2 over 0 <= a_i <= 1/(nu n),
+    sum a_i = 1, and at the optimum w = sum_i a_i h_i (so w >= 0 when h >= 0) and r is the
+    nu-quantile of the outputs. Frank-Wolfe on that dual: start from a_i = 1/n (w = the mean
+    hidden vector: a kernel density), then each pass (an "epoch") scores every training point,
+    takes the mean hidden vector u of the ceil(nu n) lowest-scored points (the dual's best
+    vertex) and moves w towards u with the exact line-search step. It stops when the duality gap
+    w.(w - u) falls below ``tol`` ||w||^2 or after ``epochs`` passes. Under torchrun each rank
+    holds the hidden values of its shard; the k-th lowest output is taken over all ranks.
+    Returns r (the nu-quantile of the final outputs) and one record per pass.
+    """
+    net.to(device).eval()
+    n = len(latents)
+    shard = torch.arange(distributed.rank(), n, distributed.world_size())
+    hidden = _HiddenLayer(net, torch.as_tensor(latents[shard.numpy()], dtype=torch.float32, device=device))
+    lowest_count = max(1, math.ceil(nu * n))
+    everything = torch.arange(len(shard), device=device)
+    w = distributed.sum_over_ranks(hidden.row_sum(everything)) / n
+    history = []
+    for epoch in range(epochs + 1):
+        clock = Stopwatch()
+        local = hidden.outputs(w)
+        outputs = _gather_outputs(local, n)
+        check_finite(float(outputs.sum()), "OC-NN scores", epoch)
+        kth = torch.kthvalue(outputs, lowest_count).values
+        rows = torch.nonzero(local <= kth).squeeze(1)
+        total = distributed.sum_over_ranks(
+            torch.cat([hidden.row_sum(rows), torch.tensor([float(len(rows))], device=device)])
+        )
+        direction = w - total[:-1] / total[-1]
+        gap = float(torch.dot(w.double(), direction.double()))
+        norm = float(w.double().square().sum())
+        record = {
+            "epoch": epoch,
+            "loss": objective(outputs, w, nu),
+            "r": nu_quantile(outputs, nu),
+            "score_mean": float(outputs.double().mean()),
+            "score_std": float(outputs.double().std()),
+            "duality_gap": gap / norm,
+        }
+        done = gap <= tol * norm or epoch == epochs
+        if not done:
+            step = min(1.0, max(0.0, gap / float(direction.double().square().sum())))
+            w = w - step * direction
+        record["seconds"] = clock.seconds()
+        history.append(record)
+        if on_epoch:
+            on_epoch(record)
+        if done:
+            break
+    net.w.weight.copy_(w[None])
+    check_not_collapsed(outputs.cpu().numpy(), "OC-NN training scores")
+    return history[-1]["r"], history
