@@ -67,23 +67,28 @@ class KernelOCNNNet(nn.Module):
         self.w = nn.Linear(centres.shape[0], 1, bias=False)
         nn.init.constant_(self.w.weight, 1.0 / centres.shape[0])  # start as a kernel density
 
+    def _projection(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """``(2 gamma V, -gamma ||v_j||^2)``: -gamma ||s - v_j||^2 = s . 2 gamma v_j - gamma ||v_j||^2
+        - gamma ||s||^2, one matrix product with a bias and one subtraction per hidden value."""
+        return self.V.weight * (2 * self.gamma), self.V.weight.pow(2).sum(1) * -self.gamma
+
     def hidden(self, z: torch.Tensor) -> torch.Tensor:
         s = (z - self.mean) / self.scale
-        squared = (s * s).sum(1, keepdim=True) - 2 * self.V(s) + self.V.weight.pow(2).sum(1)
-        return torch.exp(-self.gamma * squared.clamp_min(0))
+        weight, bias = self._projection()
+        exponent = torch.addmm(bias, s, weight.t()) - self.gamma * (s * s).sum(1, keepdim=True)
+        return torch.exp(exponent.clamp(max=0))
 
     @torch.no_grad()
     def hidden_values(self, z: torch.Tensor, chunk: int = 8192) -> torch.Tensor:
-        """``hidden(z)`` for many rows at once, ``(n, units)``: bitwise the same values, written in
+        """``hidden(z)`` for many rows at once, ``(n, units)``: the same operations, written in
         place into one preallocated matrix (no temporaries of that size, no concatenation)."""
         out = torch.empty((len(z), self.V.weight.shape[0]), dtype=z.dtype, device=z.device)
-        centre_norms = self.V.weight.pow(2).sum(1)
+        weight, bias = self._projection()
         for start in range(0, len(z), chunk):
             s = (z[start : start + chunk] - self.mean) / self.scale
             part = out[start : start + chunk]
-            torch.mm(s, self.V.weight.t(), out=part)
-            part.mul_(-2).add_((s * s).sum(1, keepdim=True)).add_(centre_norms)
-            part.clamp_(min=0).mul_(-self.gamma).exp_()
+            torch.addmm(bias, s, weight.t(), out=part)
+            part.sub_(self.gamma * (s * s).sum(1, keepdim=True)).clamp_(max=0).exp_()
         return out
 
     def forward(self, z: torch.Tensor) -> torch.Tensor:
