@@ -217,3 +217,16 @@ def test_frank_wolfe_starts_from_the_kernel_density_and_lowers_the_objective(blo
     assert head.offset_ == pytest.approx(nu_quantile(head.score_samples(blobs), 0.1), rel=1e-5)
     capped = KernelOCNN(hidden=128, epochs=2, seed=0).fit(blobs)
     assert len(capped.history_) == 3  # the start and two steps
+
+
+def test_kernel_hidden_layer_is_the_gaussian_of_the_standardised_distance(blobs):
+    from oneclass.heads import KernelOCNN
+
+    net = KernelOCNN(hidden=64, epochs=1, seed=0).fit(blobs).net_
+    z = torch.from_numpy(blobs[:300])
+    standard = (z - net.mean) / net.scale
+    expected = torch.exp(-net.gamma * torch.cdist(standard.double(), net.V.weight.double()).pow(2))
+    hidden = net.hidden(z)
+    assert hidden.min() < 0.01 < 0.5 < hidden.max() <= 1.0  # neither all near 0 nor all near 1
+    torch.testing.assert_close(hidden.double(), expected, rtol=0, atol=1e-5)
+    assert torch.equal(net.hidden_values(z, chunk=128), hidden)  # chunked in place: the same values

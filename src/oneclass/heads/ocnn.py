@@ -70,7 +70,8 @@ class KernelOCNNNet(nn.Module):
     def _projection(self) -> tuple[torch.Tensor, torch.Tensor]:
         """``(2 gamma V, -gamma ||v_j||^2)``: -gamma ||s - v_j||^2 = s . 2 gamma v_j - gamma ||v_j||^2
         - gamma ||s||^2, one matrix product with a bias and one subtraction per hidden value."""
-        return self.V.weight * (2 * self.gamma), self.V.weight.pow(2).sum(1) * -self.gamma
+        gamma = self.gamma.expand(self.V.weight.shape[0])  # one per unit (the studies vary it)
+        return self.V.weight * (2 * gamma)[:, None], self.V.weight.pow(2).sum(1) * -gamma
 
     def hidden(self, z: torch.Tensor) -> torch.Tensor:
         s = (z - self.mean) / self.scale
