@@ -230,3 +230,17 @@ def test_kernel_hidden_layer_is_the_gaussian_of_the_standardised_distance(blobs)
     assert hidden.min() < 0.01 < 0.5 < hidden.max() <= 1.0  # neither all near 0 nor all near 1
     torch.testing.assert_close(hidden.double(), expected, rtol=0, atol=1e-5)
     assert torch.equal(net.hidden_values(z, chunk=128), hidden)  # chunked in place: the same values
+
+
+def test_frank_wolfe_without_room_for_the_hidden_matrix_recomputes_it_to_the_same_model(blobs, monkeypatch):
+    """Above FROZEN_FEATURES_BUDGET the hidden values are recomputed chunk by chunk at every pass
+    (constant memory); the model must be the one the in-memory matrix gives."""
+    from oneclass.heads import KernelOCNN
+    from oneclass.training import ocnn as ocnn_training
+
+    in_memory = KernelOCNN(hidden=64, seed=0).fit(blobs)
+    monkeypatch.setattr(ocnn_training, "FROZEN_FEATURES_BUDGET", 0)
+    recomputed = KernelOCNN(hidden=64, seed=0).fit(blobs)
+    assert len(recomputed.history_) == len(in_memory.history_) > 2
+    np.testing.assert_allclose(recomputed.score_samples(blobs), in_memory.score_samples(blobs), rtol=1e-5)
+    assert recomputed.offset_ == pytest.approx(in_memory.offset_, rel=1e-5)
