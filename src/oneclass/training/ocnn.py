@@ -3,7 +3,7 @@
 - ``train_ocnn``: the paper's loop, alternating a gradient step on (V, w) with r held constant
   and r set to the nu-quantile of the outputs (any OC-NN; the report's variant).
 - ``train_output_layer``: for a net whose hidden layer is fixed (the kernel OC-NN), the exact
-  minimiser of the same objective over w by Frank-Wolfe on its dual, a handful of passes.
+  minimiser of the same objective over w by Frank-Wolfe on its dual (tens of passes).
 """
 
 from __future__ import annotations
