@@ -172,8 +172,8 @@ class _HiddenLayer:
 
     def __init__(self, net: nn.Module, latents: torch.Tensor, chunk: int = 8192):
         self.net, self.latents, self.chunk = net, latents, chunk
-        units = net.hidden(latents[:1]).shape[1]
-        fits = len(latents) * units * latents.element_size() <= FROZEN_FEATURES_BUDGET
+        self.units = net.hidden(latents[:1]).shape[1]
+        fits = len(latents) * self.units * latents.element_size() <= FROZEN_FEATURES_BUDGET
         self.matrix = net.hidden_values(latents, chunk) if fits else None
 
     def outputs(self, w: torch.Tensor) -> torch.Tensor:
@@ -188,7 +188,10 @@ class _HiddenLayer:
         """``(units,)`` sum of the hidden values of ``rows`` (without copying them out)."""
         if self.matrix is not None:
             return F.embedding_bag(rows[None], self.matrix, mode="sum")[0]
-        return sum(self.net.hidden_values(self.latents[part]).sum(0) for part in rows.split(self.chunk))
+        total = torch.zeros(self.units, dtype=self.latents.dtype, device=self.latents.device)
+        for part in rows.split(self.chunk):
+            total += self.net.hidden_values(self.latents[part]).sum(0)
+        return total
 
 
 def _gather_outputs(local: torch.Tensor, n: int) -> torch.Tensor:
@@ -200,6 +203,19 @@ def _gather_outputs(local: torch.Tensor, n: int) -> torch.Tensor:
     padded[: len(local)] = local
     values = distributed.gather(padded)
     return values[torch.isfinite(values)]
+
+
+def _lowest_share_mean(
+    hidden: _HiddenLayer, local: torch.Tensor, outputs: torch.Tensor, count: int
+) -> torch.Tensor:
+    """Mean hidden vector of the ``count`` training points with the lowest outputs, over all ranks
+    (``local``: this rank's outputs, ``outputs``: every rank's): Frank-Wolfe's vertex."""
+    kth = torch.kthvalue(outputs, count).values
+    rows = torch.nonzero(local <= kth).squeeze(1)
+    total = distributed.sum_over_ranks(
+        torch.cat([hidden.row_sum(rows), torch.tensor([float(len(rows))], device=local.device)])
+    )
+    return total[:-1] / total[-1]
 
 
 def objective(outputs: torch.Tensor, w: torch.Tensor, nu: float) -> float:
@@ -236,21 +252,15 @@ def train_output_layer(
     n = len(latents)
     shard = torch.arange(distributed.rank(), n, distributed.world_size())
     hidden = _HiddenLayer(net, torch.as_tensor(latents[shard.numpy()], dtype=torch.float32, device=device))
-    lowest_count = max(1, math.ceil(nu * n))
     everything = torch.arange(len(shard), device=device)
     w = distributed.sum_over_ranks(hidden.row_sum(everything)) / n
     history = []
     for epoch in range(epochs + 1):
         clock = Stopwatch()
         local = hidden.outputs(w)
+        check_finite(float(local.sum()), "OC-NN scores", epoch)
         outputs = _gather_outputs(local, n)
-        check_finite(float(outputs.sum()), "OC-NN scores", epoch)
-        kth = torch.kthvalue(outputs, lowest_count).values
-        rows = torch.nonzero(local <= kth).squeeze(1)
-        total = distributed.sum_over_ranks(
-            torch.cat([hidden.row_sum(rows), torch.tensor([float(len(rows))], device=device)])
-        )
-        direction = w - total[:-1] / total[-1]
+        direction = w - _lowest_share_mean(hidden, local, outputs, max(1, math.ceil(nu * n)))
         gap = float(torch.dot(w.double(), direction.double()))
         norm = float(w.double().square().sum())
         record = {
@@ -262,9 +272,8 @@ def train_output_layer(
             "duality_gap": gap / norm,
         }
         done = gap <= tol * norm or epoch == epochs
-        if not done:
-            step = min(1.0, max(0.0, gap / float(direction.double().square().sum())))
-            w = w - step * direction
+        if not done:  # exact line search: the step minimising 1/2 ||w - step * direction||^2
+            w = w - min(1.0, gap / float(direction.double().square().sum())) * direction
         record["seconds"] = clock.seconds()
         history.append(record)
         if on_epoch:
