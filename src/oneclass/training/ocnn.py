@@ -64,6 +64,13 @@ class _Readout(nn.Module):
         return self.net.readout(hidden)
 
 
+def _hidden_units_if_they_fit(net: nn.Module, data: torch.Tensor) -> tuple[int, bool]:
+    """``(units, fits)``: the net's hidden width, and whether its hidden values on ``data`` fit
+    ``FROZEN_FEATURES_BUDGET`` as one matrix."""
+    units = net.hidden(data[:1]).shape[1]
+    return units, len(data) * units * data.element_size() <= FROZEN_FEATURES_BUDGET
+
+
 @torch.no_grad()
 def _training_inputs(
     net: nn.Module, data: torch.Tensor, batch_size: int = 8192
@@ -78,8 +85,7 @@ def _training_inputs(
     if frozen is None or not frozen():
         return data, net
     net.eval()
-    units = net.hidden(data[:1]).shape[1]
-    if len(data) * units * data.element_size() > FROZEN_FEATURES_BUDGET:
+    if not _hidden_units_if_they_fit(net, data)[1]:
         return data, net
     return net.hidden_values(data, batch_size), _Readout(net)
 
@@ -172,8 +178,7 @@ class _HiddenLayer:
 
     def __init__(self, net: nn.Module, latents: torch.Tensor, chunk: int = 8192):
         self.net, self.latents, self.chunk = net, latents, chunk
-        self.units = net.hidden(latents[:1]).shape[1]
-        fits = len(latents) * self.units * latents.element_size() <= FROZEN_FEATURES_BUDGET
+        self.units, fits = _hidden_units_if_they_fit(net, latents)
         self.matrix = net.hidden_values(latents, chunk) if fits else None
 
     def outputs(self, w: torch.Tensor) -> torch.Tensor:
@@ -218,12 +223,6 @@ def _lowest_share_mean(
     return total[:-1] / total[-1]
 
 
-def objective(outputs: torch.Tensor, w: torch.Tensor, nu: float) -> float:
-    """Eq. 3 for the output layer, with r the nu-quantile of ``outputs``."""
-    r = nu_quantile(outputs, nu)
-    return float(0.5 * w.double().square().sum() + torch.relu(r - outputs.double()).mean() / nu - r)
-
-
 @torch.no_grad()
 def train_output_layer(
     net: nn.Module,
@@ -263,12 +262,13 @@ def train_output_layer(
         direction = w - _lowest_share_mean(hidden, local, outputs, max(1, math.ceil(nu * n)))
         gap = float(torch.dot(w.double(), direction.double()))
         norm = float(w.double().square().sum())
+        scores, r = outputs.double(), nu_quantile(outputs, nu)
         record = {
             "epoch": epoch,
-            "loss": objective(outputs, w, nu),
-            "r": nu_quantile(outputs, nu),
-            "score_mean": float(outputs.double().mean()),
-            "score_std": float(outputs.double().std()),
+            "loss": float(ocnn_loss(scores, [w.double()], r, nu)),  # eq. 3 at r = the nu-quantile
+            "r": r,
+            "score_mean": float(scores.mean()),
+            "score_std": float(scores.std()),
             "duality_gap": gap / norm,
         }
         done = gap <= tol * norm or epoch == epochs
