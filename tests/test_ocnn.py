@@ -169,6 +169,16 @@ def test_kernel_ocnn_parameter_errors():
         KernelOCNN(tol=-1)
 
 
+def test_kernel_ocnn_too_narrow_a_bandwidth_is_a_clear_error():
+    """One centre and a bandwidth so small that every other point's unit underflows to 0: the
+    dual's optimum is w = 0 (constant scores); training says why instead of dividing by zero."""
+    from oneclass.heads import KernelOCNN
+
+    points = np.random.default_rng(0).normal(size=(40, 8)).astype(np.float32)
+    with pytest.raises(OneClassError, match="bandwidth is too small"):
+        KernelOCNN(nu=0.5, hidden=1, bandwidth=1e-3).fit(points)
+
+
 def test_kernel_ocnn_trains_the_same_with_hidden_values_computed_once(blobs, monkeypatch):
     """The fast path (Gaussian layer evaluated once, output layer trained on it) must give the
     model the full forward pass gives; a zero budget forces the full pass."""

@@ -262,6 +262,12 @@ def train_output_layer(
         direction = w - _lowest_share_mean(hidden, local, outputs, max(1, math.ceil(nu * n)))
         gap = float(torch.dot(w.double(), direction.double()))
         norm = float(w.double().square().sum())
+        if norm == 0.0:  # w = 0 is the optimum only when the nu-tail's hidden values are all 0
+            raise OneClassError(
+                "OC-NN: a share nu or more of the training points has every Gaussian unit at 0 "
+                "(further from all centres than float32 resolves): the bandwidth is too small for "
+                "these latents; raise it"
+            )
         scores, r = outputs.double(), nu_quantile(outputs, nu)
         record = {
             "epoch": epoch,
