@@ -43,7 +43,9 @@ def test_upsample_then_conv_equals_the_two_steps(kernel, bias):
     upstream = torch.randn_like(expected)
     inputs = (x, *conv.parameters())
     for got, want in zip(
-        torch.autograd.grad(fused, inputs, upstream), torch.autograd.grad(expected, inputs, upstream), strict=True
+        torch.autograd.grad(fused, inputs, upstream),
+        torch.autograd.grad(expected, inputs, upstream),
+        strict=True,
     ):
         torch.testing.assert_close(got, want, rtol=0, atol=1e-10)
 
@@ -54,7 +56,9 @@ def test_decoder_takes_the_fused_path_only_for_exact_doubling(monkeypatch):
     import oneclass.networks.lenet as lenet
 
     original = lenet.upsample_then_conv
-    monkeypatch.setattr(lenet, "upsample_then_conv", lambda x, conv: calls.append(x.shape[2:]) or original(x, conv))
+    monkeypatch.setattr(
+        lenet, "upsample_then_conv", lambda x, conv: calls.append(x.shape[2:]) or original(x, conv)
+    )
     build_encoder("ae", (1, 28, 28), 8).decoder(torch.zeros(2, 8))
     assert calls == [(7, 7), (14, 14)]
     calls.clear()
