@@ -7,6 +7,10 @@ on the whole test split. Prints per-class and mean AUROC as a Markdown table.
     python benchmarks/ocnn_variants.py --study design --classes 2,3,5,8   # ~10 minutes, 2 CPU cores
     python benchmarks/ocnn_variants.py --study units --dataset fashion-mnist   # ~30 minutes
     python benchmarks/ocnn_variants.py --study solver --dataset fashion-mnist  # ~5 minutes
+    python benchmarks/ocnn_variants.py --study geometry --seeds 0,1,2          # ~8 minutes a dataset
+
+The first three studies ran before the default head whitened its input; they pin
+``whiten=False`` (per-dimension standardisation, as then) so that they regenerate as recorded.
 """
 
 from __future__ import annotations
@@ -22,7 +26,7 @@ from oneclass.evaluation.methods import BenchConfig, ClassTask
 from oneclass.evaluation.metrics import auroc
 from oneclass.evaluation.protocol import one_class_split
 from oneclass.heads import KernelOCNN, KNNHead, OCSVMHead, ReportOCNN
-from oneclass.heads.ocnn import KernelOCNNNet, median_distance
+from oneclass.heads.ocnn import KernelOCNNNet, median_distance, whitening
 
 
 class Standardised:
@@ -38,6 +42,21 @@ class Standardised:
 
     def score_samples(self, Z):
         return self.head.score_samples((Z - self.mean) / self.std)
+
+
+class Whitened(Standardised):
+    """Wraps a head so that it sees PCA-whitened latents (the default kernel OC-NN's input)."""
+
+    def fit(self, Z):
+        self.mean, self.transform = Z.mean(0), whitening(Z)
+        self.head.fit(self._map(Z))
+        return self
+
+    def _map(self, Z):
+        return ((Z - self.mean) @ self.transform).astype(np.float32)
+
+    def score_samples(self, Z):
+        return self.head.score_samples(self._map(Z))
 
 
 class MedianBandwidthOCSVM(Standardised):
@@ -63,9 +82,8 @@ class RawLatentKernelOCNN(KernelOCNN):
         scale = np.full(Z.shape[1], Z.std(), np.float32)
         centres = (Z / scale)[rng.choice(len(Z), min(self.hidden, len(Z)), replace=False)]
         gamma = 1.0 / (2.0 * (self.bandwidth * median_distance(Z / scale, rng)) ** 2)
-        return KernelOCNNNet(
-            torch.from_numpy(mean), torch.from_numpy(scale), torch.from_numpy(centres), gamma
-        )
+        transform = torch.diag(torch.from_numpy(1 / scale))
+        return KernelOCNNNet(torch.from_numpy(mean), transform, torch.from_numpy(centres), gamma)
 
 
 class MultiBandwidthKernelOCNN(KernelOCNN):
@@ -84,7 +102,7 @@ class MultiBandwidthKernelOCNN(KernelOCNN):
         median = median_distance(standard, rng)
         net = KernelOCNNNet(
             torch.from_numpy(mean),
-            torch.from_numpy(scale),
+            torch.diag(torch.from_numpy(1 / scale)),
             torch.from_numpy(np.tile(chosen, (len(self.bandwidths), 1))),
             1.0,
         )
@@ -96,7 +114,12 @@ class MultiBandwidthKernelOCNN(KernelOCNN):
 
 def adam_kernel_ocnn(**params) -> KernelOCNN:
     """The kernel OC-NN as the first two studies ran it: Adam, 20 epochs, 4096 units unless given."""
-    return KernelOCNN(solver="adam", **{"hidden": 4096, **params})
+    return KernelOCNN(solver="adam", **{"hidden": 4096, "whiten": False, **params})
+
+
+def standardised_kernel_ocnn(**params) -> KernelOCNN:
+    """The Frank-Wolfe kernel OC-NN as the third study ran it: per-dimension standardisation."""
+    return KernelOCNN(whiten=False, **params)
 
 
 # The first study (issue 4): what each design choice is worth, kernel OC-NN with 1024 units.
@@ -138,13 +161,13 @@ UNITS = {
         hidden=8192, nu=0.05, epochs=5, batch_size=1000, seed=s
     ),
     "4096 units, latents not standardised per dimension": lambda s: RawLatentKernelOCNN(
-        hidden=4096, solver="adam", seed=s
+        hidden=4096, solver="adam", whiten=False, seed=s
     ),
     "2048 centres x bandwidths 0.15 and 0.3": lambda s: MultiBandwidthKernelOCNN(
-        hidden=4096, solver="adam", seed=s
+        hidden=4096, solver="adam", whiten=False, seed=s
     ),
     "4096 centres x bandwidths 0.2 and 0.4": lambda s: MultiBandwidthKernelOCNN(
-        (0.2, 0.4), hidden=8192, solver="adam", seed=s
+        (0.2, 0.4), hidden=8192, solver="adam", whiten=False, seed=s
     ),
     "RBF OC-SVM, standardised, bandwidth as the kernel OC-NN": lambda s: MedianBandwidthOCSVM(seed=s),
     "5-NN distance": lambda s: KNNHead(),
@@ -152,19 +175,34 @@ UNITS = {
 
 # The third study: the output layer trained to the optimum (Frank-Wolfe) against Adam.
 SOLVER = {
-    "kernel density (the start, w = mean hidden vector)": lambda s: KernelOCNN(tol=float("inf"), seed=s),
+    "kernel density (the start, w = mean hidden vector)": lambda s: standardised_kernel_ocnn(
+        tol=float("inf"), seed=s
+    ),
     "Adam lr 1e-3, 20 epochs, 4096 units (the previous default)": lambda s: adam_kernel_ocnn(seed=s),
     "Adam lr 1e-4, 20 epochs, 4096 units": lambda s: adam_kernel_ocnn(lr=1e-4, seed=s),
-    "Frank-Wolfe, 1024 units": lambda s: KernelOCNN(hidden=1024, seed=s),
-    "Frank-Wolfe, 2048 units (default)": lambda s: KernelOCNN(seed=s),
-    "Frank-Wolfe, 4096 units": lambda s: KernelOCNN(hidden=4096, seed=s),
-    "Frank-Wolfe, 2048 units, tol 1e-4": lambda s: KernelOCNN(tol=1e-4, seed=s),
-    "Frank-Wolfe, 2048 units, bandwidth 0.15": lambda s: KernelOCNN(bandwidth=0.15, seed=s),
+    "Frank-Wolfe, 1024 units": lambda s: standardised_kernel_ocnn(hidden=1024, seed=s),
+    "Frank-Wolfe, 2048 units (then the default)": lambda s: standardised_kernel_ocnn(seed=s),
+    "Frank-Wolfe, 4096 units": lambda s: standardised_kernel_ocnn(hidden=4096, seed=s),
+    "Frank-Wolfe, 2048 units, tol 1e-4": lambda s: standardised_kernel_ocnn(tol=1e-4, seed=s),
+    "Frank-Wolfe, 2048 units, bandwidth 0.15": lambda s: standardised_kernel_ocnn(bandwidth=0.15, seed=s),
     "RBF OC-SVM, standardised, bandwidth as the kernel OC-NN": lambda s: MedianBandwidthOCSVM(seed=s),
     "5-NN distance": lambda s: KNNHead(),
 }
 
-STUDIES = {"design": DESIGN, "units": UNITS, "solver": SOLVER}
+# The fourth study: the input geometry of the Gaussian units (per-dimension scale or whitening),
+# with kNN given the same whitening for a fair reading.
+GEOMETRY = {
+    "standardised per dimension (previous default)": lambda s: standardised_kernel_ocnn(seed=s),
+    "whitened (default)": lambda s: KernelOCNN(seed=s),
+    "whitened, bandwidth 0.15": lambda s: KernelOCNN(bandwidth=0.15, seed=s),
+    "whitened, 4096 units": lambda s: KernelOCNN(hidden=4096, seed=s),
+    "whitened, 4096 units, bandwidth 0.15": lambda s: KernelOCNN(hidden=4096, bandwidth=0.15, seed=s),
+    "RBF OC-SVM, gamma = scale (the benchmark's)": lambda s: OCSVMHead(),
+    "5-NN distance (the benchmark's)": lambda s: KNNHead(),
+    "5-NN distance on whitened latents": lambda s: Whitened(KNNHead()),
+}
+
+STUDIES = {"design": DESIGN, "units": UNITS, "solver": SOLVER, "geometry": GEOMETRY}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -172,38 +210,43 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--dataset", default="mnist")
     parser.add_argument("--classes", default="0,1,2,3,4,5,6,7,8,9")
     parser.add_argument("--encoder-epochs", type=int, default=15)
-    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--seeds", default="0", help="Comma-separated; the table shows their mean.")
     parser.add_argument("--study", choices=sorted(STUDIES), default="units")
     args = parser.parse_args(argv)
     variants = STUDIES[args.study]
     classes = [int(c) for c in args.classes.split(",")]
+    seeds = [int(s) for s in args.seeds.split(",")]
     x, y = load_dataset(args.dataset, "train")
     xt, yt = load_dataset(args.dataset, "test")
-    results: dict[str, list[float]] = {name: [] for name in variants}
-    for normal in classes:
-        index = one_class_split(y, (normal,))
-        task = ClassTask(
-            args.dataset,
-            normal,
-            args.seed,
-            x[index][:, None],
-            xt[:, None],
-            yt == normal,
-            BenchConfig(encoder_epochs=args.encoder_epochs),
-        )
-        train_z, test_z = task.features("ae")
-        for name, make in variants.items():
-            head = make(args.seed).fit(train_z)
-            results[name].append(auroc(head.score_samples(test_z), task.test_is_normal))
-        print(f"class {normal} done", file=sys.stderr, flush=True)
+    results = {name: np.zeros((len(seeds), len(classes))) for name in variants}
+    for row, seed in enumerate(seeds):
+        for column, normal in enumerate(classes):
+            index = one_class_split(y, (normal,))
+            task = ClassTask(
+                args.dataset,
+                normal,
+                seed,
+                x[index][:, None],
+                xt[:, None],
+                yt == normal,
+                BenchConfig(encoder_epochs=args.encoder_epochs),
+            )
+            train_z, test_z = task.features("ae")
+            for name, make in variants.items():
+                head = make(seed).fit(train_z)
+                results[name][row, column] = auroc(head.score_samples(test_z), task.test_is_normal)
+            print(f"seed {seed} class {normal} done", file=sys.stderr, flush=True)
     print(
-        f"{args.dataset}, AE latents ({args.encoder_epochs} epochs on the normal class), seed {args.seed}\n"
+        f"{args.dataset}, AE latents ({args.encoder_epochs} epochs on the normal class), "
+        f"seed{'s' if len(seeds) > 1 else ''} {args.seeds}: AUROC (%), mean over seeds\n"
     )
-    print("| variant | " + " | ".join(str(c) for c in classes) + " | mean |")
-    print("|---" * (len(classes) + 2) + "|")
-    for name, values in results.items():
-        cells = " | ".join(f"{100 * v:.1f}" for v in values)
-        print(f"| {name} | {cells} | **{100 * np.mean(values):.1f}** |")
+    per_seed_header = " | per seed" if len(seeds) > 1 else ""
+    print("| variant | " + " | ".join(str(c) for c in classes) + f" | mean{per_seed_header} |")
+    print("|---" * (len(classes) + 2 + (len(seeds) > 1)) + "|")
+    for name, table in results.items():
+        cells = " | ".join(f"{100 * v:.1f}" for v in table.mean(0))
+        per_seed = " | " + " / ".join(f"{100 * v:.2f}" for v in table.mean(1)) if len(seeds) > 1 else ""
+        print(f"| {name} | {cells} | **{100 * table.mean():.2f}**{per_seed} |")
     return 0
 
 

@@ -229,17 +229,48 @@ def test_frank_wolfe_starts_from_the_kernel_density_and_lowers_the_objective(blo
     assert len(capped.history_) == 3  # the start and two steps
 
 
-def test_kernel_hidden_layer_is_the_gaussian_of_the_standardised_distance(blobs):
+def test_kernel_hidden_layer_is_the_gaussian_of_the_whitened_distance(blobs):
     from oneclass.heads import KernelOCNN
 
     net = KernelOCNN(hidden=64, epochs=1, seed=0).fit(blobs).net_
     z = torch.from_numpy(blobs[:300])
-    standard = (z - net.mean) / net.scale
-    expected = torch.exp(-net.gamma * torch.cdist(standard.double(), net.V.weight.double()).pow(2))
+    mapped = (z - net.mean) @ net.transform
+    expected = torch.exp(-net.gamma * torch.cdist(mapped.double(), net.V.weight.double()).pow(2))
     hidden = net.hidden(z)
     assert hidden.min() < 0.01 < 0.5 < hidden.max() <= 1.0  # neither all near 0 nor all near 1
     torch.testing.assert_close(hidden.double(), expected, rtol=0, atol=1e-5)
     assert torch.equal(net.hidden_values(z, chunk=128), hidden)  # chunked in place: the same values
+
+
+def test_kernel_ocnn_whitens_or_standardises_its_input():
+    """whiten=True: the training latents leave the input map with zero mean and identity
+    covariance, correlated dimensions included; whiten=False: each dimension scaled alone."""
+    from oneclass.heads import KernelOCNN
+
+    rng = np.random.default_rng(0)
+    mixing = np.array([[3.0, 0.0, 0.0], [2.9, 0.1, 0.0], [0.0, 0.0, 0.5]])  # two dims almost equal
+    Z = (rng.normal(size=(2000, 3)) @ mixing.T + 5.0).astype(np.float32)
+    whitened = KernelOCNN(hidden=32, epochs=2).fit(Z).net_
+    mapped = ((torch.from_numpy(Z) - whitened.mean) @ whitened.transform).double().numpy()
+    np.testing.assert_allclose(mapped.mean(0), 0.0, atol=1e-4)
+    np.testing.assert_allclose(np.cov(mapped, rowvar=False), np.eye(3), atol=1e-3)
+    scaled = KernelOCNN(hidden=32, epochs=2, whiten=False).fit(Z).net_.transform.numpy()
+    np.testing.assert_allclose(scaled, np.diag(1 / (Z.std(0) + 1e-6)), rtol=1e-5)
+    assert KernelOCNN(whiten=False).get_params()["whiten"] is False
+
+
+def test_kernel_ocnn_model_from_before_whitening_still_loads(blobs):
+    """Weights saved with a per-dimension ``scale`` buffer (no ``transform``) load as the same
+    model: the scale becomes a diagonal transform."""
+    from oneclass.heads import KernelOCNN
+
+    head = KernelOCNN(hidden=64, epochs=3, whiten=False, seed=0).fit(blobs)
+    tensors = head.state_tensors()
+    tensors["head.scale"] = 1.0 / torch.diagonal(tensors.pop("head.transform"))
+    config = {"params": {k: v for k, v in head.get_params().items() if k != "whiten"}, "offset": head.offset_}
+    loaded = KernelOCNN.from_state(config, tensors)
+    np.testing.assert_allclose(loaded.score_samples(blobs), head.score_samples(blobs), rtol=1e-5, atol=1e-7)
+    assert loaded.whiten is False
 
 
 def test_frank_wolfe_without_room_for_the_hidden_matrix_recomputes_it_to_the_same_model(blobs, monkeypatch):

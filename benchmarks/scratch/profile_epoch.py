@@ -11,6 +11,9 @@ from torch.profiler import ProfilerActivity, profile
 from oneclass.data import load_dataset
 from oneclass.data.arrays import to_tensor
 from oneclass.networks import build_encoder
+from oneclass.training.common import keep_freed_memory
+
+keep_freed_memory()  # as train_autoencoder does
 
 x, y = load_dataset("mnist", "train")
 x = x[:, None]
