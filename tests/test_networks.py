@@ -1,10 +1,12 @@
+import copy
+
 import numpy as np
 import pytest
 import torch
 
 from oneclass.errors import OneClassError
 from oneclass.networks import build_encoder
-from oneclass.networks.lenet import upsample_then_conv
+from oneclass.networks.fused import can_normalise_then_pool, normalise_then_pool, upsample_then_conv
 from oneclass.training.autoencoder import train_autoencoder
 
 
@@ -53,7 +55,7 @@ def test_upsample_then_conv_equals_the_two_steps(kernel, bias):
 def test_decoder_takes_the_fused_path_only_for_exact_doubling(monkeypatch):
     """28 -> 14 -> 7 doubles exactly (fused); 30 -> 15 -> 7 does not (7 -> 15 upsamples as is)."""
     calls = []
-    import oneclass.networks.lenet as lenet
+    import oneclass.networks.lenet as lenet  # the name the decoder calls
 
     original = lenet.upsample_then_conv
     monkeypatch.setattr(
@@ -66,23 +68,54 @@ def test_decoder_takes_the_fused_path_only_for_exact_doubling(monkeypatch):
     assert calls == [(15, 15)]
 
 
-def test_encoder_pools_before_the_activation_with_the_same_values():
-    """Conv -> BN -> LeakyReLU -> MaxPool, as Deep SVDD writes it, in training mode (batch
-    statistics) and with the gradient to the input."""
+@pytest.mark.parametrize("channels_last", [True, False])
+def test_encoder_stage_equals_conv_batchnorm_leakyrelu_maxpool(channels_last):
+    """The encoder as Deep SVDD writes it (Conv -> BN -> LeakyReLU -> MaxPool), in training mode:
+    same output, same gradient to the input and the weights, same running statistics, whether
+    the fused batch norm + pooling runs (NHWC, the default) or not (NCHW)."""
     torch.manual_seed(0)
     body = build_encoder("ae", (1, 28, 28), 8).body.train()
+    if not channels_last:
+        body = body.to(memory_format=torch.contiguous_format)
+    reference = copy.deepcopy(body)
     x = torch.randn(6, 1, 28, 28, requires_grad=True)
     expected = x
-    stages = list(body.layers)
-    for conv, norm, pool, activation in zip(*[iter(stages)] * 4, strict=True):
+    for conv, norm, pool, activation in zip(*[iter(list(reference.layers))] * 4, strict=True):
         assert isinstance(pool, torch.nn.MaxPool2d) and isinstance(activation, torch.nn.LeakyReLU)
         expected = pool(activation(norm(conv(expected))))
+    expected = expected.flatten(1)
     got = body(x)
-    torch.testing.assert_close(got, expected.flatten(1), rtol=0, atol=0)
+    torch.testing.assert_close(got, expected, rtol=1e-5, atol=1e-5)
+    upstream = torch.randn_like(got)
+    grads = torch.autograd.grad(got, (x, *body.parameters()), upstream)
+    expected_grads = torch.autograd.grad(expected, (x, *reference.parameters()), upstream)
+    for grad, grad_expected in zip(grads, expected_grads, strict=True):
+        torch.testing.assert_close(grad, grad_expected, rtol=1e-3, atol=1e-4)  # float32 sums of ~5000 terms
+    for buffer, buffer_expected in zip(body.buffers(), reference.buffers(), strict=True):
+        torch.testing.assert_close(buffer, buffer_expected, rtol=1e-5, atol=1e-6)
+
+
+def test_normalise_then_pool_matches_batch_norm_then_max_pool_in_double():
+    torch.manual_seed(0)
+    norm = torch.nn.BatchNorm2d(5, eps=1e-4, affine=False).double().train()
+    reference = copy.deepcopy(norm)
+    pool = torch.nn.MaxPool2d(2)
+    x = (torch.randn(4, 5, 6, 10, dtype=torch.double) * 3 + 7).to(memory_format=torch.channels_last)
+    x.requires_grad_(True)
+    assert can_normalise_then_pool(x, norm, pool)
+    got, expected = normalise_then_pool(x, norm), pool(reference(x))
+    torch.testing.assert_close(got, expected, rtol=0, atol=1e-10)
     upstream = torch.randn_like(got)
     (grad,) = torch.autograd.grad(got, x, upstream)
-    (grad_expected,) = torch.autograd.grad(expected.flatten(1), x, upstream)
-    torch.testing.assert_close(grad, grad_expected, rtol=1e-5, atol=1e-6)
+    (grad_expected,) = torch.autograd.grad(expected, x, upstream)
+    torch.testing.assert_close(grad, grad_expected, rtol=0, atol=1e-10)
+    torch.testing.assert_close(norm.running_mean, reference.running_mean, rtol=0, atol=1e-12)
+    torch.testing.assert_close(norm.running_var, reference.running_var, rtol=0, atol=1e-12)
+    assert norm.num_batches_tracked == reference.num_batches_tracked == 1
+    # where it does not apply, the encoder falls back to the two layers
+    assert not can_normalise_then_pool(x.contiguous(), norm, pool)  # NCHW memory
+    assert not can_normalise_then_pool(x[:, :, :5], norm, pool)  # odd height
+    assert not can_normalise_then_pool(x, norm.eval(), pool)  # running statistics
 
 
 def test_too_small_image_is_refused():

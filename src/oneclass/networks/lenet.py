@@ -4,8 +4,8 @@ Encoder: per stage Conv(k x k, pad k//2, no bias) -> BatchNorm(affine=False) -> 
 MaxPool 2 (computed as pool then activation: the same values), then a bias-free Linear to the
 latent. With the defaults (channels 8, 4; latent 32) and 28x28 grey input this is exactly Ruff et
 al.'s MNIST encoder (196 -> 32). The decoder mirrors it: Linear -> reshape -> (upsample -> conv ->
-BN -> LeakyReLU) per stage -> sigmoid; the upsampling and the convolution after it are computed
-as one convolution at the lower resolution (``upsample_then_conv``).
+BN -> LeakyReLU) per stage -> sigmoid. In training, batch norm + pooling (encoder) and
+upsampling + convolution (decoder) run as the fused equivalents of ``fused.py``.
 
 Images enter as float tensors in [0, 1] of shape ``(n, channels, height, width)``.
 """
@@ -19,6 +19,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..errors import OneClassError
+from .fused import can_normalise_then_pool, normalise_then_pool, upsample_then_conv
 
 BN_EPS = 1e-4
 LEAKY_SLOPE = 0.01
@@ -61,7 +62,12 @@ class ConvEncoderBody(nn.Module):
         self.out_features = channels[-1] * math.prod(self.shapes[-1])
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.layers(x).flatten(1)
+        stages = list(self.layers)
+        for conv, norm, pool, activation in zip(*[iter(stages)] * 4, strict=True):
+            x = conv(x)
+            x = normalise_then_pool(x, norm) if can_normalise_then_pool(x, norm, pool) else pool(norm(x))
+            x = activation(x)
+        return x.flatten(1)
 
 
 class ConvDecoder(nn.Module):
@@ -102,39 +108,6 @@ class ConvDecoder(nn.Module):
                 x = conv(F.interpolate(x, size=size, mode="nearest"))
             x = rest(x)
         return torch.sigmoid(x)
-
-
-def _parity_taps(kernel: int) -> torch.Tensor:
-    """``(2, taps, kernel)`` 0/1 matrices: row ``q`` maps a kernel applied to a 2x nearest-upsampled
-    signal onto the ``taps`` taps it applies to the original signal at output positions of parity q.
-
-    Output ``i = 2 p + q`` of ``conv(upsample(x))`` reads ``upsample(x)[i + a - k // 2] =
-    x[p + (q + a - k // 2) // 2]`` for kernel tap ``a``: taps that land on the same ``x`` add up.
-    """
-    half = kernel // 2
-    reach = (half + 1) // 2
-    taps = torch.zeros(2, 2 * reach + 1, kernel)
-    for parity in (0, 1):
-        for a in range(kernel):
-            taps[parity, (parity + a - half) // 2 + reach, a] = 1.0
-    return taps
-
-
-def upsample_then_conv(x: torch.Tensor, conv: nn.Conv2d) -> torch.Tensor:
-    """``conv(interpolate(x, scale_factor=2, mode="nearest"))`` for an odd square kernel with
-    "same" padding, computed without the upsampled tensor: one convolution at the input's
-    resolution with a kernel per output parity (derived from ``conv.weight``, so the parameters
-    and their gradients are the module's own), then a pixel shuffle. About a third of the
-    multiply-adds, and no pass over a 4x larger activation (BENCHMARKS.md, "Throughput").
-    """
-    weight = conv.weight
-    out_ch, in_ch, kernel, _ = weight.shape
-    taps = _parity_taps(kernel).to(weight)
-    parity_weight = torch.einsum("pta,oiab,qsb->opqits", taps, weight, taps)
-    parity_weight = parity_weight.reshape(out_ch * 4, in_ch, taps.shape[1], taps.shape[1])
-    bias = None if conv.bias is None else conv.bias.repeat_interleave(4)
-    reach = taps.shape[1] // 2
-    return F.pixel_shuffle(F.conv2d(x, parity_weight, bias, padding=reach), 2)
 
 
 class _ConvReconstructor(nn.Module):
