@@ -26,7 +26,7 @@ HEADS = {
     "ocnn (kernel, default: 2048 units, Frank-Wolfe)": lambda seed: KernelOCNN(seed=seed),
     "ocnn, 4096 units": lambda seed: KernelOCNN(hidden=4096, seed=seed),
     "ocnn, other centres (head seed + 1)": lambda seed: KernelOCNN(seed=seed + 1),
-    "ocnn, Adam (previous default: 4096 units, 20 epochs)": lambda seed: KernelOCNN(
+    "ocnn, Adam (4096 units, 20 epochs: the previous default's solver, whitened)": lambda seed: KernelOCNN(
         hidden=4096, solver="adam", seed=seed
     ),
     "ocnn-report": lambda seed: ReportOCNN(seed=seed),
@@ -61,7 +61,7 @@ def main(argv: list[str] | None = None) -> int:
         "OneClassSVM (RBF, scikit-learn)",
         "ocnn (kernel, default: 2048 units, Frank-Wolfe)",
         "ocnn, 4096 units",
-        "ocnn, Adam (previous default: 4096 units, 20 epochs)",
+        "ocnn, Adam (4096 units, 20 epochs: the previous default's solver, whitened)",
     )
     fit_heads = {k: HEADS[k] for k in (ocnn, large, adam, "ocnn-report", svm)}
     print(

@@ -7,7 +7,7 @@ on the whole test split. Prints per-class and mean AUROC as a Markdown table.
     python benchmarks/ocnn_variants.py --study design --classes 2,3,5,8   # ~10 minutes, 2 CPU cores
     python benchmarks/ocnn_variants.py --study units --dataset fashion-mnist   # ~30 minutes
     python benchmarks/ocnn_variants.py --study solver --dataset fashion-mnist  # ~5 minutes
-    python benchmarks/ocnn_variants.py --study geometry --seeds 0,1,2          # ~8 minutes a dataset
+    python benchmarks/ocnn_variants.py --study geometry --seeds 0,1,2          # ~5 minutes
 
 The first three studies ran before the default head whitened its input; they pin
 ``whiten=False`` (per-dimension standardisation, as then) so that they regenerate as recorded.
