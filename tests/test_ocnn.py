@@ -259,6 +259,24 @@ def test_kernel_ocnn_whitens_or_standardises_its_input():
     assert KernelOCNN(whiten=False).get_params()["whiten"] is False
 
 
+def test_kernel_ocnn_whitening_survives_a_constant_latent_dimension():
+    """A latent dimension that never varies in training (a dead unit) has eigenvalue 0: the floor
+    keeps the map finite, and a test point that moves along it ranks as abnormal."""
+    from oneclass.heads import KernelOCNN
+
+    rng = np.random.default_rng(0)
+    Z = rng.normal(size=(500, 8)).astype(np.float32)
+    Z[:, 3] = 2.0
+    head = KernelOCNN(hidden=128).fit(Z)
+    assert np.isfinite(head.net_.transform.numpy()).all()
+    test = rng.normal(size=(200, 8)).astype(np.float32)
+    test[:, 3] = 2.0
+    test[:100, 3] += 0.01  # off the training data's subspace
+    scores = head.score_samples(test)
+    assert np.isfinite(scores).all() and scores[100:].std() > 0
+    assert scores[:100].max() < np.median(scores[100:])
+
+
 def test_kernel_ocnn_model_from_before_whitening_still_loads(blobs):
     """Weights saved with a per-dimension ``scale`` buffer (no ``transform``) load as the same
     model: the scale becomes a diagonal transform."""
