@@ -54,7 +54,8 @@ def upsample_then_conv(x: torch.Tensor, conv: nn.Conv2d) -> torch.Tensor:
 
 def can_normalise_then_pool(x: torch.Tensor, norm: nn.BatchNorm2d, pool: nn.MaxPool2d) -> bool:
     """Whether ``normalise_then_pool`` applies: training-mode batch statistics without affine
-    parameters, a plain 2x2 stride-2 pool over even sizes, NHWC (channels_last) memory."""
+    parameters, a plain 2x2 stride-2 pool over even sizes, NHWC (channels_last) float32/float64
+    memory on the CPU (on a GPU the native batch norm is fast and this path is not measured)."""
     plain_pool = (
         pool.kernel_size in (2, (2, 2)) and pool.stride in (2, (2, 2)) and pool.padding in (0, (0, 0))
     )
@@ -69,6 +70,8 @@ def can_normalise_then_pool(x: torch.Tensor, norm: nn.BatchNorm2d, pool: nn.MaxP
         and x.shape[2] % 2 == 0
         and x.shape[3] % 2 == 0
         and x.is_contiguous(memory_format=torch.channels_last)
+        and x.device.type == "cpu"
+        and x.dtype in (torch.float32, torch.float64)
     )
 
 
