@@ -3,7 +3,7 @@ objective and the nu-quantile r (``training/ocnn.py``).
 
 - ``ocnn-report``: the report's network exactly (sigmoid hidden layer on raw latents).
 - ``ocnn``: the default, a kernel OC-NN whose hidden units are Gaussian bumps around centres
-  taken from the training data, on standardised latents, with non-negative output weights. It is
+  taken from the training data, on PCA-whitened latents, with non-negative output weights. It is
   a linear-cost approximation of the RBF one-class SVM (docs/ocnn.md says why the report's
   variant ranks badly and what each change does).
 """
