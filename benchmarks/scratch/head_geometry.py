@@ -3,9 +3,12 @@ kNN, per class on latents cached by cache_latents.py (seeds as given).
 
     python benchmarks/scratch/head_geometry.py fashion-mnist 0,1,2 "default,geometry=global,knn"
 
-A spec is "default", "knn", "knn;geometry=standard" or ";"-separated settings: geometry=standard
-(per-dimension scale, the default head's), global (one scale, kNN's geometry) or whiten (PCA);
+A spec is "default" (the head with per-dimension scaling, its default when this was written),
+"knn", "knn;geometry=standard" or ";"-separated settings: geometry=standard (per-dimension
+scale), global (one scale, kNN's geometry) or whiten (PCA);
 scales=0.5/1/2 (bandwidth multipliers dealt out over the units in turn); nu, bandwidth, hidden.
+
+Pinned to ``whiten=False`` (per-dimension scaling): its figures predate the whitened default.
 """
 
 import sys
@@ -15,7 +18,7 @@ import torch
 
 from oneclass.evaluation.metrics import auroc
 from oneclass.heads import KernelOCNN, KNNHead
-from oneclass.heads.ocnn import KernelOCNNNet, median_distance
+from oneclass.heads.ocnn import KernelOCNNNet, median_distance, whitening
 
 
 def geometry_map(Z, geometry):
@@ -27,8 +30,7 @@ def geometry_map(Z, geometry):
     elif geometry == "raw":
         transform = np.eye(Z.shape[1])
     else:
-        values, vectors = np.linalg.eigh(np.cov(Z, rowvar=False))
-        transform = vectors / np.sqrt(values + 1e-6 * values.max())
+        transform = whitening(Z)
     return lambda X: ((X - mean) @ transform).astype(np.float32)
 
 
@@ -44,7 +46,7 @@ class MixedWidths(KernelOCNN):
         centres = Z[rng.choice(len(Z), min(self.hidden, len(Z)), replace=False)]
         width = self.bandwidth * median_distance(Z, rng)
         d = Z.shape[1]
-        net = KernelOCNNNet(torch.zeros(d), torch.ones(d), torch.from_numpy(centres), 1.0, False)
+        net = KernelOCNNNet(torch.zeros(d), torch.eye(d), torch.from_numpy(centres), 1.0, False)
         per_unit = np.array([self.scales[j % len(self.scales)] for j in range(len(centres))])
         net.gamma = torch.from_numpy((1 / (2 * (width * per_unit) ** 2)).astype(np.float32))
         return net
@@ -52,7 +54,7 @@ class MixedWidths(KernelOCNN):
 
 def run(spec, train, test):
     if spec == "default":
-        return KernelOCNN().fit(train).score_samples(test)
+        return KernelOCNN(whiten=False).fit(train).score_samples(test)
     settings = (
         dict(part.split("=") for part in spec.split(";")[1:] if part)
         if spec.startswith("knn")
