@@ -4,8 +4,8 @@ Encoder: per stage Conv(k x k, pad k//2, no bias) -> BatchNorm(affine=False) -> 
 MaxPool 2 (computed as pool then activation: the same values), then a bias-free Linear to the
 latent. With the defaults (channels 8, 4; latent 32) and 28x28 grey input this is exactly Ruff et
 al.'s MNIST encoder (196 -> 32). The decoder mirrors it: Linear -> reshape -> (upsample -> conv ->
-BN -> LeakyReLU) per stage -> sigmoid. In training, batch norm + pooling (encoder) and
-upsampling + convolution (decoder) run as the fused equivalents of ``fused.py``.
+BN -> LeakyReLU) per stage -> sigmoid. The decoder's upsampling + convolution always runs as
+the fused equivalent of ``fused.py``, the encoder's batch norm + pooling in training on CPU.
 
 Images enter as float tensors in [0, 1] of shape ``(n, channels, height, width)``.
 """
