@@ -25,9 +25,9 @@ from torch.utils.flop_counter import FlopCounterMode
 
 from oneclass import OneClassDetector
 from oneclass.data import load_dataset
-from oneclass.evaluation.bench import machine_description
-from oneclass.export import export_onnx, scoring_graph
 from oneclass.networks import build_encoder
+from oneclass.services.bench import machine_description
+from oneclass.services.export import export_onnx, scoring_graph
 from oneclass.training.autoencoder import train_autoencoder
 
 BATCH_SIZES = (1, 16, 64, 256, 1024, 4096)

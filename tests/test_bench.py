@@ -7,10 +7,10 @@ import pytest
 from click.testing import CliRunner
 
 from oneclass.cli import main
-from oneclass.evaluation.bench import markdown_tables
 from oneclass.evaluation.methods import METHODS, BenchConfig, ClassTask, HeadMethod, Method, MethodOutput
 from oneclass.evaluation.protocol import one_class_split
 from oneclass.heads import IsolationForestHead, KNNHead, OCSVMHead
+from oneclass.services.bench import markdown_tables
 
 
 def test_one_class_split_holds_only_the_normal_class(mnist_train):
@@ -36,14 +36,14 @@ def test_classic_heads_keep_the_contract(head_cls):
     scores = head.score_samples(np.vstack([normal, outliers]))
     assert scores[:400].mean() > scores[400:].mean()  # higher = more normal
     assert (head.predict(outliers) == -1).mean() > 0.9
-    np.testing.assert_allclose(head.decision_function(normal), head.score_samples(normal) - head.offset_)
+    np.testing.assert_allclose(head.decision_function(normal), head.score_samples(normal) - head.threshold_)
 
 
 def test_knn_threshold_uses_leave_one_out_scores():
     rng = np.random.default_rng(1)
     z = rng.normal(size=(1000, 3))
     head = KNNHead(nu=0.2, k=5).fit(z)
-    assert abs((head.train_scores_ < head.offset_).mean() - 0.2) < 0.01
+    assert abs((head.train_scores_ < head.threshold_).mean() - 0.2) < 0.01
 
 
 class _InvertedMethod(Method):
@@ -58,7 +58,7 @@ class _InvertedMethod(Method):
 
 
 def test_a_new_method_is_one_small_class(digits_small, tmp_path):
-    from oneclass.evaluation.bench import run_benchmark
+    from oneclass.services.bench import run_benchmark
 
     records = run_benchmark(
         "mnist",

@@ -52,7 +52,7 @@ def test_fit_writes_a_run_folder(run_dir):
     assert metrics["normal_classes"] == [0, 6, 9]
     assert metrics["n_train"] == 1800 and metrics["n_calibration"] == 200  # 10% held out for calibration
     assert metrics["alpha"] == 0.01 and "test_conformal_false_alarm_rate" in metrics
-    assert abs(metrics["train_share_below_r"] - 0.1) <= 0.01
+    assert abs(metrics["train_share_below_threshold"] - 0.1) <= 0.01
     assert 0.0 <= metrics["test_auroc"] <= 1.0
     assert "head: epoch=3" in (run_dir / "train.log").read_text()
 
@@ -92,10 +92,10 @@ def test_score_dataset_split_idx_file_and_images(run_dir, tmp_path, digits_small
 @pytest.mark.parametrize(
     ("args", "message"),
     [
-        (["fit", "--normal", "0", "--nu", "0", "--out", "X"], "nu must be in (0, 1]"),
+        (["fit", "--normal", "0", "--nu", "0", "--out", "X"], "nu must be a number in (0, 1], got 0.0"),
         (["fit", "--normal", "12", "--out", "X"], "normal classes [12] are not classes of mnist"),
         (["fit", "--data", "cifar", "--normal", "1", "--out", "X"], "unknown dataset 'cifar'"),
-        (["fit", "--normal", "1", "--hidden", "0", "--out", "X"], "hidden must be"),
+        (["fit", "--normal", "1", "--hidden", "0", "--out", "X"], "hidden must be an integer >= 1, got 0"),
         (["score", "nowhere", "mnist:test", "--out", "s.csv"], "nowhere: not a run folder"),
     ],
 )
@@ -122,10 +122,10 @@ def test_reproduce_writes_the_report_figures_and_metrics(experiment, tmp_path):
     )
     assert result.exit_code == 0, result.output
     metrics = json.loads((out / "metrics.json").read_text())
-    for key in ("nu", "train_share_below_r", "score_std_per_epoch", "timings", "r"):
+    for key in ("nu", "train_share_below_threshold", "score_std_per_epoch", "timings", "threshold"):
         assert key in metrics
     assert len(metrics["score_std_per_epoch"]) == 3
-    assert abs(metrics["train_share_below_r"] - metrics["nu"]) <= 0.01
+    assert abs(metrics["train_share_below_threshold"] - metrics["nu"]) <= 0.01
     for figure in metrics["figures"].values():
         grid = np.asarray(Image.open(out / figure))
         # 8 x 8 digits of 28 px with 2 px padding, drawn 3x: (8 * 30 + 2) * 3

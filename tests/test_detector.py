@@ -16,15 +16,15 @@ def test_scores_are_real_and_oriented(fitted_detector, digits_small):
     scores = fitted_detector.score_samples(xt)
     assert scores.shape == (len(xt),) and np.isfinite(scores).all()
     assert not is_constant(scores)
-    np.testing.assert_allclose(fitted_detector.decision_function(xt), scores - fitted_detector.offset_)
+    np.testing.assert_allclose(fitted_detector.decision_function(xt), scores - fitted_detector.threshold_)
     predictions = fitted_detector.predict(xt)
     assert set(np.unique(predictions)) <= {-1, 1}
-    assert (predictions == np.where(scores >= fitted_detector.offset_, 1, -1)).all()
+    assert (predictions == np.where(scores >= fitted_detector.threshold_, 1, -1)).all()
 
 
 def test_share_of_training_data_below_r_is_nu(fitted_detector, digits_small):
     x, y, _, _ = digits_small
-    share = (fitted_detector.score_samples(x[y == 0]) < fitted_detector.offset_).mean()
+    share = (fitted_detector.score_samples(x[y == 0]) < fitted_detector.threshold_).mean()
     assert abs(share - fitted_detector.nu) <= 0.01
 
 
@@ -43,7 +43,7 @@ def test_encoder_is_not_trained_by_the_head(digits_small):
     assert all(torch.equal(before[k], after[k]) for k in before)
 
 
-@pytest.mark.parametrize("head", ["ocnn", "ocnn-report"])
+@pytest.mark.parametrize("head", ["ocnn", "ocnn-paper"])
 def test_save_load_gives_identical_scores(head, fitted_detector, digits_small, tmp_path):
     x, y, xt, _ = digits_small
     detector = fitted_detector
@@ -56,7 +56,7 @@ def test_save_load_gives_identical_scores(head, fitted_detector, digits_small, t
     assert config["format_version"] == 1 and config["head"]["name"] == head
     loaded = OneClassDetector.load(tmp_path / "run")
     assert np.array_equal(loaded.score_samples(xt), detector.score_samples(xt))
-    assert loaded.offset_ == detector.offset_
+    assert loaded.threshold_ == detector.threshold_
 
 
 def test_load_refuses_altered_weights(fitted_detector, tmp_path):
@@ -97,12 +97,12 @@ def test_input_validation(fitted_detector):
 @pytest.mark.parametrize(
     ("kwargs", "message"),
     [
-        ({"nu": 0.0}, "nu must be in"),
-        ({"encoder": "gan"}, "unknown encoder"),
-        ({"head": "svm2"}, "unknown head"),
+        ({"nu": 0.0}, r"nu must be a number in \(0, 1\]"),
+        ({"encoder": "gan"}, "encoder must be one of"),
+        ({"head": "svm2"}, "head must be one of"),
         ({"latent_dim": 0}, "latent_dim"),
         ({"encoder_epochs": 0}, "encoder_epochs"),
-        ({"device": "tpu"}, "device"),
+        ({"device": "tpu"}, "device must be one of"),
     ],
 )
 def test_parameter_errors_name_the_parameter(kwargs, message):

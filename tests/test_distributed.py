@@ -40,7 +40,7 @@ def test_two_processes_score_like_one(runs):
     assert one["world_size"] == 1 and two["world_size"] == 2
     assert abs(two["test_auroc"] - one["test_auroc"]) <= AUROC_TOLERANCE
     assert two["test_auroc"] > 0.8
-    assert abs(two["train_share_below_r"] - NU) <= 0.01
+    assert abs(two["train_share_below_threshold"] - NU) <= 0.01
     # only the first process wrote: one model, no leftovers from the other
     assert sorted(p.name for p in runs[1].glob("*.safetensors")) == ["model.safetensors"]
     assert not list(runs[1].glob("checkpoint-*"))
@@ -53,7 +53,7 @@ def test_r_is_the_quantile_over_all_ranks(runs, mnist_train):
     scores = detector.score_samples(train)
     assert np.std(scores) > 0
     global_r = np.quantile(scores, NU)
-    assert detector.offset_ == pytest.approx(global_r, rel=1e-5)
+    assert detector.threshold_ == pytest.approx(global_r, rel=1e-5)
     # the tolerance tells a global quantile from a per-rank one (each rank holds half the data)
     for half in (scores[0::2], scores[1::2]):
         assert abs(np.quantile(half, NU) - global_r) > 1e-5 * abs(global_r)

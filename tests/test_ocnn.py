@@ -1,14 +1,15 @@
-"""The OC-NN head against the report's eq. 3-5 and the known traps of public code."""
+"""The OC-NN heads against the paper's eq. 3-5 and the known traps of public code."""
 
 import numpy as np
 import pytest
 import torch
 
+from oneclass.calibration import nu_quantile
 from oneclass.errors import OneClassError, TrainingError
-from oneclass.heads import ReportOCNN
-from oneclass.heads.ocnn import OCNNNet
-from oneclass.training.common import check_not_collapsed
-from oneclass.training.ocnn import nu_quantile, ocnn_loss
+from oneclass.heads import PaperOCNN
+from oneclass.heads.ocnn.networks import PaperOCNNNet
+from oneclass.heads.ocnn.solvers import ocnn_loss
+from oneclass.training.loop import check_not_collapsed
 
 
 @pytest.fixture
@@ -18,7 +19,7 @@ def blobs():
 
 
 def test_no_biases_anywhere():
-    net = OCNNNet(8, 16)
+    net = PaperOCNNNet(8, 16)
     assert net.V.bias is None and net.w.bias is None
     assert sorted(name for name, _ in net.named_parameters()) == ["V.weight", "w.weight"]
 
@@ -36,7 +37,7 @@ def test_loss_is_eq3_with_squared_norms():
 
 def test_gradients_reach_V_and_w_through_the_regulariser_and_hinge():
     torch.manual_seed(0)
-    net = OCNNNet(8, 16)
+    net = PaperOCNNNet(8, 16)
     z = torch.randn(64, 8)
     y = net(z)
     loss = ocnn_loss(y, net.regularised(), nu_quantile(y, 0.5), 0.5)
@@ -59,38 +60,38 @@ def test_r_is_used_by_the_hinge():
 
 @pytest.mark.parametrize("nu", [0.05, 0.1, 0.3])
 def test_share_below_r_is_nu_on_training_data(blobs, nu):
-    head = ReportOCNN(nu=nu, hidden=32, epochs=3, seed=0).fit(blobs)
-    share = float((head.score_samples(blobs) < head.offset_).mean())
+    head = PaperOCNN(nu=nu, hidden=32, epochs=3, seed=0).fit(blobs)
+    share = float((head.score_samples(blobs) < head.threshold_).mean())
     assert abs(share - nu) <= 0.01
-    assert head.offset_ == pytest.approx(nu_quantile(head.score_samples(blobs), nu))
+    assert head.threshold_ == pytest.approx(nu_quantile(head.score_samples(blobs), nu))
 
 
 def test_r_moves_with_training_and_history_is_recorded(blobs):
-    head = ReportOCNN(nu=0.1, hidden=32, epochs=4, seed=0).fit(blobs)
-    rs = [h["r"] for h in head.history_]
+    head = PaperOCNN(nu=0.1, hidden=32, epochs=4, seed=0).fit(blobs)
+    rs = [h["threshold"] for h in head.history_]
     assert len(rs) == 4 and len(set(rs)) == 4
-    assert {"loss", "r", "score_std", "score_mean"} <= set(head.history_[0])
+    assert {"loss", "threshold", "score_std", "score_mean"} <= set(head.history_[0])
 
 
 def test_decision_and_predict_follow_r(blobs):
-    head = ReportOCNN(nu=0.2, hidden=32, epochs=2, seed=1).fit(blobs)
+    head = PaperOCNN(nu=0.2, hidden=32, epochs=2, seed=1).fit(blobs)
     scores = head.score_samples(blobs)
-    np.testing.assert_allclose(head.decision_function(blobs), scores - head.offset_)
+    np.testing.assert_allclose(head.decision_function(blobs), scores - head.threshold_)
     assert set(np.unique(head.predict(blobs))) == {-1, 1}
-    assert (head.predict(blobs) == np.where(scores >= head.offset_, 1, -1)).all()
+    assert (head.predict(blobs) == np.where(scores >= head.threshold_, 1, -1)).all()
 
 
 def test_same_seed_same_scores(blobs):
-    a = ReportOCNN(hidden=32, epochs=2, seed=3).fit(blobs).score_samples(blobs)
-    b = ReportOCNN(hidden=32, epochs=2, seed=3).fit(blobs).score_samples(blobs)
-    c = ReportOCNN(hidden=32, epochs=2, seed=4).fit(blobs).score_samples(blobs)
+    a = PaperOCNN(hidden=32, epochs=2, seed=3).fit(blobs).score_samples(blobs)
+    b = PaperOCNN(hidden=32, epochs=2, seed=3).fit(blobs).score_samples(blobs)
+    c = PaperOCNN(hidden=32, epochs=2, seed=4).fit(blobs).score_samples(blobs)
     assert np.array_equal(a, b) and not np.array_equal(a, c)
 
 
 def test_collapse_guard_fires_on_constant_inputs():
     constant = np.ones((500, 8), np.float32)
     with pytest.raises(TrainingError, match="collapsed to a constant"):
-        ReportOCNN(hidden=16, epochs=1).fit(constant)
+        PaperOCNN(hidden=16, epochs=1).fit(constant)
     with pytest.raises(TrainingError):
         check_not_collapsed(np.full(100, 3.0))
     check_not_collapsed(np.linspace(0, 1, 100))
@@ -99,19 +100,19 @@ def test_collapse_guard_fires_on_constant_inputs():
 @pytest.mark.parametrize(
     ("kwargs", "message"),
     [
-        ({"nu": 0}, "nu must be in"),
-        ({"nu": 1.5}, "nu must be in"),
+        ({"nu": 0}, r"nu must be a number in \(0, 1\]"),
+        ({"nu": 1.5}, r"nu must be a number in \(0, 1\]"),
         ({"hidden": 0}, "hidden"),
         ({"epochs": 0}, "epochs"),
     ],
 )
 def test_parameter_validation(kwargs, message):
     with pytest.raises(OneClassError, match=message):
-        ReportOCNN(**kwargs)
+        PaperOCNN(**kwargs)
 
 
 def test_latent_validation(blobs):
-    head = ReportOCNN(hidden=8, epochs=1).fit(blobs)
+    head = PaperOCNN(hidden=8, epochs=1).fit(blobs)
     with pytest.raises(OneClassError, match="8 features|features"):
         head.score_samples(blobs[:, :4])
     bad = blobs.copy()
@@ -126,7 +127,7 @@ def _ring(n, rng, centre=(2.0, 1.0)):
     return (np.array(centre) + np.c_[radius * np.cos(angle), radius * np.sin(angle)]).astype(np.float32)
 
 
-def test_kernel_ocnn_encloses_a_ring_where_the_report_variant_cannot():
+def test_kernel_ocnn_encloses_a_ring_where_the_paper_variant_cannot():
     """The study of docs/ocnn.md in one assertion: outliers in the hole and outside the ring."""
     from oneclass.evaluation.metrics import auroc
     from oneclass.heads import KernelOCNN
@@ -138,9 +139,9 @@ def test_kernel_ocnn_encloses_a_ring_where_the_report_variant_cannot():
     )
     labels = np.r_[np.ones(len(normal)), np.zeros(len(outliers))]
     kernel = KernelOCNN(seed=0).fit(train)
-    report = ReportOCNN(seed=0).fit(train)
+    paper = PaperOCNN(seed=0).fit(train)
     assert auroc(kernel.score_samples(np.vstack([normal, outliers])), labels) > 0.99
-    assert auroc(report.score_samples(np.vstack([normal, outliers])), labels) < 0.8
+    assert auroc(paper.score_samples(np.vstack([normal, outliers])), labels) < 0.8
     assert (kernel.predict(outliers) == -1).all()
 
 
@@ -149,24 +150,20 @@ def test_kernel_ocnn_keeps_nu_and_nonnegative_weights(blobs):
 
     for nu in (0.05, 0.2):
         head = KernelOCNN(nu=nu, hidden=128, epochs=3, seed=0).fit(blobs)
-        assert abs((head.score_samples(blobs) < head.offset_).mean() - nu) <= 0.01
+        assert abs((head.score_samples(blobs) < head.threshold_).mean() - nu) <= 0.01
         assert (head.net_.w.weight >= 0).all() and head.net_.V.bias is None and head.net_.w.bias is None
-        assert not head.net_.V.weight.requires_grad  # centres stay fixed unless asked
+        assert not head.net_.V.weight.requires_grad  # centres stay fixed
 
 
 def test_kernel_ocnn_parameter_errors():
     from oneclass.heads import KernelOCNN
 
-    with pytest.raises(OneClassError, match="bandwidth"):
+    with pytest.raises(OneClassError, match="bandwidth must be a number > 0"):
         KernelOCNN(bandwidth=0)
-    with pytest.raises(OneClassError, match="r_update"):
-        KernelOCNN(r_update="sometimes")
-    with pytest.raises(OneClassError, match="solver must be one of"):
-        KernelOCNN(solver="sgd")
-    with pytest.raises(OneClassError, match="learn_centres=True needs solver='adam'"):
-        KernelOCNN(learn_centres=True)
-    with pytest.raises(OneClassError, match="tol"):
+    with pytest.raises(OneClassError, match="tol must be a number >= 0"):
         KernelOCNN(tol=-1)
+    with pytest.raises(OneClassError, match="whiten must be True or False"):
+        KernelOCNN(whiten="yes")
 
 
 def test_kernel_ocnn_too_narrow_a_bandwidth_is_a_clear_error():
@@ -177,23 +174,6 @@ def test_kernel_ocnn_too_narrow_a_bandwidth_is_a_clear_error():
     points = np.random.default_rng(0).normal(size=(40, 8)).astype(np.float32)
     with pytest.raises(OneClassError, match="bandwidth is too small"):
         KernelOCNN(nu=0.5, hidden=1, bandwidth=1e-3).fit(points)
-
-
-def test_kernel_ocnn_trains_the_same_with_hidden_values_computed_once(blobs, monkeypatch):
-    """The fast path (Gaussian layer evaluated once, output layer trained on it) must give the
-    model the full forward pass gives; a zero budget forces the full pass."""
-    from oneclass.heads import KernelOCNN
-    from oneclass.training import ocnn as ocnn_training
-
-    fast = KernelOCNN(hidden=64, solver="adam", epochs=3, seed=0).fit(blobs)
-    monkeypatch.setattr(ocnn_training, "FROZEN_FEATURES_BUDGET", 0)
-    full = KernelOCNN(hidden=64, solver="adam", epochs=3, seed=0).fit(blobs)
-    assert np.std(fast.score_samples(blobs)) > 0
-    assert np.allclose(fast.score_samples(blobs), full.score_samples(blobs), rtol=1e-4, atol=1e-7)
-    assert fast.offset_ == pytest.approx(full.offset_, rel=1e-4)
-    # and learned centres are never frozen: the full pass is the only way to train them
-    learned = KernelOCNN(hidden=64, solver="adam", epochs=1, learn_centres=True, seed=0).fit(blobs)
-    assert not learned.net_.frozen_features()
 
 
 def test_frank_wolfe_finds_the_one_class_svm_optimum_of_the_output_layer(blobs):
@@ -224,7 +204,7 @@ def test_frank_wolfe_starts_from_the_kernel_density_and_lowers_the_objective(blo
     gaps = [h["duality_gap"] for h in history]
     assert gaps[-1] <= 1e-3 < gaps[0]
     assert history[-1]["loss"] < history[0]["loss"]
-    assert head.offset_ == pytest.approx(nu_quantile(head.score_samples(blobs), 0.1), rel=1e-5)
+    assert head.threshold_ == pytest.approx(nu_quantile(head.score_samples(blobs), 0.1), rel=1e-5)
     capped = KernelOCNN(hidden=128, epochs=2, seed=0).fit(blobs)
     assert len(capped.history_) == 3  # the start and two steps
 
@@ -285,21 +265,24 @@ def test_kernel_ocnn_model_from_before_whitening_still_loads(blobs):
     head = KernelOCNN(hidden=64, epochs=3, whiten=False, seed=0).fit(blobs)
     tensors = head.state_tensors()
     tensors["head.scale"] = 1.0 / torch.diagonal(tensors.pop("head.transform"))
-    config = {"params": {k: v for k, v in head.get_params().items() if k != "whiten"}, "offset": head.offset_}
+    config = {
+        "params": {k: v for k, v in head.get_params().items() if k != "whiten"},
+        "threshold": head.threshold_,
+    }
     loaded = KernelOCNN.from_state(config, tensors)
     np.testing.assert_allclose(loaded.score_samples(blobs), head.score_samples(blobs), rtol=1e-5, atol=1e-7)
     assert loaded.whiten is False
 
 
 def test_frank_wolfe_without_room_for_the_hidden_matrix_recomputes_it_to_the_same_model(blobs, monkeypatch):
-    """Above FROZEN_FEATURES_BUDGET the hidden values are recomputed chunk by chunk at every pass
+    """Above HIDDEN_MATRIX_BUDGET the hidden values are recomputed chunk by chunk at every pass
     (constant memory); the model must be the one the in-memory matrix gives."""
     from oneclass.heads import KernelOCNN
-    from oneclass.training import ocnn as ocnn_training
+    from oneclass.heads.ocnn import solvers
 
     in_memory = KernelOCNN(hidden=64, seed=0).fit(blobs)
-    monkeypatch.setattr(ocnn_training, "FROZEN_FEATURES_BUDGET", 0)
+    monkeypatch.setattr(solvers, "HIDDEN_MATRIX_BUDGET", 0)
     recomputed = KernelOCNN(hidden=64, seed=0).fit(blobs)
     assert len(recomputed.history_) == len(in_memory.history_) > 2
     np.testing.assert_allclose(recomputed.score_samples(blobs), in_memory.score_samples(blobs), rtol=1e-5)
-    assert recomputed.offset_ == pytest.approx(in_memory.offset_, rel=1e-5)
+    assert recomputed.threshold_ == pytest.approx(in_memory.threshold_, rel=1e-5)

@@ -70,16 +70,41 @@ def test_killed_fit_resumes_to_the_same_model(tmp_path):
     assert refused.returncode == 2 and "holds an interrupted run; pass --resume" in refused.stderr
 
     subprocess.run([*FIT, str(killed), "--resume"], check=True, capture_output=True, timeout=300)
-    # bitwise the same model: every tensor equal (the files' bytes may differ, as safetensors
-    # writes its header's metadata map in no fixed order)
+    # bitwise the same model: the same tensors and the same bytes
     resumed, uninterrupted = load_file(killed / "model.safetensors"), load_file(whole / "model.safetensors")
     assert resumed.keys() == uninterrupted.keys()
     assert all(torch.equal(resumed[name], uninterrupted[name]) for name in resumed)
+    assert (killed / "model.safetensors").read_bytes() == (whole / "model.safetensors").read_bytes()
     assert "resuming" in (killed / "train.log").read_text()
     assert not list(killed.glob("checkpoint-*"))
 
     again = subprocess.run([*FIT, str(killed), "--resume"], capture_output=True, text=True, timeout=120)
     assert again.returncode == 2 and "already finished" in again.stderr
+
+
+def test_same_model_same_bytes(fitted_detector, tmp_path):
+    """Model files and checkpoints of the same tensors are byte-identical (so their sha256 in
+    config.json is too): saved twenty times, in this process and in a fresh one."""
+    first = fitted_detector.save(tmp_path / "first") / "model.safetensors"
+    for i in range(20):
+        again = fitted_detector.save(tmp_path / f"again{i}") / "model.safetensors"
+        assert again.read_bytes() == first.read_bytes()
+    code = (
+        "import sys; from oneclass import OneClassDetector; "
+        "OneClassDetector.load(sys.argv[1]).save(sys.argv[2])"
+    )
+    subprocess.run([sys.executable, "-c", code, str(first.parent), str(tmp_path / "fresh")], check=True)
+    assert (tmp_path / "fresh" / "model.safetensors").read_bytes() == first.read_bytes()
+
+    from oneclass.training.checkpoint import Checkpointer
+
+    model = fitted_detector.encoder_
+    optimizer = torch.optim.Adam(model.parameters())
+    written = []
+    for name in ("a", "b"):
+        Checkpointer(tmp_path / name, "encoder").save(3, model, optimizer, torch.Generator(), [])
+        written.append((tmp_path / name / "checkpoint-encoder.safetensors").read_bytes())
+    assert written[0] == written[1]
 
 
 @pytest.fixture

@@ -10,10 +10,10 @@ import click
 import numpy as np
 
 from . import __version__
+from .detector import OneClassDetector
 from .errors import OneClassError
-
-ENCODER_CHOICES = click.Choice(["vae", "ae"])
-DEVICE_CHOICES = click.Choice(["auto", "cpu", "cuda", "mps"])
+from .heads import HEADS
+from .params import Interval, Options, Param
 
 
 def user_errors(func):
@@ -33,8 +33,42 @@ def user_errors(func):
     return wrapper
 
 
-HEAD_CHOICES = click.Choice(["ocnn", "ocnn-report"])
-MODEL_KEYS = (
+def _click_type(param: Param, names: list[str] | None = None):
+    """The click type of a declared parameter: a choice for named options, else int or float
+    (their ranges are checked by the estimator itself, with its one-line message)."""
+    constraint = param.constraint
+    if isinstance(constraint, Options):
+        return click.Choice(names if names is not None else constraint.names())
+    if isinstance(constraint, Interval):
+        return constraint.kind
+    raise TypeError(f"no command-line type for {constraint!r}")
+
+
+def estimator_options(cls, names: list[str], choices: dict[str, list[str]] | None = None, **defaults):
+    """click options for the declared parameters ``names`` of ``cls`` (``--latent-dim`` for
+    ``latent_dim``): types, choices, defaults and help from ``cls.parameters`` and the signature;
+    ``defaults`` and ``choices`` narrow them for one verb."""
+    declared = cls.param_defaults()
+    choices = choices or {}
+
+    def decorate(func):
+        for name in reversed(names):
+            param = cls.parameters[name]
+            default = defaults.get(name, declared[name])
+            func = click.option(
+                f"--{name.replace('_', '-')}",
+                name,
+                type=_click_type(param, choices.get(name)),
+                default=default,
+                show_default=default is not None,
+                help=param.help,
+            )(func)
+        return func
+
+    return decorate
+
+
+MODEL_OPTIONS = [
     "encoder",
     "latent_dim",
     "head",
@@ -45,85 +79,24 @@ MODEL_KEYS = (
     "batch_size",
     "seed",
     "device",
-)
+]
+SAVEABLE_HEADS = [name for name, cls in HEADS.items() if cls.saveable]
 
 
-def model_options(
-    head: str = "ocnn", encoder: str = "vae", hidden: int | None = None, head_epochs: int | None = None
-):
+def model_options(**defaults):
     """Options shared by every verb that trains a detector; defaults differ per verb."""
-
-    def decorate(func):
-        options = [
-            click.option(
-                "--encoder",
-                type=ENCODER_CHOICES,
-                default=encoder,
-                show_default=True,
-                help="Feature extractor: convolutional VAE (posterior mean as latent) or autoencoder.",
-            ),
-            click.option(
-                "--latent-dim", type=int, default=32, show_default=True, help="Size of the latent vector."
-            ),
-            click.option(
-                "--head",
-                type=HEAD_CHOICES,
-                default=head,
-                show_default=True,
-                help="One-class head: ocnn (the kernel OC-NN) or ocnn-report (the report's OC-NN).",
-            ),
-            click.option(
-                "--nu",
-                type=float,
-                default=0.1,
-                show_default=True,
-                help="Share of training data allowed on the abnormal side, in (0, 1].",
-            ),
-            click.option(
-                "--hidden",
-                type=int,
-                default=hidden,
-                show_default=hidden is not None,
-                help="Hidden units of the OC-NN [head's default: 2048 ocnn, 256 ocnn-report].",
-            ),
-            click.option(
-                "--encoder-epochs", type=int, default=10, show_default=True, help="Encoder training epochs."
-            ),
-            click.option(
-                "--head-epochs",
-                type=int,
-                default=head_epochs,
-                show_default=head_epochs is not None,
-                help="OC-NN training epochs [head's default: ocnn at most 100 Frank-Wolfe passes, "
-                "stopping at its tolerance; ocnn-report 25].",
-            ),
-            click.option("--batch-size", type=int, default=200, show_default=True, help="Mini-batch size."),
-            click.option(
-                "--seed",
-                type=int,
-                default=0,
-                show_default=True,
-                help="Seed of every random generator; the same seed gives the same scores.",
-            ),
-            click.option(
-                "--device",
-                type=DEVICE_CHOICES,
-                default="auto",
-                show_default=True,
-                help="Where to train: auto picks a GPU when there is one.",
-            ),
-        ]
-        for option in reversed(options):
-            func = option(func)
-        return func
-
-    return decorate
+    return estimator_options(OneClassDetector, MODEL_OPTIONS, {"head": SAVEABLE_HEADS}, **defaults)
 
 
-def _detector(model: dict, quiet: bool):
-    from .detector import OneClassDetector
+def _detector(model: dict, quiet: bool) -> OneClassDetector:
+    return OneClassDetector(**model, quiet=quiet)
 
-    return OneClassDetector(**{k: model[k] for k in MODEL_KEYS}, quiet=quiet)
+
+def device_option(help_text: str, default: str = "auto"):
+    param = OneClassDetector.parameters["device"]
+    return click.option(
+        "--device", type=_click_type(param), default=default, show_default=True, help=help_text
+    )
 
 
 data_dir_option = click.option(
@@ -200,7 +173,7 @@ def main() -> None:
     help="With --normal-dir: abnormal images, used for evaluation only.",
 )
 @click.option("--out", "out", required=True, type=click.Path(file_okay=False), help="Run folder to write.")
-@model_options(head="ocnn", encoder="vae")
+@model_options()
 @click.option(
     "--image-size",
     type=click.IntRange(min=4),
@@ -258,17 +231,18 @@ def fit(
     """Train a detector on normal images: the NORMAL classes of a dataset's training split, or a
     folder of a user's images.
 
-    Writes OUT/config.json, OUT/model.safetensors, OUT/metrics.json (test AUROC, false alarms at r
-    and at the conformal level alpha), OUT/train.log, figures and OUT/report.html. The encoder is
-    checkpointed every epoch: --resume continues an interrupted run. Launched by torchrun
+    Writes OUT/config.json, OUT/model.safetensors, OUT/metrics.json (test AUROC, false alarms at
+    the threshold and at the conformal level alpha), OUT/train.log, figures and OUT/report.html.
+    The encoder is checkpointed every epoch: --resume continues an interrupted run. Launched by torchrun
     (torchrun --nproc_per_node N --no-python -- oneclass fit ...), it trains data-parallel on N
     processes (README, "Scaling up").
     """
+    from . import calibration
     from .data.datasets import dataset_info
-    from .evaluation.protocol import dataset_run_data, fit_run, folder_run_data, parse_classes
+    from .evaluation.protocol import parse_classes
+    from .services.fit import dataset_run_data, fit_run, folder_run_data
 
-    if not 0 < alpha < 1:
-        raise OneClassError(f"alpha must be in (0, 1), got {alpha}")
+    calibration.check_alpha(alpha)
     if dataset.startswith("folder:") or normal_dir is not None:
         root = dataset.removeprefix("folder:") if dataset.startswith("folder:") else None
         data = folder_run_data(
@@ -322,10 +296,11 @@ def fit(
     "--alpha",
     type=float,
     default=None,
-    help="Flag images whose conformal p-value is <= ALPHA (false-alarm rate <= ALPHA) instead of r.",
+    help="Flag images whose conformal p-value is <= ALPHA (false-alarm rate <= ALPHA) instead of "
+    "the threshold.",
 )
 @data_dir_option
-@click.option("--device", type=DEVICE_CHOICES, default="auto", show_default=True, help="Where to score.")
+@device_option("Where to score.")
 @quiet_option
 @user_errors
 def score(run_dir, inputs, out, skip_bad, alpha, data_dir, device, quiet):
@@ -334,10 +309,10 @@ def score(run_dir, inputs, out, skip_bad, alpha, data_dir, device, quiet):
     INPUTS are dataset splits (mnist:test, fashion-mnist:train), IDX image files, image files
     (PNG, JPEG, BMP, TIFF), folders of images or glob patterns. The CSV has one row per image:
     source, id (index or path), label (when known), score (higher = more normal), decision
-    (score - r, negative = abnormal), prediction (+1 normal / -1 abnormal) and p_value (the
+    (score - threshold, negative = abnormal), prediction (+1 normal / -1 abnormal) and p_value (the
     conformal p-value, for calibrated runs: small = unusual among normal images).
     """
-    from .scoring import score_inputs
+    from .services.score import score_inputs
 
     _, summaries = score_inputs(
         run_dir,
@@ -350,7 +325,7 @@ def score(run_dir, inputs, out, skip_bad, alpha, data_dir, device, quiet):
         progress=not quiet,
         keep_rows=False,
     )
-    rule = f"p-value <= {alpha}" if alpha is not None else "score < r"
+    rule = f"p-value <= {alpha}" if alpha is not None else "score < threshold"
     for summary in summaries:
         line = f"score: {summary.source}: {summary.count} images, "
         line += f"{summary.flagged:.1%} flagged abnormal ({rule})"
@@ -365,7 +340,7 @@ def score(run_dir, inputs, out, skip_bad, alpha, data_dir, device, quiet):
 @click.option(
     "--out", "out", required=True, type=click.Path(file_okay=False), help="Folder for figures and metrics."
 )
-@model_options(head="ocnn-report", encoder="vae", hidden=256, head_epochs=25)
+@model_options(head="ocnn-paper", hidden=256, head_epochs=25)
 @with_limits
 @data_dir_option
 @overwrite_option
@@ -381,14 +356,14 @@ def reproduce(
     quiet,
     **model,
 ):
-    """Re-run one of the report's experiments on MNIST.
+    """Re-run one of the study's experiments on MNIST (the study this project reproduces).
 
     all-digits (section 4.1, figures 4-5): encoder and OC-NN trained on all 60,000 digits.
     digits-069 (section 4.2, figures 6-7): encoder on all digits, OC-NN on 0, 6 and 9 only.
     Writes the 8x8 grids of the 64 training images closest to and farthest from the origin,
     metrics.json, training curves and the model into OUT.
     """
-    from .evaluation.reproduce import reproduce as run_experiment
+    from .services.reproduce import reproduce as run_experiment
 
     detector = _detector(model, quiet)
     metrics = run_experiment(
@@ -446,10 +421,9 @@ def report(run_dir, data_dir):
 @user_errors
 def export(run_dir, fmt, alpha):
     """Write RUN_DIR/model.onnx: one graph from uint8 images (n, C, H, W) to scores (n,),
-    pixel scaling included, and RUN_DIR/model.onnx.json with r and the threshold (scores below
+    pixel scaling included, and RUN_DIR/model.onnx.json with the threshold (scores below
     it are abnormal). Needs the extra: pip install 'oneclass[onnx]'."""
-    from .detector import OneClassDetector
-    from .export import export_onnx
+    from .services.export import export_onnx
 
     detector = OneClassDetector.load(run_dir, device="cpu")
     path = export_onnx(detector, run_dir, alpha=alpha)
@@ -487,7 +461,7 @@ def _int_list(text: str | None, what: str) -> list[int] | None:
 @click.option("--svdd-epochs", type=click.IntRange(min=1), default=None, help="Deep SVDD epochs [15].")
 @click.option("--nu", type=float, default=0.1, show_default=True, help="nu of every nu-based method.")
 @with_limits
-@click.option("--device", type=DEVICE_CHOICES, default="cpu", show_default=True, help="Where to train.")
+@device_option("Where to train.", default="cpu")
 @data_dir_option
 @click.option("--list", "list_methods", is_flag=True, help="List the methods and exit.")
 @quiet_option
@@ -516,8 +490,9 @@ def bench(
     OUT/results.md (per-class table with the published numbers beside ours).
     """
     from .data.datasets import dataset_info
-    from .evaluation.bench import run_benchmark, select_methods
     from .evaluation.methods import METHODS, BenchConfig
+    from .report.html import write_bench_report
+    from .services.bench import run_benchmark, select_methods
 
     if list_methods:
         for name, method in METHODS.items():
@@ -564,6 +539,7 @@ def bench(
         command=command,
         log=log,
     )
+    write_bench_report(out, records, info.name, command)
     means = {}
     for record in records:
         means.setdefault(record["method"], []).append(record["auroc"])

@@ -1,9 +1,10 @@
 """The detector facade: encoder + one-class head + threshold, in scikit-learn's style.
 
-Every user-facing path (CLI, Python API, experiments, benchmark) scores through
+Every user-facing path (CLI, Python API, experiments, benchmark, export) scores through
 :class:`OneClassDetector`, so a score means the same thing everywhere: higher = more normal,
-``decision_function = score_samples - offset_`` is negative for abnormal images, and ``predict``
-returns +1 (normal) / -1 (abnormal).
+``decision_function = score_samples - threshold_`` is negative for abnormal images, and
+``predict`` returns +1 (normal) / -1 (abnormal). Thresholds and p-values come from
+``calibration.py``.
 """
 
 from __future__ import annotations
@@ -12,41 +13,43 @@ import inspect
 import os
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import ClassVar
 
 import numpy as np
 import torch
-from safetensors import SafetensorError
-from safetensors.torch import load_file, save_file
 from tqdm.auto import tqdm
 
-from . import __version__
+from . import __version__, calibration
+from .calibration import NU
 from .data.arrays import check_images
+from .devices import DEVICES, resolve_device
 from .errors import OneClassError
-from .fileio import atomic_path, read_json, sha256_file, write_json
-from .heads import Head, head_class
+from .heads import HEADS, Head, head_class
 from .networks import ENCODERS, build_encoder
+from .params import Estimator, Interval, Options, Param, PositiveInts, construct
+from .storage import load_tensors, save_tensors
+from .timing import Stopwatch
 from .training import distributed
 from .training.autoencoder import encode, train_autoencoder
 from .training.checkpoint import Checkpointer
-from .training.common import Stopwatch, resolve_device
 
 FORMAT_VERSION = 1
+CONFIG_FORMAT = "oneclass-detector"
 CONFIG_FILE = "config.json"
 WEIGHTS_FILE = "model.safetensors"
 SCORE_CHUNK = 1024  # images scored per chunk: memory stays flat however many are passed
 
 
-class OneClassDetector:
+class OneClassDetector(Estimator):
     """Deep one-class detector: a convolutional AE/VAE encoder and a one-class head on its latent.
 
-    Parameters
+    Parameters (declared in ``parameters``, with the constraints the command line also uses)
     ----------
     encoder : "vae" or "ae", the feature extractor trained with reconstruction loss.
     latent_dim : size of the latent vector the head sees.
     channels : convolution channels per encoder stage (each stage halves the image size).
     head : name of the one-class head (see ``oneclass.heads.HEADS``): "ocnn" (default, the kernel
-        OC-NN), "ocnn-report" (the report's network), "ocsvm", "knn", "iforest".
+        OC-NN), "ocnn-paper" (the OC-NN paper's network), "ocsvm", "knn", "iforest".
     nu : share of training data allowed on the abnormal side, in (0, 1].
     hidden : hidden units of an OC-NN head (None: the head's default, 2048 / 256).
     encoder_epochs, head_epochs : training epochs of each part (head_epochs None: head's default).
@@ -56,6 +59,37 @@ class OneClassDetector:
     device : "auto", "cpu", "cuda" or "mps".
     quiet : no progress bars.
     """
+
+    parameters: ClassVar[dict[str, Param]] = {
+        "encoder": Param(
+            Options(ENCODERS),
+            "Feature extractor: convolutional VAE (posterior mean as latent) or autoencoder.",
+        ),
+        "latent_dim": Param(Interval(int, 1), "Size of the latent vector."),
+        "channels": Param(PositiveInts(), "Convolution channels per encoder stage."),
+        "head": Param(Options(HEADS), "One-class head on the latent."),
+        "nu": Param(NU, "Share of training data allowed on the abnormal side, in (0, 1]."),
+        "hidden": Param(
+            Interval(int, 1, none_ok=True),
+            "Hidden units of the OC-NN [head's default: 2048 ocnn, 256 ocnn-paper].",
+        ),
+        "encoder_epochs": Param(Interval(int, 1), "Encoder training epochs."),
+        "head_epochs": Param(
+            Interval(int, 1, none_ok=True),
+            "OC-NN training epochs [head's default: ocnn at most 100 Frank-Wolfe passes, stopping at "
+            "its tolerance; ocnn-paper 25].",
+        ),
+        "batch_size": Param(Interval(int, 1), "Mini-batch size."),
+        "encoder_lr": Param(Interval(float, 0, closed="neither"), "Encoder learning rate (Adam)."),
+        "head_lr": Param(
+            Interval(float, 0, closed="neither", none_ok=True), "OC-NN learning rate [head's default]."
+        ),
+        "weight_decay": Param(Interval(float, 0), "Encoder weight decay."),
+        "seed": Param(
+            Interval(int, 0), "Seed of every random generator; the same seed gives the same scores."
+        ),
+        "device": Param(Options(DEVICES), "Where to train: auto picks a GPU when there is one."),
+    }
 
     def __init__(
         self,
@@ -90,50 +124,12 @@ class OneClassDetector:
         self.seed = seed
         self.device = device
         self.quiet = quiet
-        self._validate()
+        self.validate_params()
+        resolve_device(self.device)
         self.history_: dict[str, list[dict]] = {"encoder": [], "head": []}
         self.timings_: dict[str, float] = {}
 
     # -- parameters ------------------------------------------------------------------------------
-
-    _PARAMS = (
-        "encoder",
-        "latent_dim",
-        "channels",
-        "head",
-        "nu",
-        "hidden",
-        "encoder_epochs",
-        "head_epochs",
-        "batch_size",
-        "encoder_lr",
-        "head_lr",
-        "weight_decay",
-        "seed",
-        "device",
-    )
-
-    def get_params(self) -> dict[str, Any]:
-        return {name: getattr(self, name) for name in self._PARAMS}
-
-    def _validate(self) -> None:
-        head_class(self.head)
-        if self.encoder not in ENCODERS:
-            raise OneClassError(f"unknown encoder {self.encoder!r}; expected one of {', '.join(ENCODERS)}")
-        resolve_device(self.device)
-        if not (isinstance(self.nu, (int, float)) and 0.0 < self.nu <= 1.0):
-            raise OneClassError(f"nu must be in (0, 1], got {self.nu!r}")
-        for name in ("latent_dim", "hidden", "encoder_epochs", "head_epochs", "batch_size"):
-            value = getattr(self, name)
-            if value is None and name in ("hidden", "head_epochs"):
-                continue
-            if not isinstance(value, (int, np.integer)) or value < 1:
-                raise OneClassError(f"{name} must be an integer >= 1, got {value!r}")
-        if not self.channels or any(int(c) < 1 for c in self.channels):
-            raise OneClassError(f"channels must be positive integers, got {self.channels!r}")
-        for name in ("encoder_lr", "head_lr"):
-            if getattr(self, name) is not None and not getattr(self, name) > 0:
-                raise OneClassError(f"{name} must be > 0, got {getattr(self, name)!r}")
 
     def _device(self) -> torch.device:
         return resolve_device(self.device)
@@ -144,19 +140,17 @@ class OneClassDetector:
         return distributed.setup(self._device())
 
     def _new_head(self) -> Head:
-        cls = head_class(self.head)
-        offered = {
-            "nu": self.nu,
-            "hidden": self.hidden,
-            "epochs": self.head_epochs,
-            "batch_size": self.batch_size,
-            "lr": self.head_lr,
-            "seed": self.seed,
-            "device": self.device,
-            "quiet": self.quiet,
-        }
-        accepted = inspect.signature(cls.__init__).parameters
-        return cls(**{k: v for k, v in offered.items() if k in accepted and v is not None})
+        return construct(
+            head_class(self.head),
+            nu=self.nu,
+            hidden=self.hidden,
+            epochs=self.head_epochs,
+            batch_size=self.batch_size,
+            lr=self.head_lr,
+            seed=self.seed,
+            device=self.device,
+            quiet=self.quiet,
+        )
 
     # -- fitting ---------------------------------------------------------------------------------
 
@@ -207,7 +201,7 @@ class OneClassDetector:
         self.timings_["encode_s"] = clock.seconds()
         clock = Stopwatch()
         head = self._new_head()
-        accepts_callback = "on_epoch" in inspect.signature(head.fit).parameters
+        accepts_callback = "on_epoch" in inspect.signature(head.fit).parameters  # the OC-NNs log epochs
         self.head_ = head.fit(latents, on_epoch=on_epoch) if accepts_callback else head.fit(latents)
         self.history_["head"] = list(getattr(self.head_, "history_", []))
         self.timings_["head_fit_s"] = clock.seconds()
@@ -266,7 +260,7 @@ class OneClassDetector:
                 bar.update(len(chunk))
         return scores
 
-    # -- conformal calibration -------------------------------------------------------------------
+    # -- thresholds and conformal calibration (calibration.py) -----------------------------------
 
     def calibrate(self, X: np.ndarray) -> OneClassDetector:
         """Keep the scores of held-out normal images ``X`` (not used in training) for p-values.
@@ -278,40 +272,37 @@ class OneClassDetector:
         self.calibration_scores_ = np.sort(scores.astype(np.float64))
         return self
 
+    @property
+    def calibrated(self) -> bool:
+        return getattr(self, "calibration_scores_", None) is not None
+
+    def _calibration(self) -> np.ndarray:
+        if not self.calibrated:
+            raise OneClassError("this detector has no calibration scores: call calibrate(X_normal) first")
+        return self.calibration_scores_
+
     def p_values(self, X: np.ndarray) -> np.ndarray:
         """(1 + #{calibration scores <= score}) / (n_calibration + 1): small = unusually abnormal."""
         return self.p_values_of_scores(self.score_samples(X))
 
     def p_values_of_scores(self, scores: np.ndarray) -> np.ndarray:
         """Conformal p-values of scores already computed with ``score_samples``."""
-        if getattr(self, "calibration_scores_", None) is None:
-            raise OneClassError("this detector has no calibration scores: call calibrate(X_normal) first")
-        calibration = self.calibration_scores_
-        return (1.0 + np.searchsorted(calibration, scores, side="right")) / (len(calibration) + 1.0)
+        return calibration.p_values(self._calibration(), scores)
 
     def conformal_threshold(self, alpha: float) -> float:
-        """The score at or below which an image is flagged at false-alarm level ``alpha``."""
-        if not 0.0 < alpha < 1.0:
-            raise OneClassError(f"alpha must be in (0, 1), got {alpha!r}")
-        if getattr(self, "calibration_scores_", None) is None:
-            raise OneClassError("this detector has no calibration scores: call calibrate(X_normal) first")
-        count = int(np.floor(alpha * (len(self.calibration_scores_) + 1)))
-        if count < 1:
-            raise OneClassError(
-                f"alpha={alpha} needs at least {int(np.ceil(1 / alpha)) - 1} calibration images, "
-                f"this detector has {len(self.calibration_scores_)}"
-            )
-        return float(self.calibration_scores_[count - 1])
+        """The score below which an image is flagged at false-alarm level ``alpha``: the same
+        images as ``p_values(X) <= alpha``."""
+        return calibration.conformal_threshold(self._calibration(), alpha)
 
     @property
-    def offset_(self) -> float:
-        """The threshold r: scores below it are abnormal."""
+    def threshold_(self) -> float:
+        """The head's threshold (r of the OC-NN paper): scores below it are abnormal."""
         self._check_fitted()
-        return float(self.head_.offset_)
+        return float(self.head_.threshold_)
 
     def decision_function(self, X: np.ndarray) -> np.ndarray:
-        """``score_samples(X) - offset_``: negative = abnormal."""
-        return self.score_samples(X) - self.offset_
+        """``score_samples(X) - threshold_``: negative = abnormal."""
+        return self.score_samples(X) - self.threshold_
 
     def predict(self, X: np.ndarray) -> np.ndarray:
         """+1 for normal, -1 for abnormal images."""
@@ -324,27 +315,23 @@ class OneClassDetector:
         self._check_fitted()
         directory = Path(directory)
         directory.mkdir(parents=True, exist_ok=True)
-        tensors = {
-            f"encoder.{k}": v.detach().cpu().contiguous() for k, v in self.encoder_.state_dict().items()
-        }
-        tensors.update({k: v.detach().cpu().contiguous() for k, v in self.head_.state_tensors().items()})
-        if getattr(self, "calibration_scores_", None) is not None:
+        tensors = {f"encoder.{k}": v for k, v in self.encoder_.state_dict().items()}
+        tensors.update(self.head_.state_tensors())
+        if self.calibrated:
             tensors["calibration.scores"] = torch.from_numpy(self.calibration_scores_.copy())
-        with atomic_path(directory / WEIGHTS_FILE) as tmp:
-            save_file(tensors, str(tmp), metadata={"format": "oneclass", "version": str(FORMAT_VERSION)})
-            digest = sha256_file(tmp)
         params = self.get_params()
         params["channels"] = list(self.channels)
-        write_json(
+        save_tensors(
             directory / CONFIG_FILE,
+            WEIGHTS_FILE,
+            tensors,
             {
-                "format": "oneclass-detector",
+                "format": CONFIG_FORMAT,
                 "format_version": FORMAT_VERSION,
                 "oneclass_version": __version__,
                 "params": params,
                 "image_shape": list(self.image_shape_),
                 "head": self.head_.get_config(),
-                "weights": {"file": WEIGHTS_FILE, "sha256": digest},
                 "history": self.history_,
                 "timings": self.timings_,
             },
@@ -358,32 +345,14 @@ class OneClassDetector:
         config_path = directory / CONFIG_FILE
         if not directory.is_dir():
             raise OneClassError(f"{directory}: not a run folder (no such directory)")
-        config = read_json(config_path)
-        if not isinstance(config, dict) or config.get("format") != "oneclass-detector":
-            raise OneClassError(f"{config_path}: not a oneclass detector config")
+        config, tensors = load_tensors(config_path, WEIGHTS_FILE, CONFIG_FORMAT, "oneclass detector config")
         if config.get("format_version") != FORMAT_VERSION:
             raise OneClassError(
                 f"{config_path}: format version {config.get('format_version')!r}, "
                 f"this oneclass reads version {FORMAT_VERSION}"
             )
-        weights = config.get("weights")
-        if not isinstance(weights, dict) or not isinstance(weights.get("file"), str):
-            raise OneClassError(f"{config_path}: no weights entry")
-        if weights["file"] != WEIGHTS_FILE:
-            raise OneClassError(f"{config_path}: weights must be {WEIGHTS_FILE} in the run folder")
-        weights_path = directory / WEIGHTS_FILE
-        if not weights_path.is_file():
-            raise OneClassError(f"{weights_path}: weights file missing")
-        if sha256_file(weights_path) != weights.get("sha256"):
-            raise OneClassError(
-                f"{weights_path}: checksum does not match config.json (file altered or truncated)"
-            )
         try:
-            tensors = load_file(str(weights_path))
-        except (SafetensorError, OSError, ValueError) as exc:
-            raise OneClassError(f"{weights_path}: not a readable safetensors file ({exc})") from exc
-        try:
-            params = {k: v for k, v in config["params"].items() if k in cls._PARAMS}
+            params = {k: v for k, v in config["params"].items() if k in cls.parameters}
             params["channels"] = tuple(params["channels"])
             if device is not None:
                 params["device"] = device
@@ -395,6 +364,7 @@ class OneClassDetector:
             head_config = config["head"]
         except (KeyError, TypeError, ValueError) as exc:
             raise OneClassError(f"{config_path}: malformed config ({exc.__class__.__name__}: {exc})") from exc
+        weights_path = directory / WEIGHTS_FILE
         encoder_state = {
             k.removeprefix("encoder."): v for k, v in tensors.items() if k.startswith("encoder.")
         }

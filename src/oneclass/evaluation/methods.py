@@ -7,17 +7,19 @@ a new one-class head needs no class at all: ``HeadMethod("myhead", "ae")``.
 
 from __future__ import annotations
 
-import inspect
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 import torch
 
+from ..calibration import nu_quantile
 from ..detector import OneClassDetector
+from ..devices import resolve_device
 from ..heads import head_class
+from ..params import construct
+from ..timing import Stopwatch
 from ..training.autoencoder import reconstruction_scores
-from ..training.common import Stopwatch, resolve_device
 from ..training.deep_svdd import deep_svdd_scores, train_deep_svdd
 
 
@@ -111,22 +113,20 @@ class HeadMethod(Method):
 
     def run(self, task: ClassTask) -> MethodOutput:
         train_z, test_z = task.features(self.feature_kind)
-        cls = head_class(self.head)
-        offered = {
-            "nu": task.config.nu,
-            "epochs": task.config.head_epochs,
-            "seed": task.seed,
-            "batch_size": task.config.batch_size,
-            "device": task.config.device,
+        head = construct(
+            head_class(self.head),
+            nu=task.config.nu,
+            epochs=task.config.head_epochs,
+            seed=task.seed,
+            batch_size=task.config.batch_size,
+            device=task.config.device,
             **self.head_params,
-        }
-        accepted = inspect.signature(cls.__init__).parameters
-        head = cls(**{k: v for k, v in offered.items() if k in accepted and v is not None}).fit(train_z)
+        ).fit(train_z)
         # heads that score their own training points specially (kNN: leave-one-out) expose them
         train_scores = getattr(head, "train_scores_", None)
         if train_scores is None:
             train_scores = head.score_samples(train_z)
-        return MethodOutput(train_scores, head.score_samples(test_z), head.offset_)
+        return MethodOutput(train_scores, head.score_samples(test_z), head.threshold_)
 
 
 class ReconstructionMethod(Method):
@@ -143,7 +143,7 @@ class ReconstructionMethod(Method):
         device = resolve_device(task.config.device)
         train = -reconstruction_scores(model, task.train_x, device).astype(np.float64)
         test = -reconstruction_scores(model, task.test_x, device).astype(np.float64)
-        return MethodOutput(train, test, float(np.quantile(train, task.config.nu)))
+        return MethodOutput(train, test, nu_quantile(train, task.config.nu))
 
 
 class DeepSVDDMethod(Method):
@@ -169,7 +169,7 @@ class DeepSVDDMethod(Method):
         train = deep_svdd_scores(net, centre, task.train_x, device)
         test = deep_svdd_scores(net, centre, task.test_x, device)
         return MethodOutput(
-            train, test, float(np.quantile(train, task.config.nu)), {"final_loss": history[-1]["loss"]}
+            train, test, nu_quantile(train, task.config.nu), {"final_loss": history[-1]["loss"]}
         )
 
 
@@ -180,8 +180,8 @@ def _registry(*methods: Method) -> dict[str, Method]:
 METHODS: dict[str, Method] = _registry(
     HeadMethod("ocnn", "ae"),
     HeadMethod("ocnn", "vae"),
-    HeadMethod("ocnn-report", "ae"),
-    HeadMethod("ocnn-report", "vae"),
+    HeadMethod("ocnn-paper", "ae"),
+    HeadMethod("ocnn-paper", "vae"),
     HeadMethod("ocsvm", "ae"),
     HeadMethod("ocsvm", "vae"),
     HeadMethod("ocsvm", "pixels"),

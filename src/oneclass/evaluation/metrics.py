@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 from sklearn.metrics import average_precision_score, roc_auc_score
 
+from ..calibration import flagged as flagged_below
 from ..errors import OneClassError
 
 
@@ -36,7 +37,7 @@ def threshold_rates(scores: np.ndarray, is_normal: np.ndarray, threshold: float)
     """At ``threshold`` (score < threshold = abnormal): the share of normal images flagged
     (false-alarm rate) and of abnormal images flagged (detection rate)."""
     scores, is_normal = _check(scores, is_normal)
-    flagged = scores < threshold
+    flagged = flagged_below(scores, threshold)
     return {
         "false_alarm_rate": float(flagged[is_normal].mean()),
         "detection_rate": float(flagged[~is_normal].mean()),

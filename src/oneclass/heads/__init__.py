@@ -1,13 +1,14 @@
-"""One-class heads on latent vectors: ``fit(Z)``, ``score_samples(Z)`` (higher = more normal),
-``offset_``. Register a new head in ``HEADS`` to make it available by name everywhere."""
+"""One-class heads on feature vectors: ``fit(Z)``, ``score_samples(Z)`` (higher = more normal),
+``threshold_``. Register a new head in ``HEADS`` to make it available by name everywhere (the
+detector, the command line's choices, the benchmark)."""
 
 from ..errors import OneClassError
 from .base import Head
 from .classic import IsolationForestHead, KNNHead, OCSVMHead
-from .ocnn import KernelOCNN, ReportOCNN
+from .ocnn import KernelOCNN, PaperOCNN
 
 HEADS: dict[str, type[Head]] = {
-    cls.name: cls for cls in (KernelOCNN, ReportOCNN, OCSVMHead, IsolationForestHead, KNNHead)
+    cls.name: cls for cls in (KernelOCNN, PaperOCNN, OCSVMHead, IsolationForestHead, KNNHead)
 }
 
 
@@ -24,6 +25,6 @@ __all__ = [
     "KNNHead",
     "KernelOCNN",
     "OCSVMHead",
-    "ReportOCNN",
+    "PaperOCNN",
     "head_class",
 ]

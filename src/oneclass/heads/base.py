@@ -1,13 +1,16 @@
-"""The contract every one-class head keeps (the same as scikit-learn's OneClassSVM).
+"""The contract every one-class head keeps (scikit-learn's OneClassSVM, with one name for the
+threshold):
 
-- ``fit(Z) -> self`` on latent vectors ``Z`` of shape ``(n, d)``, normal data only;
+- ``fit(Z) -> self`` on feature vectors ``Z`` of shape ``(n, d)``, normal data only;
 - ``score_samples(Z) -> (n,)``: higher = more normal;
-- ``offset_``: the threshold, so that ``decision_function(Z) = score_samples(Z) - offset_`` is
-  negative for abnormal inputs and ``predict`` gives +1 (normal) / -1 (abnormal);
+- ``threshold_``: scores below it are abnormal (``calibration.py``: a share nu of the training
+  data lies below it), so ``decision_function(Z) = score_samples(Z) - threshold_`` is negative
+  for abnormal inputs and ``predict`` gives +1 (normal) / -1 (abnormal);
+- parameters declared once in ``parameters`` (``params.py``), ``get_params`` from them;
 - ``get_config()`` (JSON-able) and ``state_tensors()`` (safetensors-able) save a fitted head;
   ``from_state(config, tensors)`` rebuilds it;
-- ``torch_module()``: the scoring function as an ``nn.Module`` (latents -> scores) for export
-  and distributed training, or None for heads that are not networks.
+- ``torch_module()``: the scoring function as an ``nn.Module`` (features -> scores) for export,
+  or None for heads that are not networks.
 """
 
 from __future__ import annotations
@@ -18,6 +21,7 @@ import numpy as np
 import torch
 
 from ..errors import OneClassError
+from ..params import Estimator
 
 
 def check_latents(Z: np.ndarray, name: str = "Z", dim: int | None = None) -> np.ndarray:
@@ -31,11 +35,12 @@ def check_latents(Z: np.ndarray, name: str = "Z", dim: int | None = None) -> np.
     return array
 
 
-class Head:
-    """Base class: subclasses implement ``fit`` and ``score_samples`` and set ``offset_``."""
+class Head(Estimator):
+    """Base class: subclasses implement ``fit`` and ``score_samples`` and set ``threshold_``."""
 
     name: ClassVar[str]
-    offset_: float
+    saveable: ClassVar[bool] = False  # a network that model files can hold (and ONNX export)
+    threshold_: float
     history_: list[dict]
 
     def fit(self, Z: np.ndarray) -> Head:
@@ -45,16 +50,13 @@ class Head:
         raise NotImplementedError
 
     def decision_function(self, Z: np.ndarray) -> np.ndarray:
-        return self.score_samples(Z) - self.offset_
+        return self.score_samples(Z) - self.threshold_
 
     def predict(self, Z: np.ndarray) -> np.ndarray:
         return np.where(self.decision_function(Z) >= 0, 1, -1)
 
-    def get_params(self) -> dict[str, Any]:
-        raise NotImplementedError
-
     def get_config(self) -> dict[str, Any]:
-        return {"name": self.name, "params": self.get_params(), "offset": float(self.offset_)}
+        return {"name": self.name, "params": self.get_params(), "threshold": float(self.threshold_)}
 
     def state_tensors(self) -> dict[str, torch.Tensor]:
         return {}

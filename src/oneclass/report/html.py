@@ -29,8 +29,8 @@ from sklearn.metrics import precision_recall_curve, roc_curve  # noqa: E402
 from ..detector import OneClassDetector  # noqa: E402
 from ..errors import OneClassError  # noqa: E402
 from ..evaluation.metrics import detection_metrics  # noqa: E402
-from ..evaluation.protocol import rebuild_run_data  # noqa: E402
 from ..fileio import atomic_open, read_json  # noqa: E402
+from ..services.fit import rebuild_run_data  # noqa: E402
 
 GRID = 32  # images per grid
 MAP_POINTS = 3000  # points in the latent map
@@ -77,7 +77,7 @@ def _grid_html(
     return f"<h3>{html.escape(title)}</h3><div class='grid'>{''.join(cells)}</div>"
 
 
-def _histogram(scores, is_normal, r) -> str:
+def _histogram(scores, is_normal, threshold) -> str:
     fig, axis = plt.subplots(figsize=(6, 3.2))
     bins = np.histogram_bin_edges(scores, bins=60)
     if is_normal is None:
@@ -85,7 +85,7 @@ def _histogram(scores, is_normal, r) -> str:
     else:
         axis.hist(scores[is_normal], bins=bins, alpha=0.6, label=f"normal (n={int(is_normal.sum())})")
         axis.hist(scores[~is_normal], bins=bins, alpha=0.6, label=f"abnormal (n={int((~is_normal).sum())})")
-    axis.axvline(r, color="black", linestyle="--", label=f"threshold r = {r:.3g}")
+    axis.axvline(threshold, color="black", linestyle="--", label=f"threshold = {threshold:.3g}")
     axis.set_xlabel("score (higher = more normal)")
     axis.legend(fontsize=8)
     return _png(fig)
@@ -116,8 +116,8 @@ def _training(history: dict[str, list[dict]]) -> str:
     if head:
         epochs = [h["epoch"] for h in head]
         axes[1].plot(epochs, [h["loss"] for h in head])
-        if "r" in head[0]:
-            axes[2].plot(epochs, [h["r"] for h in head], label="r")
+        if "threshold" in head[0]:
+            axes[2].plot(epochs, [h["threshold"] for h in head], label="threshold")
             axes[2].plot(epochs, [h["score_mean"] for h in head], label="mean score")
             axes[2].fill_between(
                 epochs,
@@ -128,7 +128,7 @@ def _training(history: dict[str, list[dict]]) -> str:
             )
             axes[2].legend(fontsize=8)
     axes[1].set_title("head loss (OC-NN objective)")
-    axes[2].set_title("r and score spread (training data)")
+    axes[2].set_title("threshold and score spread (training data)")
     for axis in axes:
         axis.set_xlabel("epoch")
     return _png(fig)
@@ -185,23 +185,23 @@ def write_report(run_dir: str | os.PathLike, data_dir: str | os.PathLike | None 
     images, is_normal = evaluation_data(metrics, data_dir)
     latents = detector.transform(images)
     scores = detector.head_.score_samples(latents)
-    r = detector.offset_
+    threshold = detector.threshold_
     order = np.argsort(scores, kind="stable")
 
     cards = {
-        "threshold r": f"{r:.4g}",
+        "threshold": f"{threshold:.4g}",
         "nu": str(detector.nu),
         "encoder": detector.encoder,
         "head": detector.head,
     }
     if is_normal is not None and is_normal.any() and not is_normal.all():
-        found = detection_metrics(scores, is_normal, r)
+        found = detection_metrics(scores, is_normal, threshold)
         cards.update(
             {
                 "AUROC": f"{found['auroc']:.4f}",
                 "average precision": f"{found['average_precision']:.4f}",
-                "false alarms at r": f"{found['false_alarm_rate']:.3f}",
-                "detection at r": f"{found['detection_rate']:.3f}",
+                "false alarms at the threshold": f"{found['false_alarm_rate']:.3f}",
+                "detection at the threshold": f"{found['detection_rate']:.3f}",
             }
         )
         curves = (
@@ -220,14 +220,14 @@ def write_report(run_dir: str | os.PathLike, data_dir: str | os.PathLike | None 
     body = f"""
 <header><h1>oneclass run report: {html.escape(str(title))}</h1>
 <p>{html.escape(str(run_dir))} &middot; {len(scores)} evaluation images &middot; scores: higher = more normal,
-below r = abnormal</p></header>
+below the threshold = abnormal</p></header>
 <main>
 <section><h2>Summary</h2><div class="cards">{card_html}</div></section>
 <section><h2>Most abnormal and most normal evaluation images</h2>
 <p class="legend">Frame colour: green = labelled normal, orange = labelled abnormal; number = score.</p>
 <div class="two">{_grid_html("Most abnormal (lowest scores)", images, scores, order, is_normal)}
 {_grid_html("Most normal (highest scores)", images, scores, order[::-1], is_normal)}</div></section>
-<section><h2>Score distribution</h2><img class="plot" src="{_histogram(scores, is_normal, r)}"
+<section><h2>Score distribution</h2><img class="plot" src="{_histogram(scores, is_normal, threshold)}"
 alt="score histogram"></section>
 {curves}
 <section><h2>Training</h2>

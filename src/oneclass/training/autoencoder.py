@@ -11,9 +11,10 @@ import torch
 from torch import nn
 
 from ..data.arrays import to_tensor
+from ..timing import Stopwatch
 from . import distributed
 from .checkpoint import Checkpointer
-from .common import Stopwatch, check_finite, epoch_bar, keep_freed_memory, seeded_generator
+from .loop import check_finite, epoch_bar, keep_freed_memory, seeded_generator
 
 
 def train_autoencoder(

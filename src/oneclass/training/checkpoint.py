@@ -2,8 +2,8 @@
 
 A checkpoint holds everything the next epoch depends on: the model's parameters and buffers, the
 optimiser's state, the batch-order generator and torch's global generator (the VAE samples from
-it), and the history so far. Tensors go to ``<name>.safetensors``, the rest to ``<name>.json``;
-both are written atomically, the JSON last, so a checkpoint is either whole or absent.
+it), and the history so far: tensors in ``checkpoint-<stage>.safetensors``, the rest in
+``checkpoint-<stage>.json``, written by ``storage.py`` as a model file is.
 """
 
 from __future__ import annotations
@@ -13,11 +13,9 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from safetensors import SafetensorError
-from safetensors.torch import load_file, save_file
 
 from ..errors import OneClassError
-from ..fileio import atomic_path, read_json, sha256_file, write_json
+from ..storage import load_tensors, save_tensors
 
 FORMAT = "oneclass-checkpoint"
 
@@ -40,25 +38,23 @@ class Checkpointer:
         generator: torch.Generator,
         history: list[dict],
     ) -> None:
-        tensors = {f"model.{k}": v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
+        tensors = {f"model.{k}": v for k, v in model.state_dict().items()}
         optim_state = optimizer.state_dict()
         for index, state in optim_state["state"].items():
             for key, value in state.items():
-                tensors[f"optim.{index}.{key}"] = torch.as_tensor(value).detach().cpu().contiguous()
+                tensors[f"optim.{index}.{key}"] = torch.as_tensor(value)
         tensors["rng.batches"] = generator.get_state()
         tensors["rng.torch"] = torch.get_rng_state()
-        with atomic_path(self.tensors_path) as tmp:
-            save_file(tensors, str(tmp))
-            digest = sha256_file(tmp)
-        write_json(
+        save_tensors(
             self.meta_path,
+            self.tensors_path.name,
+            tensors,
             {
                 "format": FORMAT,
                 "stage": self.stage,
                 "epoch": epoch,
                 "history": history,
                 "param_groups": optim_state["param_groups"],
-                "sha256": digest,
             },
         )
 
@@ -66,15 +62,11 @@ class Checkpointer:
         self, model: torch.nn.Module, optimizer: torch.optim.Optimizer, generator: torch.Generator
     ) -> tuple[int, list[dict]]:
         """Load the checkpoint into the given objects; return (last finished epoch, history)."""
-        meta = read_json(self.meta_path)
-        if meta.get("format") != FORMAT or meta.get("stage") != self.stage:
+        meta, tensors = load_tensors(
+            self.meta_path, self.tensors_path.name, FORMAT, f"oneclass checkpoint ({self.stage})"
+        )
+        if meta.get("stage") != self.stage:
             raise OneClassError(f"{self.meta_path}: not a {self.stage} checkpoint of oneclass")
-        if not self.tensors_path.is_file() or sha256_file(self.tensors_path) != meta.get("sha256"):
-            raise OneClassError(f"{self.tensors_path}: missing or does not match {self.meta_path.name}")
-        try:
-            tensors = load_file(str(self.tensors_path))
-        except (SafetensorError, OSError) as exc:
-            raise OneClassError(f"{self.tensors_path}: unreadable checkpoint ({exc})") from exc
         model_state = {k.removeprefix("model."): v for k, v in tensors.items() if k.startswith("model.")}
         try:
             model.load_state_dict(model_state)
@@ -91,7 +83,3 @@ class Checkpointer:
         generator.set_state(tensors["rng.batches"])
         torch.set_rng_state(tensors["rng.torch"])
         return int(meta["epoch"]), list(meta["history"])
-
-    def remove(self) -> None:
-        for path in (self.meta_path, self.tensors_path):
-            path.unlink(missing_ok=True)

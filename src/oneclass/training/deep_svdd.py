@@ -10,8 +10,9 @@ import torch
 from torch import nn
 
 from ..data.arrays import to_tensor
+from ..timing import Stopwatch
 from .autoencoder import encode
-from .common import Stopwatch, check_finite, epoch_bar, minibatches, seeded_generator
+from .loop import check_finite, epoch_bar, minibatches, seeded_generator
 
 CENTRE_EPS = 0.1  # Ruff et al.: keep centre coordinates away from 0, where a zero map would sit
 

@@ -12,7 +12,6 @@ from __future__ import annotations
 import atexit
 import os
 
-import numpy as np
 import torch
 import torch.distributed as dist
 from torch import nn
@@ -20,7 +19,7 @@ from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import DistributedSampler
 
 from ..errors import OneClassError
-from .common import minibatches
+from .loop import minibatches
 
 
 def launched_by_torchrun() -> bool:
@@ -85,20 +84,24 @@ def shard_batches(n: int, batch_size: int, seed: int, epoch: int) -> list[torch.
     return list(indices.split(max(1, batch_size // world_size())))
 
 
-def score_shard(n: int) -> torch.Tensor:
-    """Indices of ``range(n)`` this rank scores (in order; padded to equal size across ranks)."""
-    sampler = DistributedSampler(range(n), num_replicas=world_size(), rank=rank(), shuffle=False)
-    return torch.tensor(list(sampler), dtype=torch.long)
+def shard(n: int) -> slice:
+    """This rank's contiguous block of ``range(n)``: the one way work on a whole data set (scoring
+    it, the OC-NN's solvers) is split between ranks. Blocks differ in length by at most one."""
+    size, extra = divmod(n, world_size())
+    start = rank() * size + min(rank(), extra)
+    return slice(start, start + size + (rank() < extra))
 
 
-def gather_by_index(values: torch.Tensor, indices: torch.Tensor, n: int) -> np.ndarray:
-    """Assemble per-rank ``values`` at ``indices`` (equal lengths on every rank) into ``(n,)``.
-
-    Both are gathered on ``values``' device (NCCL gathers CUDA tensors only)."""
-    out = np.empty(n, dtype=np.float64)
-    # padded repeats of the sampler write equal values twice
-    out[gather(indices.to(values.device)).cpu().numpy()] = gather(values).double().cpu().numpy()
-    return out
+def gather_shards(local: torch.Tensor, n: int) -> torch.Tensor:
+    """Every rank's block of ``(n,)`` values (``local`` is this rank's, as ``shard(n)`` splits
+    them), assembled in the global order on every rank; gathered on ``local``'s device."""
+    if world_size() == 1:
+        return local
+    size, extra = divmod(n, world_size())
+    padded = torch.zeros(size + (extra > 0), dtype=local.dtype, device=local.device)
+    padded[: len(local)] = local
+    parts = gather(padded).view(world_size(), -1)
+    return torch.cat([parts[r, : size + (r < extra)] for r in range(world_size())])
 
 
 def gather(values: torch.Tensor) -> torch.Tensor:

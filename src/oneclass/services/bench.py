@@ -1,6 +1,7 @@
-"""The one-class benchmark: for each normal class c, every method is trained on the training
-images of class c only and scores the whole test split (class c positive). Results are written
-as results.json (one record per dataset, method, class and seed), results.csv and results.md."""
+"""The benchmark runner, the service behind ``oneclass bench``: for each normal class c, every
+method (``evaluation/methods.py``) is trained on the training images of class c only and scores
+the whole test split (class c positive). Results are written as results.json (one record per
+dataset, method, class and seed), results.csv and results.md; the CLI adds report.html."""
 
 from __future__ import annotations
 
@@ -17,15 +18,16 @@ from typing import Any
 import numpy as np
 import torch
 
+from .. import calibration
 from ..data import load_dataset
 from ..data.datasets import dataset_info
 from ..errors import OneClassError
+from ..evaluation.methods import METHODS, BenchConfig, ClassTask, Method
+from ..evaluation.metrics import detection_metrics
+from ..evaluation.protocol import one_class_split
+from ..evaluation.published import published_markdown
 from ..fileio import atomic_open, write_json
-from ..training.common import Stopwatch
-from .methods import METHODS, BenchConfig, ClassTask, Method
-from .metrics import detection_metrics
-from .protocol import one_class_split
-from .published import published_markdown
+from ..timing import Stopwatch
 
 
 def select_methods(names: list[str] | None) -> list[Method]:
@@ -86,7 +88,9 @@ def run_benchmark(
                     "seed": seed,
                     **metrics,
                     "nu": config.nu,
-                    "train_share_flagged": float((output.train_scores < output.threshold).mean()),
+                    "train_share_flagged": float(
+                        calibration.flagged(output.train_scores, output.threshold).mean()
+                    ),
                     "n_train": len(index),
                     "n_test": len(test_x),
                     "method_s": round(wall, 3),
@@ -152,13 +156,6 @@ def write_results(
         writer.writerows(records)
     with atomic_open(out / "results.md", "w") as handle:
         handle.write(markdown_tables(records, dataset, command, elapsed))
-    from ..report.html import write_bench_report  # plotting stays out of the benchmark's import path
-
-    write_bench_report(out, records, dataset, command)
-
-
-def _mean_std(values: list[float]) -> tuple[float, float]:
-    return float(np.mean(values)), float(np.std(values))
 
 
 def _per_class_table(

@@ -10,9 +10,9 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from .errors import OneClassError
-from .fileio import write_json
-from .training.checkpoint import Checkpointer
+from ..errors import OneClassError
+from ..fileio import write_json
+from ..training.checkpoint import Checkpointer
 
 MARKERS = ("config.json", "metrics.json", "model.safetensors")
 

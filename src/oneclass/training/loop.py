@@ -1,36 +1,16 @@
-"""Pieces every training loop shares: seeding, devices, batching, progress, sanity checks."""
+"""Pieces every training loop shares: seeding, batching, progress, memory settings, sanity checks."""
 
 from __future__ import annotations
 
 import ctypes
 import functools
-import time
 from collections.abc import Iterator
 
 import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from ..errors import OneClassError, TrainingError
-
-DEVICES = ("auto", "cpu", "cuda", "mps")
-
-
-def resolve_device(name: str = "auto") -> torch.device:
-    """``auto`` picks CUDA, then MPS, then CPU; a named device must exist."""
-    if name not in DEVICES:
-        raise OneClassError(f"unknown device {name!r}; expected one of {', '.join(DEVICES)}")
-    if name == "auto":
-        if torch.cuda.is_available():
-            return torch.device("cuda")
-        if getattr(torch.backends, "mps", None) and torch.backends.mps.is_available():
-            return torch.device("mps")
-        return torch.device("cpu")
-    if name == "cuda" and not torch.cuda.is_available():
-        raise OneClassError("device 'cuda' requested but no CUDA GPU is available")
-    if name == "mps" and not (getattr(torch.backends, "mps", None) and torch.backends.mps.is_available()):
-        raise OneClassError("device 'mps' requested but MPS is not available")
-    return torch.device(name)
+from ..errors import TrainingError
 
 
 @functools.cache
@@ -86,11 +66,3 @@ def check_not_collapsed(scores: np.ndarray, what: str = "scores") -> None:
             f"{what} collapsed to a constant (std {spread:.3g}, mean |score| {scale:.3g}); "
             "the model cannot rank inputs: try fewer epochs, a larger nu or another head"
         )
-
-
-class Stopwatch:
-    def __init__(self) -> None:
-        self.start = time.perf_counter()
-
-    def seconds(self) -> float:
-        return round(time.perf_counter() - self.start, 3)

@@ -1,10 +1,12 @@
-"""Export a fitted detector to ONNX: one graph from raw pixels to the normality score.
+"""Export, the service behind ``oneclass export``: a fitted detector as one ONNX graph from raw
+pixels to the normality score.
 
 The graph takes ``images``: uint8 ``(n, C, H, W)`` with the detector's image shape (pixels
 0..255, the same bytes ``oneclass score`` reads from an image file after resizing) and returns
 ``score``: float32 ``(n,)``, higher = more normal. The scaling to [0, 1], the encoder and the
-head are all inside it. Beside it a small JSON file gives r (the head's threshold), the
-threshold to apply and, for a calibrated detector, conformal thresholds at common alphas.
+head are all inside it. Beside it a small JSON file gives the threshold to apply (the head's,
+or the conformal threshold at a chosen alpha) and, for a calibrated detector, conformal
+thresholds at common alphas.
 
 Needs the optional extra: ``pip install 'oneclass[onnx]'`` (onnx, onnxscript for the exporter,
 onnxruntime to run the graph).
@@ -18,18 +20,16 @@ import os
 import warnings
 from pathlib import Path
 
-import numpy as np
 import torch
 from torch import nn
 
-from .detector import OneClassDetector
-from .errors import OneClassError
-from .fileio import atomic_path, write_json
+from ..detector import OneClassDetector
+from ..errors import OneClassError
+from ..fileio import atomic_path, write_json
 
 ONNX_FILE = "model.onnx"
 ONNX_META_FILE = "model.onnx.json"
 OPSET = 18
-PARITY_ATOL = 1e-5  # largest |ONNX - PyTorch| score difference, relative to the largest |score|
 
 
 class ScoringGraph(nn.Module):
@@ -52,7 +52,7 @@ def scoring_graph(detector: OneClassDetector) -> ScoringGraph:
     if head is None:
         raise OneClassError(
             f"head {detector.head_.name!r} has no network to export; export supports the OC-NN "
-            "heads (ocnn, ocnn-report)"
+            "heads (ocnn, ocnn-paper)"
         )
     return ScoringGraph(detector.encoder_, head).cpu().eval()
 
@@ -65,8 +65,8 @@ def export_onnx(
 ) -> Path:
     """Write ``directory/model.onnx`` and ``directory/model.onnx.json``; returns the ONNX path.
 
-    The JSON's ``threshold`` is r, or the conformal threshold at ``alpha`` when given (the
-    detector must then be calibrated). Scores below the threshold are abnormal.
+    The JSON's ``threshold`` is the head's, or the conformal threshold at ``alpha`` when given
+    (the detector must then be calibrated). Scores below the threshold are abnormal.
     """
     try:
         import onnx
@@ -115,42 +115,26 @@ def _quiet_exporter():
 
 
 def export_metadata(detector: OneClassDetector, alpha: float | None) -> dict:
-    r = float(detector.offset_)
-    calibrated = getattr(detector, "calibration_scores_", None) is not None
+    if alpha is not None and not detector.calibrated:
+        raise OneClassError("--alpha needs a calibrated run (fit with --calibration-share > 0)")
     conformal = {}
-    if calibrated:
+    if detector.calibrated:
         for level in (0.01, 0.05, 0.1):
             try:
                 conformal[str(level)] = detector.conformal_threshold(level)
             except OneClassError:
                 continue  # too few calibration images for this level
-    if alpha is not None and not calibrated:
-        raise OneClassError("--alpha needs a calibrated run (fit with --calibration-share > 0)")
-    threshold = detector.conformal_threshold(alpha) if alpha is not None else r
+    threshold = detector.conformal_threshold(alpha) if alpha is not None else detector.threshold_
     return {
         "format": "oneclass-onnx",
         "model": ONNX_FILE,
         "input": {"name": "images", "dtype": "uint8", "shape": ["n", *detector.image_shape_]},
         "output": {"name": "score", "dtype": "float32", "shape": ["n"], "higher": "more normal"},
-        "r": r,
         "threshold": float(threshold),
-        "threshold_rule": f"conformal, alpha={alpha}" if alpha is not None else "r (nu-quantile)",
+        "threshold_rule": f"conformal, alpha={alpha}" if alpha is not None else "the head's (nu-quantile)",
+        "head_threshold": float(detector.threshold_),
         "conformal_thresholds": conformal,
         "nu": detector.nu,
         "head": detector.head_.name,
         "opset": OPSET,
     }
-
-
-def onnx_scores(path: str | os.PathLike, images: np.ndarray, batch_size: int = 1024) -> np.ndarray:
-    """Scores of uint8 ``images`` ``(n, C, H, W)`` by the exported graph in ONNX Runtime."""
-    try:
-        import onnxruntime
-    except ImportError as exc:
-        raise OneClassError("ONNX Runtime is not installed: pip install 'oneclass[onnx]'") from exc
-    session = onnxruntime.InferenceSession(str(path), providers=["CPUExecutionProvider"])
-    parts = [
-        session.run(["score"], {"images": np.ascontiguousarray(images[i : i + batch_size])})[0]
-        for i in range(0, len(images), batch_size)
-    ]
-    return np.concatenate(parts)

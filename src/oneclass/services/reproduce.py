@@ -1,4 +1,5 @@
-"""The report's two experiments (section 4.1 all digits, 4.2 digits 0/6/9), one function each.
+"""The reproduction, the service behind ``oneclass reproduce``: the study's two experiments
+(section 4.1 all digits, 4.2 digits 0/6/9).
 
 Both use the 60,000 MNIST training images, with the encoder trained on all digits; the OC-NN
 is trained on all digits (4.1) or on 0, 6 and 9 only (4.2); then all 60,000 training images are
@@ -14,14 +15,14 @@ from typing import Any
 
 import numpy as np
 
+from .. import calibration
 from ..data import load_dataset
 from ..detector import OneClassDetector
 from ..errors import OneClassError
-from ..report.grids import save_grid
-from ..report.plots import plot_head_history, plot_score_histogram
-from ..runfolder import RunFolder
-from ..training.common import Stopwatch
-from .metrics import detection_metrics
+from ..evaluation.metrics import detection_metrics
+from ..figures import plot_head_history, plot_score_histogram, save_grid
+from ..timing import Stopwatch
+from .runfolder import RunFolder
 
 GRID_SIZE = 64
 
@@ -31,7 +32,7 @@ class Experiment:
     name: str
     section: str
     normal_digits: tuple[int, ...] | None  # None: the OC-NN sees all digits
-    figures: tuple[str, str]  # report figure numbers of the closest / farthest grids
+    figures: tuple[str, str]  # the study's figure numbers of the closest / farthest grids
 
 
 EXPERIMENTS = {
@@ -51,16 +52,16 @@ def reproduce(
     overwrite: bool = False,
     quiet: bool = False,
 ) -> dict[str, Any]:
-    """Run one experiment of the report; write figures, metrics.json and the model into ``out``.
+    """Run one experiment of the study; write figures, metrics.json and the model into ``out``.
 
     ``train_limit`` / ``test_limit`` take the first images of each split (for quick checks);
-    the report's setting is the full 60,000 / 10,000.
+    the study's setting is the full 60,000 / 10,000.
     """
     if name not in EXPERIMENTS:
         raise OneClassError(f"unknown experiment {name!r}; expected one of {', '.join(EXPERIMENTS)}")
     experiment = EXPERIMENTS[name]
     detector = detector or OneClassDetector(
-        encoder="vae", head="ocnn-report", hidden=256, head_epochs=25, quiet=quiet
+        encoder="vae", head="ocnn-paper", hidden=256, head_epochs=25, quiet=quiet
     )
     run = RunFolder(out, overwrite=overwrite, quiet=quiet)
     timings: dict[str, float] = {}
@@ -72,7 +73,7 @@ def reproduce(
     test_x, test_y = test_x[:test_limit], test_y[:test_limit]
     timings["load_data_s"] = clock.seconds()
     run.log(
-        f"{name} (report section {experiment.section}): "
+        f"{name} (study section {experiment.section}): "
         f"{len(train_x)} training images, {len(test_x)} test images"
     )
 
@@ -94,7 +95,7 @@ def reproduce(
     scores = detector.score_samples(train_x)
     test_scores = detector.score_samples(test_x)
     timings["scoring_s"] = clock.seconds()
-    r = detector.offset_
+    threshold = detector.threshold_
     closest = np.argsort(scores, kind="stable")[:GRID_SIZE]
     farthest = np.argsort(-scores, kind="stable")[:GRID_SIZE]
     closest_png = f"{experiment.figures[0]}_closest{GRID_SIZE}.png"
@@ -105,7 +106,7 @@ def reproduce(
     history = detector.history_["head"]
     metrics: dict[str, Any] = {
         "experiment": name,
-        "report_section": experiment.section,
+        "study_section": experiment.section,
         "encoder": detector.encoder,
         "nu": detector.nu,
         "head": detector.head,
@@ -121,19 +122,19 @@ def reproduce(
         },
         "n_train": int(len(train_x)),
         "n_ocnn_train": int(trained.sum()),
-        "r": r,
-        "train_share_below_r": float((scores[trained] < r).mean()),
-        "all_train_share_below_r": float((scores < r).mean()),
+        "threshold": threshold,
+        "train_share_below_threshold": float(calibration.flagged(scores[trained], threshold).mean()),
+        "all_train_share_below_threshold": float(calibration.flagged(scores, threshold).mean()),
         "score_std_per_epoch": [h["score_std"] for h in history],
         "score_mean_per_epoch": [h["score_mean"] for h in history],
         "score_relative_spread_per_epoch": [h["score_std"] / abs(h["score_mean"]) for h in history],
-        "r_per_epoch": [h["r"] for h in history],
+        "threshold_per_epoch": [h["threshold"] for h in history],
         "loss_per_epoch": [h["loss"] for h in history],
         "encoder_loss_per_epoch": [h["loss"] for h in detector.history_["encoder"]],
         "closest64_indices": closest.tolist(),
         "closest64_labels": train_y[closest].tolist(),
         "farthest64_labels": train_y[farthest].tolist(),
-        "closest64_all_below_r": bool((scores[closest] < r).all()),
+        "closest64_all_below_threshold": bool(calibration.flagged(scores[closest], threshold).all()),
         "mean_ink_closest64": float(train_x[closest].mean() / 255),
         "mean_ink_farthest64": float(train_x[farthest].mean() / 255),
         "mean_ink_all": float(train_x.mean() / 255),
@@ -142,7 +143,7 @@ def reproduce(
     if experiment.normal_digits is not None:
         untrained = ~trained
         test_trained = _normal_mask(test_y, experiment.normal_digits)
-        test_metrics = detection_metrics(test_scores, test_trained, r)
+        test_metrics = detection_metrics(test_scores, test_trained, threshold)
         metrics.update(
             {
                 "trained_digits": list(experiment.normal_digits),
@@ -158,7 +159,7 @@ def reproduce(
         plot_score_histogram(
             test_scores,
             {"trained digits (test)": test_trained, "untrained digits (test)": ~test_trained},
-            r,
+            threshold,
             run.path / "score_histogram.png",
             f"{name}: test-split scores",
         )
@@ -166,7 +167,7 @@ def reproduce(
         plot_score_histogram(
             scores,
             {"all training digits": np.ones(len(scores), bool)},
-            r,
+            threshold,
             run.path / "score_histogram.png",
             f"{name}: training scores",
         )
@@ -186,8 +187,8 @@ def _normal_mask(labels: np.ndarray, digits: tuple[int, ...] | None) -> np.ndarr
 
 def _summary(metrics: dict[str, Any]) -> str:
     parts = [
-        f"{metrics['experiment']}: r={metrics['r']:.4g}",
-        f"train share below r={metrics['train_share_below_r']:.3f} (nu={metrics['nu']})",
+        f"{metrics['experiment']}: threshold={metrics['threshold']:.4g}",
+        f"train share below it={metrics['train_share_below_threshold']:.3f} (nu={metrics['nu']})",
         f"score std epoch 1 -> {len(metrics['score_std_per_epoch'])}: "
         f"{metrics['score_std_per_epoch'][0]:.3g} -> {metrics['score_std_per_epoch'][-1]:.3g}",
     ]

@@ -1,7 +1,5 @@
-"""Scoring named inputs with a saved run, in one call: ``score_inputs(run_dir, ["scans/"])``.
-
-The CLI's ``score`` verb is this function plus printing.
-"""
+"""Scoring, the service behind ``oneclass score``: named inputs scored with a saved run, in one
+call: ``score_inputs(run_dir, ["scans/"])``. The CLI's verb is this function plus printing."""
 
 from __future__ import annotations
 
@@ -13,11 +11,12 @@ from pathlib import Path
 
 import numpy as np
 
-from .data.sources import load_inputs
-from .detector import OneClassDetector
-from .errors import OneClassError
-from .evaluation.metrics import auroc
-from .fileio import atomic_open, read_json
+from .. import calibration
+from ..data.sources import load_inputs
+from ..detector import OneClassDetector
+from ..errors import OneClassError
+from ..evaluation.metrics import auroc
+from ..fileio import atomic_open, read_json
 
 COLUMNS = ["source", "id", "label", "score", "decision", "prediction", "p_value"]
 
@@ -46,19 +45,19 @@ def score_inputs(
 
     Returns one row per image (the CSV's columns; an empty list with ``keep_rows=False``, which
     keeps memory flat however many images are scored: rows go to the CSV source by source) and a
-    summary per source. The prediction is -1
-    (abnormal) when the score is below r, or, with ``alpha``, when the conformal p-value is at
-    most alpha (false-alarm rate at most alpha on normal images; needs a calibrated run).
+    summary per source. The prediction is -1 (abnormal) when the score is below the threshold,
+    or, with ``alpha``, when the conformal p-value is at most alpha (false-alarm rate at most
+    alpha on normal images; needs a calibrated run).
     """
+    if alpha is not None:
+        calibration.check_alpha(alpha)
     detector = OneClassDetector.load(run_dir, device=device)
-    calibrated = getattr(detector, "calibration_scores_", None) is not None
+    calibrated = detector.calibrated
     if alpha is not None and not calibrated:
         raise OneClassError(f"{run_dir}: the run has no calibration scores, so --alpha cannot be used")
-    if alpha is not None and not 0 < alpha < 1:
-        raise OneClassError(f"alpha must be in (0, 1), got {alpha}")
     metrics_path = Path(run_dir, "metrics.json")
     trained_on = read_json(metrics_path) if metrics_path.is_file() else {}
-    r = detector.offset_
+    threshold = detector.threshold_
     rows: list[dict] = []
     summaries: list[SourceSummary] = []
     with contextlib.ExitStack() as stack:
@@ -69,7 +68,10 @@ def score_inputs(
         for batch in load_inputs(list(inputs), detector.image_shape_, data_dir, skip_bad):
             scores = detector.score_samples(batch.images, progress=progress)
             p_values = detector.p_values_of_scores(scores) if calibrated else np.full(len(scores), np.nan)
-            abnormal = p_values <= alpha if alpha is not None else scores < r
+            if alpha is not None:
+                abnormal = calibration.flagged_by_p_value(p_values, alpha)
+            else:
+                abnormal = calibration.flagged(scores, threshold)
             labels = batch.labels if batch.labels is not None else [""] * len(scores)
             for ident, label, value, p, flag in zip(
                 batch.ids, labels, scores, p_values, abnormal, strict=True
@@ -79,7 +81,7 @@ def score_inputs(
                     "id": ident,
                     "label": label,
                     "score": float(value),
-                    "decision": float(value - r),
+                    "decision": float(value - threshold),
                     "prediction": -1 if flag else 1,
                     "p_value": "" if np.isnan(p) else float(p),
                 }

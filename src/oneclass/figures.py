@@ -1,0 +1,86 @@
+"""The PNG figures of a run: 8x8 image grids (the study's figures 4-7), training curves and score
+histograms (matplotlib). Written atomically; used by the fit run, the reproduction and the report."""
+
+from __future__ import annotations
+
+import os
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+from PIL import Image  # noqa: E402
+
+from .data.arrays import check_images  # noqa: E402
+from .fileio import atomic_path  # noqa: E402
+
+
+def _save(fig, path: str | os.PathLike) -> None:
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, format="png", dpi=110, bbox_inches="tight")
+    plt.close(fig)
+
+
+def plot_head_history(history: list[dict], path: str | os.PathLike, title: str = "") -> None:
+    """Per-epoch threshold, score mean and score spread (std) of the head's training data."""
+    epochs = [h["epoch"] for h in history]
+    fig, (left, right) = plt.subplots(1, 2, figsize=(9, 3.2))
+    left.plot(epochs, [h["score_mean"] for h in history], label="mean y_hat")
+    left.plot(epochs, [h["threshold"] for h in history], label="threshold (nu-quantile)")
+    left.set_xlabel("epoch")
+    left.legend()
+    right.plot(epochs, [h["score_std"] for h in history], color="tab:red")
+    right.set_xlabel("epoch")
+    right.set_ylabel("std of y_hat")
+    spread = [h["score_std"] / max(abs(h["score_mean"]), 1e-12) for h in history]
+    twin = right.twinx()
+    twin.plot(epochs, spread, color="tab:gray", linestyle="--")
+    twin.set_ylabel("std / |mean| (dashed)")
+    fig.suptitle(title)
+    _save(fig, path)
+
+
+def plot_score_histogram(
+    scores: np.ndarray,
+    groups: dict[str, np.ndarray],
+    threshold: float,
+    path: str | os.PathLike,
+    title: str = "",
+) -> None:
+    """Histogram of scores per group (boolean masks), with the threshold as a vertical line."""
+    fig, axis = plt.subplots(figsize=(6, 3.2))
+    bins = np.histogram_bin_edges(scores, bins=60)
+    for label, mask in groups.items():
+        axis.hist(scores[mask], bins=bins, alpha=0.55, label=f"{label} (n={int(mask.sum())})")
+    axis.axvline(threshold, color="black", linestyle="--", label="threshold")
+    axis.set_xlabel("score y_hat (higher = more normal)")
+    axis.legend(fontsize=8)
+    axis.set_title(title)
+    _save(fig, path)
+
+
+def image_grid(images: np.ndarray, columns: int = 8, pad: int = 2, scale: int = 3) -> Image.Image:
+    """Tile ``images`` ``(n, H, W)`` or ``(n, C, H, W)`` row-major into one picture.
+
+    The first image is top-left, the last bottom-right, as in the study's figures.
+    """
+    batch = check_images(images, "images")
+    if batch.dtype != np.uint8:
+        batch = np.rint(batch * 255).astype(np.uint8)
+    n, channels, height, width = batch.shape
+    rows = -(-n // columns)
+    canvas = np.full(
+        (rows * (height + pad) + pad, columns * (width + pad) + pad, channels), 128, dtype=np.uint8
+    )
+    for i, image in enumerate(batch):
+        top = pad + (i // columns) * (height + pad)
+        left = pad + (i % columns) * (width + pad)
+        canvas[top : top + height, left : left + width] = image.transpose(1, 2, 0)
+    picture = Image.fromarray(canvas[..., 0] if channels == 1 else canvas)
+    return picture.resize((picture.width * scale, picture.height * scale), Image.NEAREST)
+
+
+def save_grid(path: str | os.PathLike, images: np.ndarray, columns: int = 8) -> None:
+    with atomic_path(path) as tmp:
+        image_grid(images, columns).save(tmp, format="PNG")

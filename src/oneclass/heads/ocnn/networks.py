@@ -1,0 +1,102 @@
+"""The OC-NN's two networks: the paper's (sigmoid hidden layer) and the kernel OC-NN's
+(Gaussian hidden units on whitened latents), both bias-free."""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+from torch import nn
+
+from ...errors import OneClassError
+
+
+class PaperOCNNNet(nn.Module):
+    """y_hat = w . sigmoid(V z), both layers bias-free (a bias would shift y_hat and r together)."""
+
+    def __init__(self, in_features: int, hidden: int):
+        super().__init__()
+        self.V = nn.Linear(in_features, hidden, bias=False)
+        self.w = nn.Linear(hidden, 1, bias=False)
+
+    def forward(self, z: torch.Tensor) -> torch.Tensor:
+        return self.w(torch.sigmoid(self.V(z))).squeeze(1)
+
+    def regularised(self) -> list[torch.Tensor]:
+        """The weights of eq. 3's 1/2 ||.||^2 terms: the live parameters, not copies."""
+        return [self.V.weight, self.w.weight]
+
+
+class KernelOCNNNet(nn.Module):
+    """y_hat = w . exp(-gamma ||s - v_j||^2), s = (z - mean) @ transform the whitened (or
+    standardised) latent, v_j the rows of V (fixed centres), w >= 0.
+
+    The hidden layer's value does not grow with the input's norm (the sigmoid units of the paper
+    do, which ranks far-out points as the most normal); w >= 0 makes the score a weighted sum of
+    similarities to the normal data, so a point far from all of it scores lowest.
+    """
+
+    def __init__(self, mean: torch.Tensor, transform: torch.Tensor, centres: torch.Tensor, gamma: float):
+        super().__init__()
+        self.register_buffer("mean", mean.float().clone())
+        self.register_buffer("transform", transform.float().clone())  # (latent_dim, latent_dim)
+        self.register_buffer("gamma", torch.tensor(float(gamma)))
+        self.V = nn.Linear(centres.shape[1], centres.shape[0], bias=False)
+        self.V.weight.data.copy_(centres)
+        self.V.weight.requires_grad_(False)
+        self.w = nn.Linear(centres.shape[0], 1, bias=False)
+        nn.init.constant_(self.w.weight, 1.0 / centres.shape[0])  # start as a kernel density
+
+    @property
+    def units(self) -> int:
+        return self.V.weight.shape[0]
+
+    def _projection(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """``(2 gamma V, -gamma ||v_j||^2)``: -gamma ||s - v_j||^2 = s . 2 gamma v_j - gamma ||v_j||^2
+        - gamma ||s||^2, one matrix product with a bias and one subtraction per hidden value."""
+        return self.V.weight * (2 * self.gamma), self.V.weight.pow(2).sum(1) * -self.gamma
+
+    def hidden(self, z: torch.Tensor) -> torch.Tensor:
+        s = (z - self.mean) @ self.transform
+        weight, bias = self._projection()
+        exponent = torch.addmm(bias, s, weight.t()) - self.gamma * (s * s).sum(1, keepdim=True)
+        return torch.exp(exponent.clamp(max=0))
+
+    @torch.no_grad()
+    def hidden_values(self, z: torch.Tensor, chunk: int = 8192) -> torch.Tensor:
+        """``hidden(z)`` for many rows at once, ``(n, units)``: the same operations, written in
+        place into one preallocated matrix (no temporaries of that size, no concatenation)."""
+        out = torch.empty((len(z), self.units), dtype=z.dtype, device=z.device)
+        weight, bias = self._projection()
+        for start in range(0, len(z), chunk):
+            s = (z[start : start + chunk] - self.mean) @ self.transform
+            part = out[start : start + chunk]
+            torch.addmm(bias, s, weight.t(), out=part)
+            part.sub_(self.gamma * (s * s).sum(1, keepdim=True)).clamp_(max=0).exp_()
+        return out
+
+    def forward(self, z: torch.Tensor) -> torch.Tensor:
+        return self.w(self.hidden(z)).squeeze(1)
+
+
+def whitening(Z: np.ndarray, floor: float = 1e-6) -> np.ndarray:
+    """``(d, d)`` matrix T with ``cov((Z - mean) @ T) = I`` (PCA whitening), float64.
+
+    Eigenvalues below ``floor`` x the largest are raised to it, so a direction in which the
+    training latents (almost) never vary is scaled up a million-fold at most, not divided by 0.
+    """
+    if len(Z) < 2:
+        return np.eye(Z.shape[1])
+    values, vectors = np.linalg.eigh(np.atleast_2d(np.cov(Z, rowvar=False)))
+    largest = max(float(values.max()), np.finfo(np.float64).tiny)
+    return vectors / np.sqrt(np.maximum(values, floor * largest))
+
+
+def median_distance(points: np.ndarray, rng: np.random.Generator, sample: int = 1000) -> float:
+    """Median Euclidean distance between distinct points of a random subset."""
+    subset = points[rng.choice(len(points), min(sample, len(points)), replace=False)].astype(np.float64)
+    squared = (subset**2).sum(1)[:, None] - 2 * subset @ subset.T + (subset**2).sum(1)[None]
+    distances = np.sqrt(np.clip(squared[np.triu_indices(len(subset), 1)], 0, None))
+    positive = distances[distances > 0]
+    if positive.size == 0:
+        raise OneClassError("all training latents are identical: nothing to learn a boundary from")
+    return float(np.median(positive))

@@ -1,0 +1,230 @@
+"""The fit run, the service behind ``oneclass fit``: the one-class protocol on a labelled dataset
+(``evaluation/protocol.py``) or a user's folder of images; a share of the normal training images
+is held out for conformal calibration; the run folder gets the model, metrics and figures."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from .. import calibration
+from ..data import load_dataset
+from ..data.folders import ImageFolder, folder_splits
+from ..detector import OneClassDetector
+from ..errors import OneClassError
+from ..evaluation.metrics import detection_metrics
+from ..evaluation.protocol import one_class_split
+from ..figures import plot_head_history, plot_score_histogram, save_grid
+from ..timing import Stopwatch
+from ..training import distributed
+from ..training.checkpoint import Checkpointer
+from .runfolder import RunFolder
+
+
+@dataclass
+class RunData:
+    """What a run trains and is evaluated on, and how to find it again (for the report)."""
+
+    train: np.ndarray | ImageFolder  # normal images only
+    test: np.ndarray | ImageFolder | None  # evaluation images
+    test_is_normal: np.ndarray | None
+    spec: dict[str, Any]  # JSON-able description, stored in metrics.json as "data"
+
+
+def dataset_run_data(
+    dataset: str,
+    normal: tuple[int, ...],
+    data_dir: str | os.PathLike | None = None,
+    train_limit: int | None = None,
+    test_limit: int | None = None,
+) -> RunData:
+    """The one-class protocol: the normal classes of the training split, the whole test split."""
+    train_x, train_y = load_dataset(dataset, "train", data_dir)
+    test_x, test_y = load_dataset(dataset, "test", data_dir)
+    index = one_class_split(train_y, normal, train_limit)
+    if len(index) == 0:
+        raise OneClassError(f"no training images of classes {normal} in {dataset}")
+    test_x, test_y = test_x[:test_limit], test_y[:test_limit]
+    spec = {"kind": "dataset", "name": dataset, "normal_classes": list(normal), "n_test": len(test_x)}
+    return RunData(train_x[index], test_x, np.isin(test_y, normal), spec)
+
+
+def folder_run_data(
+    root: str | None,
+    normal_dir: str | None,
+    abnormal_dir: str | None,
+    image_size: int | None = None,
+    channels: int | None = None,
+    skip_bad: bool = False,
+    train_limit: int | None = None,
+) -> RunData:
+    """A user's folder of images (see ``data/folders.py`` for the layouts)."""
+    train, test = folder_splits(root, normal_dir, abnormal_dir, image_size, channels, skip_bad)
+    if train_limit is not None:
+        train = train.subset(np.arange(min(train_limit, len(train))))
+    spec = {
+        "kind": "folder",
+        "root": None if root is None else str(Path(root).resolve()),
+        "normal_dir": None if normal_dir is None else str(Path(normal_dir).resolve()),
+        "abnormal_dir": None if abnormal_dir is None else str(Path(abnormal_dir).resolve()),
+        "image_size": train.image_shape[1],
+        "channels": train.image_shape[0],
+        "skip_bad": skip_bad,
+    }
+    return RunData(train, test, None if test is None else test.is_normal, spec)
+
+
+def rebuild_run_data(spec: dict[str, Any], data_dir: str | os.PathLike | None = None) -> RunData:
+    """The data of a finished run from the ``data`` entry of its metrics.json."""
+    if spec.get("kind") == "dataset":
+        data = dataset_run_data(spec["name"], tuple(spec["normal_classes"]), data_dir)
+        limit = spec.get("n_test")
+        return RunData(data.train, data.test[:limit], data.test_is_normal[:limit], spec)
+    if spec.get("kind") == "folder":
+        return folder_run_data(
+            spec["root"],
+            spec["normal_dir"],
+            spec["abnormal_dir"],
+            spec["image_size"],
+            spec["channels"],
+            spec.get("skip_bad", False),
+        )
+    raise OneClassError(f"unknown data description {spec!r}")
+
+
+def in_memory_if_small(
+    images: np.ndarray | ImageFolder, limit_bytes: float = 2e9
+) -> np.ndarray | ImageFolder:
+    """Read a folder into memory once when it fits (training visits every image each epoch);
+    larger folders stay on disk and are streamed batch by batch."""
+    if isinstance(images, ImageFolder) and np.prod(images.shape, dtype=np.float64) <= limit_bytes:
+        return images[:]
+    return images
+
+
+def fit_run(
+    detector: OneClassDetector,
+    data: RunData,
+    out: str | os.PathLike,
+    *,
+    calibration_share: float = 0.1,
+    alpha: float = 0.01,
+    overwrite: bool = False,
+    resume: bool = False,
+    quiet: bool = False,
+) -> dict[str, Any]:
+    """Fit ``detector`` on ``data.train`` less a held-out calibration share; calibrate; evaluate
+    on ``data.test`` when there is one; write the run folder ``out``. Returns the metrics.
+
+    The encoder is checkpointed every epoch; ``resume`` continues an interrupted run (the head
+    trains in seconds and is simply retrained, with the same seed).
+
+    Under torchrun every process trains (data-parallel) and only the first one writes the run
+    folder and evaluates; the others return an empty dict after training."""
+    if not 0.0 <= calibration_share < 1.0:
+        raise OneClassError(f"calibration share must be in [0, 1), got {calibration_share}")
+    detector.training_device()  # joins torchrun's process group, if launched by it
+    main = distributed.is_main_process()
+    run = RunFolder(out, overwrite=overwrite, quiet=quiet, resume=resume) if main else None
+    distributed.barrier()  # the others read checkpoints only once stale ones are gone
+    train = in_memory_if_small(data.train)
+    order = np.random.default_rng(detector.seed).permutation(len(train))
+    n_calibration = int(round(calibration_share * len(train)))
+    fit_index, calibration_index = np.sort(order[n_calibration:]), np.sort(order[:n_calibration])
+    fit_images = train[fit_index]
+    if run is None:  # a worker process of a distributed run: train, write nothing
+        detector.quiet = True
+        detector.fit_encoder(fit_images, checkpoint=Checkpointer(out, "encoder"))
+        detector.fit_head(fit_images)
+        distributed.barrier()  # exit together with the first process, once it has written the run
+        return {}
+    run.log(f"fit on {len(fit_images)} normal images ({n_calibration} more held out for calibration)")
+    if resume:
+        run.log("resuming from the last encoder checkpoint")
+    if distributed.world_size() > 1:
+        run.log(f"distributed: {distributed.world_size()} processes")
+
+    clock = Stopwatch()
+    detector.fit_encoder(
+        fit_images, on_epoch=run.epoch_logger("encoder"), checkpoint=run.checkpointer("encoder")
+    )
+    detector.fit_head(fit_images, on_epoch=run.epoch_logger("head"))
+    fit_seconds = clock.seconds()
+    train_scores = detector.score_samples(fit_images)
+    threshold = detector.threshold_
+    metrics: dict[str, Any] = {
+        "data": data.spec,
+        **(
+            {"dataset": data.spec["name"], "normal_classes": data.spec["normal_classes"]}
+            if data.spec["kind"] == "dataset"
+            else {}
+        ),
+        "n_train": len(fit_images),
+        "n_calibration": n_calibration,
+        "nu": detector.nu,
+        "threshold": threshold,
+        "train_share_below_threshold": float(calibration.flagged(train_scores, threshold).mean()),
+        "fit_seconds": fit_seconds,
+        "world_size": distributed.world_size(),
+    }
+    if n_calibration:
+        detector.calibrate(train[calibration_index])
+        try:
+            metrics["conformal_threshold"] = detector.conformal_threshold(alpha)
+            metrics["alpha"] = alpha
+        except OneClassError as exc:  # too few calibration images for this alpha: p-values still work
+            metrics["conformal_note"] = str(exc)
+            run.log(f"warning: {exc}")
+    if data.test is not None:
+        test_scores = detector.score_samples(data.test)
+        metrics["n_test"] = len(test_scores)
+        _evaluate(metrics, detector, test_scores, data.test_is_normal, run)
+        order = np.argsort(test_scores, kind="stable")
+        save_grid(run.path / "most_abnormal64.png", data.test[order[:64]])
+        save_grid(run.path / "most_normal64.png", data.test[order[::-1][:64]])
+    if detector.history_["head"] and "score_std" in detector.history_["head"][0]:
+        plot_head_history(detector.history_["head"], run.path / "head_training.png")
+    detector.save(run.path)
+    run.write_metrics(metrics)
+    run.clear_checkpoints()
+    summary = (
+        f"threshold={threshold:.4g}, train share below it={metrics['train_share_below_threshold']:.3f} "
+        f"(nu={detector.nu})"
+    )
+    if "test_auroc" in metrics:
+        summary += f", test AUROC={metrics['test_auroc']:.4f}"
+        summary += f", false alarms at the threshold={metrics['test_false_alarm_rate']:.3f}"
+    if "test_conformal_false_alarm_rate" in metrics:
+        summary += f", at alpha={alpha}: {metrics['test_conformal_false_alarm_rate']:.3f}"
+    run.log(f"done in {fit_seconds:.1f}s: {summary}")
+    distributed.barrier()  # the others wait here: a process leaving the group early can abort gloo
+    return metrics
+
+
+def _evaluate(metrics, detector, test_scores, is_normal, run) -> None:
+    """Test metrics at the threshold and, when calibrated, at the conformal level alpha."""
+    if is_normal is None or not is_normal.any():
+        return
+    threshold = detector.threshold_
+    flagged = None
+    if "alpha" in metrics:
+        p = detector.p_values_of_scores(test_scores)
+        flagged = calibration.flagged_by_p_value(p, metrics["alpha"])
+        metrics["test_conformal_false_alarm_rate"] = float(flagged[is_normal].mean())
+    if is_normal.all():
+        metrics["test_false_alarm_rate"] = float(calibration.flagged(test_scores, threshold).mean())
+        return
+    metrics.update({f"test_{k}": v for k, v in detection_metrics(test_scores, is_normal, threshold).items()})
+    if flagged is not None:
+        metrics["test_conformal_detection_rate"] = float(flagged[~is_normal].mean())
+    plot_score_histogram(
+        test_scores,
+        {"normal (test)": is_normal, "abnormal (test)": ~is_normal},
+        threshold,
+        run.path / "score_histogram.png",
+        "test scores",
+    )
