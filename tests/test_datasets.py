@@ -22,9 +22,32 @@ def test_mnist_splits_are_the_classic_ones(mnist_train, mnist_test):
     assert x.max() == 255 and x.min() == 0
 
 
-def test_fashion_mnist_from_system_folder():
+def test_fashion_mnist_is_found_or_fetched():
     x, y = load_dataset("fashion-mnist", "test")
     assert x.shape == (10000, 28, 28) and np.bincount(y).tolist() == [1000] * 10
+
+
+def test_fashion_mnist_is_fetched_into_an_empty_data_folder(tmp_path, monkeypatch):
+    """No data folder copy and no Debian package installed: fetched (original site, else the
+    Debian package without root), checked and cached; the second load reads the cache."""
+    import dataclasses
+
+    from oneclass.data import datasets
+
+    info = dataclasses.replace(datasets.DATASETS["fashion-mnist"], system_dirs=())
+    monkeypatch.setitem(datasets.DATASETS, "fashion-mnist", info)
+    x, y = load_dataset("fashion-mnist", "train", data_dir=tmp_path)
+    assert x.shape == (60000, 28, 28) and np.bincount(y).tolist() == [6000] * 10
+    assert sorted(p.name for p in (tmp_path / "fashion-mnist").iterdir()) == [
+        "t10k-images-idx3-ubyte.gz",
+        "t10k-labels-idx1-ubyte.gz",
+        "train-images-idx3-ubyte.gz",
+        "train-labels-idx1-ubyte.gz",
+    ]
+    monkeypatch.setenv("ONECLASS_OFFLINE", "1")  # now found in the data folder, no fetch
+    assert load_dataset("fashion-mnist", "test", data_dir=tmp_path)[0].shape == (10000, 28, 28)
+    with pytest.raises(DataNotFoundError, match="apt-get download dataset-fashion-mnist"):
+        load_dataset("fashion-mnist", "test", data_dir=tmp_path / "empty")
 
 
 def test_idx_folder_source_torchvision_layout(tmp_path, digits_small):

