@@ -16,16 +16,23 @@ def test_scores_are_real_and_oriented(fitted_detector, digits_small):
     scores = fitted_detector.score_samples(xt)
     assert scores.shape == (len(xt),) and np.isfinite(scores).all()
     assert not is_constant(scores)
+    assert auroc(scores, yt == 0) > 0.9  # zeros (the normal class) score higher: not inverted
     np.testing.assert_allclose(fitted_detector.decision_function(xt), scores - fitted_detector.threshold_)
     predictions = fitted_detector.predict(xt)
     assert set(np.unique(predictions)) <= {-1, 1}
     assert (predictions == np.where(scores >= fitted_detector.threshold_, 1, -1)).all()
 
 
-def test_share_of_training_data_below_r_is_nu(fitted_detector, digits_small):
-    x, y, _, _ = digits_small
-    share = (fitted_detector.score_samples(x[y == 0]) < fitted_detector.threshold_).mean()
-    assert abs(share - fitted_detector.nu) <= 0.01
+def test_a_share_nu_of_new_normal_digits_falls_below_the_threshold(mnist_train, mnist_test):
+    """nu holds on images the detector never saw: 3,000 training zeros fit it; the other 2,923
+    training zeros and the 980 test zeros (3,903 new zeros, binomial sd 0.005) are scored.
+    Measured 0.104-0.113 for seeds 0 and 1; the threshold on the training scores gave 0.17."""
+    (x, y), (xt, yt) = mnist_train, mnist_test
+    zeros = x[y == 0]
+    detector = OneClassDetector(encoder="ae", encoder_epochs=2, seed=0, device="cpu", quiet=True)
+    detector.fit(zeros[:3000])
+    new = np.concatenate([zeros[3000:], xt[yt == 0]])
+    assert abs(float((detector.score_samples(new) < detector.threshold_).mean()) - 0.1) <= 0.025
 
 
 def test_transform_gives_latents(fitted_detector, digits_small):
@@ -53,7 +60,7 @@ def test_save_load_gives_identical_scores(head, fitted_detector, digits_small, t
         ).fit(x[y == 0])
     detector.save(tmp_path / "run")
     config = json.loads((tmp_path / "run" / "config.json").read_text())
-    assert config["format_version"] == 1 and config["head"]["name"] == head
+    assert config["format_version"] == 2 and config["head"]["name"] == head
     loaded = OneClassDetector.load(tmp_path / "run")
     assert np.array_equal(loaded.score_samples(xt), detector.score_samples(xt))
     assert loaded.threshold_ == detector.threshold_
@@ -110,9 +117,31 @@ def test_parameter_errors_name_the_parameter(kwargs, message):
         OneClassDetector(**kwargs)
 
 
-def test_detector_separates_a_trained_digit_better_than_chance_with_the_ae(digits_small):
+def test_detector_ranks_the_trained_digit_above_the_others_with_the_ae(digits_small):
     """Not a quality goal: a sanity check that the pipeline's scores carry information."""
     x, y, xt, yt = digits_small
     detector = OneClassDetector(encoder="ae", encoder_epochs=2, head_epochs=5, device="cpu", quiet=True)
     scores = detector.fit(x[y == 1]).score_samples(xt)
-    assert abs(auroc(scores, yt == 1) - 0.5) > 0.05
+    assert auroc(scores, yt == 1) > 0.9
+
+
+def test_a_model_of_format_version_1_is_refused_with_how_to_refit(fitted_detector, tmp_path):
+    run = fitted_detector.save(tmp_path / "run")
+    config = json.loads((run / "config.json").read_text())
+    config["format_version"] = 1
+    (run / "config.json").write_text(json.dumps(config))
+    with pytest.raises(OneClassError, match="format version 1.*refit it with this version"):
+        OneClassDetector.load(run)
+
+
+def test_small_data_trains_for_enough_steps():
+    """360 images at batch 200 were 2 steps an epoch; the schedule keeps about 25 per epoch."""
+    from oneclass.training.loop import training_schedule
+
+    assert training_schedule(360, 200, 10) == (16, 11)  # 23 steps of 16 images, 11 epochs
+    assert training_schedule(5421, 200, 10) == (200, 10)  # a class of MNIST: as asked
+    assert training_schedule(3000, 200, 2) == (120, 2)
+    detector = OneClassDetector(encoder="ae", encoder_epochs=2, head_epochs=2, device="cpu", quiet=True)
+    detector.fit_encoder(np.random.default_rng(0).integers(0, 256, (100, 1, 16, 16), dtype=np.uint8))
+    assert detector.encoder_schedule_ == {"batch_size": 16, "epochs": 8}  # 7 steps an epoch, 56 in all
+    assert len(detector.history_["encoder"]) == 8

@@ -61,6 +61,13 @@ def test_cli_export_matches_pytorch_scores(tmp_path, mnist_test):
     assert relative_error(onnx, torch_scores) <= PARITY_ATOL
     # any batch size, including a single image
     assert np.allclose(onnx_scores(run / "model.onnx", xt[:5, None], batch_size=1), onnx[:5], rtol=1e-5)
+    # far from every normal image (random noise), where the linear OC-NN output underflowed to
+    # 0 in both and parity proved nothing: distinct log-domain scores, equal in both
+    noise = np.random.default_rng(0).integers(0, 256, (200, 1, 28, 28), dtype=np.uint8)
+    detector = OneClassDetector.load(run, device="cpu")
+    torch_noise, onnx_noise = detector.score_samples(noise), onnx_scores(run / "model.onnx", noise)
+    assert len(np.unique(torch_noise)) == 200 and torch_noise.max() < torch_scores.min()
+    assert relative_error(onnx_noise, torch_noise) <= PARITY_ATOL
 
 
 @pytest.mark.parametrize("head", ["ocnn", "ocnn-paper"])

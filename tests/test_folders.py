@@ -12,6 +12,8 @@ from PIL import Image
 from oneclass import OneClassDetector
 from oneclass.cli import main
 from oneclass.data.folders import ImageFolder, folder_splits
+from oneclass.errors import OneClassError
+from oneclass.evaluation.metrics import auroc
 
 QUICK = ["--encoder", "ae", "--encoder-epochs", "1", "--head-epochs", "3", "--device", "cpu", "--quiet"]
 
@@ -58,7 +60,22 @@ def test_fit_score_report_on_a_folder(mvtec_like, tmp_path):
         metrics["data"]["kind"] == "folder" and metrics["n_train"] == 540 and metrics["n_calibration"] == 60
     )
     assert metrics["test_auroc"] > 0.6  # ones against sevens and twos
-    assert (run / "report.html").is_file()
+    page = (run / "report.html").read_text()
+    assert f"folder {mvtec_like.resolve()} (normal: train/good)" in page
+
+    whole = tmp_path / "whole.csv"
+    result = CliRunner().invoke(main, ["score", str(run), str(mvtec_like / "test"), "--out", str(whole)])
+    assert result.exit_code == 0, result.output
+    rows = list(csv.DictReader(whole.open()))
+    assert sorted({r["label"] for r in rows}) == ["good", "seven", "two"]
+    assert all(r["label"] == r["id"].split("/")[-2] for r in rows)  # the folder each image is in
+    scores = np.array([float(r["score"]) for r in rows])
+    good = np.array([r["label"] == "good" for r in rows])
+    flagged = np.array([r["prediction"] == "-1" for r in rows])
+    line = result.output.strip().splitlines()[0]
+    assert f"AUROC {auroc(scores, good):.4f}" in line
+    assert f"false alarms {flagged[good].mean():.1%} of 150 normal" in line
+    assert f"detected {flagged[~good].mean():.1%} of 150 abnormal" in line
 
     out = tmp_path / "scores.csv"
     result = CliRunner().invoke(
@@ -119,12 +136,12 @@ def test_conformal_false_alarm_rate_is_within_tolerance_of_alpha(mnist_train):
         rate = float((detector.p_values(test) <= alpha).mean())
         assert abs(rate - alpha) < 4 * np.sqrt(alpha * (1 - alpha) * (1 / 1000 + 1 / 2500)), (alpha, rate)
         threshold = detector.conformal_threshold(alpha)
-        assert np.array_equal(detector.score_samples(test) <= threshold, detector.p_values(test) <= alpha)
+        assert np.array_equal(detector.score_samples(test) < threshold, detector.p_values(test) <= alpha)
 
 
 def test_alpha_needs_enough_calibration_images(fitted_detector, digits_small):
     fitted_detector.calibrate(digits_small[0][:20])
-    with pytest.raises(Exception, match="needs at least 99 calibration images"):
+    with pytest.raises(OneClassError, match="needs at least 99 calibration images"):
         fitted_detector.conformal_threshold(0.01)
 
 

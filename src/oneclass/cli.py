@@ -282,6 +282,8 @@ def fit(
     line = f"fit: {described} -> {out}"
     if "test_auroc" in metrics:
         line += f" (test AUROC {metrics['test_auroc']:.4f})"
+    if "alpha_warning" in metrics:
+        line += f"; warning: {metrics['alpha_warning']}"
     click.echo(line)
 
 
@@ -331,6 +333,10 @@ def score(run_dir, inputs, out, skip_bad, alpha, data_dir, device, quiet):
         line += f"{summary.flagged:.1%} flagged abnormal ({rule})"
         if summary.auroc is not None:
             line += f", AUROC {summary.auroc:.4f}"
+        if summary.false_alarm_rate is not None:
+            line += f", false alarms {summary.false_alarm_rate:.1%} of {summary.n_normal} normal"
+        if summary.detection_rate is not None:
+            line += f", detected {summary.detection_rate:.1%} of {summary.n_abnormal} abnormal"
         click.echo(line)
     click.echo(f"score: wrote {out}")
 

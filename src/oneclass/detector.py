@@ -22,18 +22,19 @@ from tqdm.auto import tqdm
 from . import __version__, calibration
 from .calibration import NU
 from .data.arrays import check_images
-from .devices import DEVICES, resolve_device
+from .devices import DEVICES, check_memory, resolve_device
 from .errors import OneClassError
 from .heads import HEADS, Head, head_class
-from .networks import ENCODERS, build_encoder
+from .networks import ENCODERS, build_encoder, training_bytes
 from .params import Estimator, Interval, Options, Param, PositiveInts, construct
 from .storage import load_tensors, save_tensors
 from .timing import Stopwatch
 from .training import distributed
 from .training.autoencoder import encode, train_autoencoder
 from .training.checkpoint import Checkpointer
+from .training.loop import training_schedule
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2  # 2: the kernel OC-NN scores log y_hat and sets its threshold out of fold
 CONFIG_FORMAT = "oneclass-detector"
 CONFIG_FILE = "config.json"
 WEIGHTS_FILE = "model.safetensors"
@@ -173,14 +174,17 @@ class OneClassDetector(Estimator):
         """
         images = check_images(X)
         clock = Stopwatch()
-        torch.manual_seed(self.seed)
         self.image_shape_ = tuple(int(s) for s in images.shape[1:])
+        batch_size, epochs = self.encoder_schedule(len(images))
+        self.check_memory(self.image_shape_, batch_size)
+        torch.manual_seed(self.seed)
         self.encoder_ = build_encoder(self.encoder, self.image_shape_, self.latent_dim, self.channels)
+        self.encoder_schedule_ = {"batch_size": batch_size, "epochs": epochs}
         self.history_["encoder"] = train_autoencoder(
             self.encoder_,
             images,
-            epochs=self.encoder_epochs,
-            batch_size=self.batch_size,
+            epochs=epochs,
+            batch_size=batch_size,
             lr=self.encoder_lr,
             weight_decay=self.weight_decay,
             seed=self.seed,
@@ -192,6 +196,25 @@ class OneClassDetector(Estimator):
         self.encoder_.cpu()
         self.timings_["encoder_fit_s"] = clock.seconds()
         return self
+
+    def encoder_schedule(self, n: int) -> tuple[int, int]:
+        """``(batch size, epochs)`` the encoder trains ``n`` images with: ``batch_size`` and
+        ``encoder_epochs`` as asked, or, for few images, a smaller batch and more epochs so that
+        training takes enough steps (``training.loop.training_schedule``)."""
+        return training_schedule(n, self.batch_size, self.encoder_epochs)
+
+    def check_memory(self, image_shape: tuple[int, ...], batch_size: int, images_in_memory: int = 0) -> None:
+        """Refuse, before any work, an image size or batch that would not fit in memory: the
+        training step's activations plus ``images_in_memory`` uint8 images held at once."""
+        needed = training_bytes(tuple(image_shape), self.channels, batch_size)
+        needed += images_in_memory * int(np.prod(image_shape))
+        size = "x".join(str(s) for s in image_shape[1:])
+        check_memory(
+            needed,
+            self._device(),
+            f"training on {size} images with batch {batch_size}",
+            "lower --image-size or --batch-size",
+        )
 
     def fit_head(self, X: np.ndarray, on_epoch: Callable[[dict], None] | None = None) -> OneClassDetector:
         """Train only the head on the latents of normal images ``X`` (encoder stays fixed)."""
@@ -332,6 +355,7 @@ class OneClassDetector(Estimator):
                 "params": params,
                 "image_shape": list(self.image_shape_),
                 "head": self.head_.get_config(),
+                "encoder_schedule": getattr(self, "encoder_schedule_", None),
                 "history": self.history_,
                 "timings": self.timings_,
             },
@@ -346,6 +370,12 @@ class OneClassDetector(Estimator):
         if not directory.is_dir():
             raise OneClassError(f"{directory}: not a run folder (no such directory)")
         config, tensors = load_tensors(config_path, WEIGHTS_FILE, CONFIG_FORMAT, "oneclass detector config")
+        if config.get("format_version") == 1:
+            raise OneClassError(
+                f"{config_path}: a model of oneclass 0.1 (format version 1: linear-domain scores, "
+                "threshold on the training scores); refit it with this version: run the same "
+                "`oneclass fit` command again (its options are in config.json's params)"
+            )
         if config.get("format_version") != FORMAT_VERSION:
             raise OneClassError(
                 f"{config_path}: format version {config.get('format_version')!r}, "

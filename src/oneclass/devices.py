@@ -1,6 +1,9 @@
-"""Where computations run: ``auto`` picks a CUDA GPU, then Apple's MPS, then the CPU."""
+"""Where computations run (``auto`` picks a CUDA GPU, then Apple's MPS, then the CPU), and whether
+a request fits in its memory."""
 
 from __future__ import annotations
+
+import os
 
 import torch
 
@@ -26,3 +29,30 @@ def resolve_device(name: str = "auto") -> torch.device:
     if name == "mps" and not _mps_available():
         raise OneClassError("device 'mps' requested but MPS is not available")
     return torch.device(name)
+
+
+def available_memory(device: torch.device) -> int | None:
+    """Bytes free for new allocations on ``device`` (None where that cannot be read)."""
+    if device.type == "cuda":
+        return int(torch.cuda.mem_get_info(device)[0])
+    try:
+        with open("/proc/meminfo") as handle:
+            for line in handle:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    try:
+        return os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    except (ValueError, OSError, AttributeError):
+        return None
+
+
+def check_memory(needed: int, device: torch.device, what: str, advice: str) -> None:
+    """Refuse, before any work, a request that needs more memory than ``device`` has free."""
+    free = available_memory(device)
+    if free is not None and needed > free:
+        raise OneClassError(
+            f"{what} needs about {needed / 2**30:.3g} GiB of memory and this machine has "
+            f"{free / 2**30:.3g} GiB free on {device.type}: {advice}"
+        )

@@ -50,6 +50,12 @@ def check_images(images: np.ndarray, name: str = "X") -> np.ndarray:
     return array
 
 
+def image_shape(images) -> tuple[int, int, int]:
+    """``(C, H, W)`` of an image array ``(n, H, W)`` / ``(n, C, H, W)`` or an ImageFolder."""
+    shape = tuple(int(s) for s in images.shape[1:])
+    return (1, *shape) if len(shape) == 2 else shape
+
+
 def to_tensor(batch: np.ndarray, device: torch.device | str = "cpu") -> torch.Tensor:
     """A validated batch ``(n, C, H, W)`` as float32 in [0, 1] on ``device``."""
     tensor = torch.from_numpy(np.ascontiguousarray(batch))

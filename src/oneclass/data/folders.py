@@ -8,6 +8,7 @@ Layouts:
 
 from __future__ import annotations
 
+import functools
 import os
 import warnings
 from dataclasses import dataclass, field
@@ -60,6 +61,18 @@ class ImageFolder:
             None if self.is_normal is None else self.is_normal[index],
             [self.kinds[i] for i in index] if self.kinds else [],
         )
+
+
+@functools.lru_cache(maxsize=4096)
+def _kind_of_folder(folder: str) -> str:
+    path = Path(folder)
+    return path.name if path.name == GOOD or (path.parent / GOOD).is_dir() else ""
+
+
+def layout_kind(path: str | os.PathLike) -> str:
+    """What the MVTec / anomalib layout says an image file is: ``good``, its defect kind (the
+    name of a folder beside a ``good`` folder, as in ``test/scratch/001.png``), or "" (unknown)."""
+    return _kind_of_folder(os.path.dirname(os.path.abspath(path)))
 
 
 def list_images(folder: Path) -> list[str]:

@@ -10,7 +10,7 @@ import numpy as np
 
 from ..errors import OneClassError
 from .datasets import DATASETS, load_dataset
-from .folders import ImageFolder, check_files
+from .folders import GOOD, ImageFolder, check_files, layout_kind
 from .idx import IDXError, read_idx
 from .images import expand_image_paths
 
@@ -22,8 +22,10 @@ class InputBatch:
     source: str
     ids: list[str]
     images: np.ndarray | ImageFolder  # uint8 (n, C, H, W); files are read batch by batch
-    labels: np.ndarray | None = None
+    labels: np.ndarray | None = None  # class numbers, or folder kinds ("good", "scratch", "" unknown)
     dataset: str | None = None
+    is_normal: np.ndarray | None = None  # bool, where the folder layout says (see ``labelled``)
+    labelled: np.ndarray | None = None  # bool: the layout names this image's kind
 
 
 def parse_dataset_spec(spec: str) -> tuple[str, str] | None:
@@ -66,7 +68,11 @@ def load_inputs(
     if image_specs:
         paths = check_files(expand_image_paths(image_specs), skip_bad)
         ids = [p if isinstance(p, str) else str(p) for p in paths]  # the same strings, not copies
-        batches.append(InputBatch("files", ids, ImageFolder(ids, tuple(shape))))
+        kinds = np.array([layout_kind(p) for p in ids], dtype=object)
+        batch = InputBatch("files", ids, ImageFolder(ids, tuple(shape)), kinds)
+        if (kinds != "").any():
+            batch.labelled, batch.is_normal = kinds != "", kinds == GOOD
+        batches.append(batch)
     for batch in batches:
         if tuple(batch.images.shape[1:]) != tuple(shape):
             raise OneClassError(

@@ -191,6 +191,18 @@ class ConvVAE(_ConvReconstructor):
 ENCODERS: dict[str, type[nn.Module]] = {"ae": ConvAutoencoder, "vae": ConvVAE}
 
 
+def training_bytes(image_shape: tuple[int, int, int], channels: tuple[int, ...], batch_size: int) -> int:
+    """A generous estimate of one training step's memory: every activation of the encoder and
+    the mirrored decoder (the input, each stage's convolution output, the reconstruction) for
+    ``batch_size`` images, float32, four copies each (output, batch-norm output, gradient, a
+    temporary)."""
+    c, height, width = image_shape
+    elements = 3 * c * height * width
+    for stage, width_ in enumerate(channels):
+        elements += 2 * width_ * (height >> stage) * (width >> stage)
+    return batch_size * elements * 4 * 4
+
+
 def build_encoder(
     kind: str,
     image_shape: tuple[int, int, int],

@@ -26,6 +26,7 @@ from PIL import Image  # noqa: E402
 from sklearn.decomposition import PCA  # noqa: E402
 from sklearn.metrics import precision_recall_curve, roc_curve  # noqa: E402
 
+from ..data.datasets import dataset_info  # noqa: E402
 from ..detector import OneClassDetector  # noqa: E402
 from ..errors import OneClassError  # noqa: E402
 from ..evaluation.metrics import detection_metrics  # noqa: E402
@@ -210,9 +211,7 @@ def write_report(run_dir: str | os.PathLike, data_dir: str | os.PathLike | None 
         )
     else:
         curves = ""
-    title = metrics.get("experiment") or (
-        f"{metrics.get('dataset', '?')}, normal classes {metrics.get('normal_classes', '?')}"
-    )
+    title = run_title(metrics)
     card_html = "".join(
         f"<div class='card'><b>{html.escape(v)}</b><span>{html.escape(k)}</span></div>"
         for k, v in cards.items()
@@ -246,6 +245,23 @@ alt="latent map"></section>
     with atomic_open(target, "w") as handle:
         handle.write(page)
     return target
+
+
+def run_title(metrics: dict[str, Any]) -> str:
+    """What a run was trained on, in words: the experiment, the data set and its normal classes,
+    or the folder and which of its images were normal."""
+    if "experiment" in metrics:
+        return str(metrics["experiment"])
+    data = metrics.get("data", {})
+    if data.get("kind") == "folder":
+        if data.get("root"):
+            return f"folder {data['root']} (normal: train/good)"
+        return f"folder {data.get('normal_dir')} (all normal)"
+    if data.get("kind") == "dataset":
+        names = dataset_info(data["name"]).class_names
+        normal = ", ".join(names[c] for c in data["normal_classes"])
+        return f"{data['name']}, normal classes: {normal}"
+    return "run"
 
 
 def _short(metrics: dict[str, Any]) -> dict[str, Any]:

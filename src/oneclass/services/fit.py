@@ -13,6 +13,7 @@ import numpy as np
 
 from .. import calibration
 from ..data import load_dataset
+from ..data.arrays import image_shape
 from ..data.folders import ImageFolder, folder_splits
 from ..detector import OneClassDetector
 from ..errors import OneClassError
@@ -96,14 +97,24 @@ def rebuild_run_data(spec: dict[str, Any], data_dir: str | os.PathLike | None = 
     raise OneClassError(f"unknown data description {spec!r}")
 
 
-def in_memory_if_small(
-    images: np.ndarray | ImageFolder, limit_bytes: float = 2e9
-) -> np.ndarray | ImageFolder:
+IN_MEMORY_LIMIT = 2e9  # bytes: a folder up to this size is read once and kept in memory
+
+
+def in_memory_if_small(images: np.ndarray | ImageFolder) -> np.ndarray | ImageFolder:
     """Read a folder into memory once when it fits (training visits every image each epoch);
     larger folders stay on disk and are streamed batch by batch."""
-    if isinstance(images, ImageFolder) and np.prod(images.shape, dtype=np.float64) <= limit_bytes:
+    if isinstance(images, ImageFolder) and _bytes(images) <= IN_MEMORY_LIMIT:
         return images[:]
     return images
+
+
+def _bytes(images: np.ndarray | ImageFolder) -> float:
+    return float(np.prod(images.shape, dtype=np.float64))
+
+
+def _take(images: np.ndarray | ImageFolder, index: np.ndarray) -> np.ndarray | ImageFolder:
+    """The images at ``index``: a view of a folder that stays on disk, else an array."""
+    return images.subset(index) if isinstance(images, ImageFolder) else images[index]
 
 
 def fit_run(
@@ -127,22 +138,31 @@ def fit_run(
     folder and evaluates; the others return an empty dict after training."""
     if not 0.0 <= calibration_share < 1.0:
         raise OneClassError(f"calibration share must be in [0, 1), got {calibration_share}")
+    calibration.check_alpha(alpha)
+    n_calibration = int(round(calibration_share * len(data.train)))
+    held = len(data.train) if _bytes(data.train) <= IN_MEMORY_LIMIT else 0
+    detector.check_memory(
+        image_shape(data.train), detector.encoder_schedule(len(data.train) - n_calibration)[0], 2 * held
+    )
     detector.training_device()  # joins torchrun's process group, if launched by it
     main = distributed.is_main_process()
     run = RunFolder(out, overwrite=overwrite, quiet=quiet, resume=resume) if main else None
     distributed.barrier()  # the others read checkpoints only once stale ones are gone
     train = in_memory_if_small(data.train)
     order = np.random.default_rng(detector.seed).permutation(len(train))
-    n_calibration = int(round(calibration_share * len(train)))
     fit_index, calibration_index = np.sort(order[n_calibration:]), np.sort(order[:n_calibration])
-    fit_images = train[fit_index]
+    fit_images = _take(train, fit_index)
     if run is None:  # a worker process of a distributed run: train, write nothing
         detector.quiet = True
         detector.fit_encoder(fit_images, checkpoint=Checkpointer(out, "encoder"))
         detector.fit_head(fit_images)
         distributed.barrier()  # exit together with the first process, once it has written the run
         return {}
-    run.log(f"fit on {len(fit_images)} normal images ({n_calibration} more held out for calibration)")
+    batch_size, epochs = detector.encoder_schedule(len(fit_images))
+    run.log(
+        f"fit on {len(fit_images)} normal images ({n_calibration} more held out for calibration); "
+        f"encoder: batch {batch_size}, {epochs} epochs"
+    )
     if resume:
         run.log("resuming from the last encoder checkpoint")
     if distributed.world_size() > 1:
@@ -168,17 +188,25 @@ def fit_run(
         "nu": detector.nu,
         "threshold": threshold,
         "train_share_below_threshold": float(calibration.flagged(train_scores, threshold).mean()),
+        "encoder_schedule": detector.encoder_schedule_,
         "fit_seconds": fit_seconds,
         "world_size": distributed.world_size(),
     }
+    if detector.history_["head"] and "duality_gap" in detector.history_["head"][-1]:
+        metrics["head_passes"] = len(detector.history_["head"]) - 1
+        metrics["head_duality_gap"] = detector.history_["head"][-1]["duality_gap"]
+    problem = calibration.unreachable_alpha(alpha, n_calibration)
+    if problem:  # p-values still work; only this alpha cannot flag anything
+        metrics["alpha_warning"] = problem
+        run.log(f"warning: {problem}")
     if n_calibration:
-        detector.calibrate(train[calibration_index])
-        try:
+        detector.calibrate(_take(train, calibration_index))
+        metrics["calibration_share_below_threshold"] = float(
+            calibration.flagged(detector.calibration_scores_, threshold).mean()
+        )
+        if not problem:
             metrics["conformal_threshold"] = detector.conformal_threshold(alpha)
             metrics["alpha"] = alpha
-        except OneClassError as exc:  # too few calibration images for this alpha: p-values still work
-            metrics["conformal_note"] = str(exc)
-            run.log(f"warning: {exc}")
     if data.test is not None:
         test_scores = detector.score_samples(data.test)
         metrics["n_test"] = len(test_scores)
@@ -200,6 +228,8 @@ def fit_run(
         summary += f", false alarms at the threshold={metrics['test_false_alarm_rate']:.3f}"
     if "test_conformal_false_alarm_rate" in metrics:
         summary += f", at alpha={alpha}: {metrics['test_conformal_false_alarm_rate']:.3f}"
+    if problem:
+        summary += f"; warning: {problem}"
     run.log(f"done in {fit_seconds:.1f}s: {summary}")
     distributed.barrier()  # the others wait here: a process leaving the group early can abort gloo
     return metrics

@@ -26,7 +26,11 @@ class SourceSummary:
     source: str
     count: int
     flagged: float  # share predicted abnormal
-    auroc: float | None  # when the source is the run's own labelled dataset
+    auroc: float | None = None  # when the labels say which images are normal
+    false_alarm_rate: float | None = None  # share of the normal images flagged
+    detection_rate: float | None = None  # share of the abnormal images flagged
+    n_normal: int = 0
+    n_abnormal: int = 0
 
 
 def score_inputs(
@@ -55,6 +59,10 @@ def score_inputs(
     calibrated = detector.calibrated
     if alpha is not None and not calibrated:
         raise OneClassError(f"{run_dir}: the run has no calibration scores, so --alpha cannot be used")
+    if alpha is not None:
+        problem = calibration.unreachable_alpha(alpha, len(detector.calibration_scores_))
+        if problem:
+            raise OneClassError(f"{run_dir}: {problem}")
     metrics_path = Path(run_dir, "metrics.json")
     trained_on = read_json(metrics_path) if metrics_path.is_file() else {}
     threshold = detector.threshold_
@@ -94,11 +102,23 @@ def score_inputs(
 
 
 def _summary(batch, scores: np.ndarray, abnormal: np.ndarray, trained_on: dict) -> SourceSummary:
-    """Count, share flagged and, for the run's own labelled dataset, the AUROC of one source."""
-    normal = trained_on.get("normal_classes")
-    found_auroc = None
-    if batch.labels is not None and normal and trained_on.get("dataset") == batch.dataset:
-        is_normal = np.isin(batch.labels, normal)
-        if is_normal.any() and not is_normal.all():
-            found_auroc = auroc(scores, is_normal)
-    return SourceSummary(batch.source, len(scores), float(abnormal.mean()), found_auroc)
+    """Count and share flagged of one source; where labels say which images are normal (the
+    run's own labelled dataset, or a folder in the MVTec layout: good / defect kinds), also the
+    AUROC and the false-alarm and detection rates of the rule used."""
+    summary = SourceSummary(batch.source, len(scores), float(abnormal.mean()))
+    normal_classes = trained_on.get("normal_classes")
+    if batch.is_normal is not None:
+        labelled, is_normal = batch.labelled, batch.is_normal
+    elif batch.labels is not None and normal_classes and trained_on.get("dataset") == batch.dataset:
+        labelled, is_normal = np.ones(len(scores), bool), np.isin(batch.labels, normal_classes)
+    else:
+        return summary
+    normal, other = labelled & is_normal, labelled & ~is_normal
+    summary.n_normal, summary.n_abnormal = int(normal.sum()), int(other.sum())
+    if summary.n_normal:
+        summary.false_alarm_rate = float(abnormal[normal].mean())
+    if summary.n_abnormal:
+        summary.detection_rate = float(abnormal[other].mean())
+    if summary.n_normal and summary.n_abnormal:
+        summary.auroc = auroc(scores[labelled], is_normal[labelled])
+    return summary

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import ctypes
 import functools
+import math
 from collections.abc import Iterator
 
 import numpy as np
@@ -35,6 +36,22 @@ def seeded_generator(seed: int) -> torch.Generator:
     generator = torch.Generator()
     generator.manual_seed(int(seed))
     return generator
+
+
+STEPS_PER_EPOCH = 25  # an epoch of a class of MNIST (about 5,400 images) at batch 200 has 27
+MIN_BATCH = 16
+
+
+def training_schedule(n: int, batch_size: int, epochs: int) -> tuple[int, int]:
+    """``(batch size, epochs)`` for training on ``n`` images: an epoch has at least
+    ``STEPS_PER_EPOCH`` optimiser steps, so that ``epochs`` means about the same amount of
+    training on 400 images as on 6,000. The batch shrinks from ``batch_size`` (down to
+    ``MIN_BATCH``) to give those steps; below ``MIN_BATCH * STEPS_PER_EPOCH`` images the epochs
+    grow instead. A class of MNIST keeps the schedule as asked; 360 images at batch 200 would
+    train for 2 steps an epoch (20 in all) and now train for 11 epochs of 23 steps of 16."""
+    batch = max(1, min(batch_size, max(MIN_BATCH, n // STEPS_PER_EPOCH)))
+    steps_per_epoch = math.ceil(n / batch)
+    return batch, max(epochs, math.ceil(epochs * STEPS_PER_EPOCH / steps_per_epoch))
 
 
 def minibatches(n: int, batch_size: int, generator: torch.Generator | None) -> Iterator[torch.Tensor]:

@@ -25,6 +25,7 @@ from ..base import Head, check_latents
 from .networks import KernelOCNNNet, PaperOCNNNet, median_distance, whitening
 from .solvers import frank_wolfe, predict_outputs, train_paper_ocnn
 
+THRESHOLD_FOLDS = 5  # the threshold comes from out-of-fold scores (solvers.frank_wolfe says why)
 NU_PARAM = Param(NU, "Share of training data allowed on the abnormal side, in (0, 1].")
 
 
@@ -45,6 +46,7 @@ class _TorchOCNN(Head):
         raise NotImplementedError
 
     def fit(self, Z: np.ndarray, on_epoch=None) -> _TorchOCNN:
+        """Train on features ``Z`` ``(n, d)`` of normal data; ``on_epoch`` gets each epoch's record."""
         Z = check_latents(Z)
         torch.manual_seed(self.seed)
         self.net_ = self._build(Z)
@@ -138,7 +140,10 @@ class PaperOCNN(_TorchOCNN):
 
 class KernelOCNN(_TorchOCNN):
     """The default OC-NN: Gaussian hidden units on whitened latents, w >= 0, trained to the
-    optimum of eq. 3 by Frank-Wolfe; the threshold the nu-quantile of the training outputs.
+    optimum of eq. 3 by Frank-Wolfe; scores are log y_hat (no underflow); the threshold is the
+    nu-quantile of the training points' scores, each scored as a new point would be (without the
+    unit centred on it, by output weights fitted without it: ``solvers.frank_wolfe``), so that
+    about a share nu of new normal points falls below it too.
 
     Parameters
     ----------
@@ -188,7 +193,15 @@ class KernelOCNN(_TorchOCNN):
 
     def _train(self, Z: np.ndarray, device: torch.device, on_epoch) -> tuple[float, list[dict]]:
         return frank_wolfe(
-            self.net_, Z, nu=self.nu, max_passes=self.epochs, tol=self.tol, device=device, on_epoch=on_epoch
+            self.net_,
+            Z,
+            self._own_unit,
+            self._fold,
+            nu=self.nu,
+            max_passes=self.epochs,
+            tol=self.tol,
+            device=device,
+            on_epoch=on_epoch,
         )
 
     def _build(self, Z: np.ndarray) -> nn.Module:
@@ -196,17 +209,17 @@ class KernelOCNN(_TorchOCNN):
         mean = Z.mean(0, dtype=np.float64)
         transform = whitening(Z) if self.whiten else np.diag(1.0 / (Z.std(0, dtype=np.float64) + 1e-6))
         mapped = ((Z - mean) @ transform).astype(np.float32)
-        centres = mapped[rng.choice(len(Z), min(self.hidden, len(Z)), replace=False)]
+        rows = rng.choice(len(Z), min(self.hidden, len(Z)), replace=False)
+        self._own_unit = np.full(len(Z), -1, dtype=np.int64)  # the unit centred on each training point
+        self._own_unit[rows] = np.arange(len(rows))
+        self._fold = rng.permutation(len(Z)) % min(THRESHOLD_FOLDS, len(Z))  # cross-fitted threshold
         gamma = 1.0 / (2.0 * (self.bandwidth * median_distance(mapped, rng)) ** 2)
         return KernelOCNNNet(
-            torch.from_numpy(mean), torch.from_numpy(transform), torch.from_numpy(centres), gamma
+            torch.from_numpy(mean), torch.from_numpy(transform), torch.from_numpy(mapped[rows]), gamma
         )
 
     @classmethod
     def _empty_net(cls, head, weights):
-        if "scale" in weights:  # a model file from before whitening: per-dimension scale only
-            weights["transform"] = torch.diag(1.0 / weights.pop("scale"))
-            head.whiten = False
         return KernelOCNNNet(
             weights["mean"], weights["transform"], weights["V.weight"], float(weights["gamma"])
         )

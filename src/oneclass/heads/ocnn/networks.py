@@ -27,8 +27,14 @@ class PaperOCNNNet(nn.Module):
 
 
 class KernelOCNNNet(nn.Module):
-    """y_hat = w . exp(-gamma ||s - v_j||^2), s = (z - mean) @ transform the whitened (or
-    standardised) latent, v_j the rows of V (fixed centres), w >= 0.
+    """The kernel OC-NN's output y_hat = w . h, h_j = exp(-gamma ||s - v_j||^2), s = (z - mean) @
+    transform the whitened (or standardised) latent, v_j the rows of V (fixed centres), w >= 0.
+
+    ``forward`` returns log y_hat, computed as one log-sum-exp of log w_j - gamma ||s - v_j||^2:
+    it never underflows (y_hat itself is 0 in float32 for any point further than about 13 kernel
+    widths from every centre, which made far-out images tie at 0), and it orders images as y_hat
+    does. Its size means something: a difference of 1 is a factor e in similarity to the normal
+    data.
 
     The hidden layer's value does not grow with the input's norm (the sigmoid units of the paper
     do, which ranks far-out points as the most normal); w >= 0 makes the score a weighted sum of
@@ -45,10 +51,14 @@ class KernelOCNNNet(nn.Module):
         self.V.weight.requires_grad_(False)
         self.w = nn.Linear(centres.shape[0], 1, bias=False)
         nn.init.constant_(self.w.weight, 1.0 / centres.shape[0])  # start as a kernel density
+        self.w.weight.requires_grad_(False)  # trained by Frank-Wolfe, not by gradients
 
     @property
     def units(self) -> int:
         return self.V.weight.shape[0]
+
+    def _mapped(self, z: torch.Tensor) -> torch.Tensor:
+        return (z - self.mean) @ self.transform
 
     def _projection(self) -> tuple[torch.Tensor, torch.Tensor]:
         """``(2 gamma V, -gamma ||v_j||^2)``: -gamma ||s - v_j||^2 = s . 2 gamma v_j - gamma ||v_j||^2
@@ -56,7 +66,8 @@ class KernelOCNNNet(nn.Module):
         return self.V.weight * (2 * self.gamma), self.V.weight.pow(2).sum(1) * -self.gamma
 
     def hidden(self, z: torch.Tensor) -> torch.Tensor:
-        s = (z - self.mean) @ self.transform
+        """The hidden values ``(n, units)`` (they underflow to 0 far from a centre)."""
+        s = self._mapped(z)
         weight, bias = self._projection()
         exponent = torch.addmm(bias, s, weight.t()) - self.gamma * (s * s).sum(1, keepdim=True)
         return torch.exp(exponent.clamp(max=0))
@@ -68,14 +79,45 @@ class KernelOCNNNet(nn.Module):
         out = torch.empty((len(z), self.units), dtype=z.dtype, device=z.device)
         weight, bias = self._projection()
         for start in range(0, len(z), chunk):
-            s = (z[start : start + chunk] - self.mean) @ self.transform
+            s = self._mapped(z[start : start + chunk])
             part = out[start : start + chunk]
             torch.addmm(bias, s, weight.t(), out=part)
             part.sub_(self.gamma * (s * s).sum(1, keepdim=True)).clamp_(max=0).exp_()
         return out
 
+    def log_terms(self, z: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """``(A, c)`` with log w_j + log h_j(z) = A[:, j] - c: log w folded into the bias of the
+        one matrix product, and the per-row term gamma ||s||^2 (taken out of the log-sum-exp)."""
+        s = self._mapped(z)
+        weight, bias = self._projection()
+        terms = torch.addmm(bias + torch.log(self.w.weight[0]), s, weight.t())
+        return terms, self.gamma * (s * s).sum(1)
+
     def forward(self, z: torch.Tensor) -> torch.Tensor:
-        return self.w(self.hidden(z)).squeeze(1)
+        """log y_hat ``(n,)``."""
+        terms, row = self.log_terms(z)
+        return torch.logsumexp(terms, dim=1) - row
+
+    @torch.no_grad()
+    def log_scores_without(self, z: torch.Tensor, own_unit: torch.Tensor) -> torch.Tensor:
+        """log y_hat of training points with each one's own unit left out (``own_unit[i]`` the
+        unit centred on point i, -1 for none): a training point scored as a new one would be."""
+        terms, row = self.log_terms(z)
+        rows = torch.nonzero(own_unit >= 0).squeeze(1)
+        terms[rows, own_unit[rows]] = -torch.inf
+        return torch.logsumexp(terms, dim=1) - row
+
+    @torch.no_grad()
+    def keep_units(self, keep: torch.Tensor) -> None:
+        """Drop the units not in ``keep`` (bool, ``(units,)``): those whose weight is 0 add
+        nothing to any score."""
+        centres, weights = self.V.weight[keep].clone(), self.w.weight[:, keep].clone()
+        self.V = nn.Linear(centres.shape[1], centres.shape[0], bias=False)
+        self.V.weight.data.copy_(centres)
+        self.V.weight.requires_grad_(False)
+        self.w = nn.Linear(centres.shape[0], 1, bias=False)
+        self.w.weight.data.copy_(weights)
+        self.w.weight.requires_grad_(False)
 
 
 def whitening(Z: np.ndarray, floor: float = 1e-6) -> np.ndarray:
