@@ -38,6 +38,7 @@ class BenchConfig:
     device: str = "cpu"
     train_limit: int | None = None
     test_limit: int | None = None
+    split: str = "test"  # "validation": evaluate on held-out training images (protocol.py)
 
 
 @dataclass

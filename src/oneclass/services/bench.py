@@ -24,7 +24,7 @@ from ..data.datasets import dataset_info
 from ..errors import OneClassError
 from ..evaluation.methods import METHODS, BenchConfig, ClassTask, Method
 from ..evaluation.metrics import detection_metrics
-from ..evaluation.protocol import one_class_split
+from ..evaluation.protocol import one_class_split, validation_split
 from ..evaluation.published import published_markdown
 from ..fileio import atomic_open, write_json
 from ..timing import Stopwatch
@@ -64,15 +64,21 @@ def run_benchmark(
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     train_x, train_y = load_dataset(info.name, "train", data_dir)
-    test_x, test_y = load_dataset(info.name, "test", data_dir)
-    test_x, test_y = test_x[: config.test_limit], test_y[: config.test_limit]
+    if config.split == "test":
+        test_x, test_y = load_dataset(info.name, "test", data_dir)
+        test_x, test_y = test_x[: config.test_limit], test_y[: config.test_limit]
     records: list[dict[str, Any]] = []
     started = time.perf_counter()
     for seed in seeds:
         for normal in classes:
-            index = one_class_split(train_y, (normal,), config.train_limit)
+            if config.split == "test":
+                index = one_class_split(train_y, (normal,), config.train_limit)
+                evaluation, is_normal = test_x, test_y == normal
+            else:  # the test split is never loaded: settings are chosen here
+                index, held_out, is_normal = validation_split(train_y, (normal,), seed, config.train_limit)
+                evaluation = train_x[held_out]
             task = ClassTask(
-                info.name, normal, seed, train_x[index][:, None], test_x[:, None], test_y == normal, config
+                info.name, normal, seed, train_x[index][:, None], evaluation[:, None], is_normal, config
             )
             for method in methods:
                 clock = Stopwatch()
@@ -92,7 +98,8 @@ def run_benchmark(
                         calibration.flagged(output.train_scores, output.threshold).mean()
                     ),
                     "n_train": len(index),
-                    "n_test": len(test_x),
+                    "n_test": len(evaluation),
+                    "split": config.split,
                     "method_s": round(wall, 3),
                     "shared_encoder_s": {
                         f"{k}_encoder_s": task.shared_seconds[f"{k}_encoder_s"] for k in method.uses
@@ -193,7 +200,9 @@ def markdown_tables(
     methods = list(dict.fromkeys(r["method"] for r in records))
     classes = sorted({r["normal_class"] for r in records})
     seeds = sorted({r["seed"] for r in records})
-    lines = [f"### {dataset}: one-class AUROC (%), mean over seeds {seeds}", ""]
+    validation = records and records[0].get("split") == "validation"
+    where = "the validation split (training images only)" if validation else "the test split"
+    lines = [f"### {dataset}: one-class AUROC (%) on {where}, mean over seeds {seeds}", ""]
     if command:
         lines += [
             f"Command: `{command}`  ",
@@ -203,15 +212,15 @@ def markdown_tables(
     lines += _per_class_table(records, methods, classes, seeds, "auroc", 100.0, "{:.1f}", "{:.2f}")
     lines += [
         "",
-        "False-alarm rate on normal test images at each method's own threshold (nu-based: the "
-        "training share below it is nu), per class, mean over seeds:",
+        f"False-alarm rate on the normal images of {where} at each method's own threshold "
+        "(nu-based), per class, mean over seeds:",
         "",
     ]
     lines += _per_class_table(records, methods, classes, seeds, "false_alarm_rate", 1.0, "{:.3f}", "{:.3f}")
     lines += ["", "Other metrics, mean over classes and seeds (threshold = each method's own, nu-based):", ""]
     lines.append(
-        "| method | AP (%) | false-alarm rate on normal test (nu) | detection rate | "
-        "train share flagged | method time per class (s) | shared encoder time per class (s) |"
+        "| method | AP (%) | false-alarm rate on normal images (nu) | detection rate | "
+        "training share flagged (in-sample) | method time per class (s) | shared encoder time per class (s) |"
     )
     lines.append("|---|---|---|---|---|---|---|")
     for method in methods:
@@ -224,5 +233,6 @@ def markdown_tables(
             f"{np.mean([r['train_share_flagged'] for r in rows]):.3f} | "
             f"{np.mean([r['method_s'] for r in rows]):.1f} | {shared:.1f} |"
         )
-    lines += ["", published_markdown(dataset), ""]
+    if not validation:  # published numbers are test-split numbers
+        lines += ["", published_markdown(dataset), ""]
     return "\n".join(lines)

@@ -17,13 +17,13 @@ import numpy as np
 import torch
 from torch import nn
 
-from ...calibration import NU
+from ...calibration import NU, nu_quantile
 from ...devices import resolve_device
 from ...params import Boolean, Interval, Param
 from ...training import distributed
 from ..base import Head, check_latents
 from .networks import KernelOCNNNet, PaperOCNNNet, median_distance, whitening
-from .solvers import frank_wolfe, predict_outputs, train_paper_ocnn
+from .solvers import frank_wolfe, predict_outputs, sharded_out_of_fold_scores, train_paper_ocnn
 
 THRESHOLD_FOLDS = 5  # the threshold comes from out-of-fold scores (solvers.frank_wolfe says why)
 NU_PARAM = Param(NU, "Share of training data allowed on the abnormal side, in (0, 1].")
@@ -192,10 +192,12 @@ class KernelOCNN(_TorchOCNN):
         self.validate_params()
 
     def _train(self, Z: np.ndarray, device: torch.device, on_epoch) -> tuple[float, list[dict]]:
-        return frank_wolfe(
+        row_group = np.arange(len(Z))  # each point is its own group: left out of its own unit
+        fitted = frank_wolfe(
             self.net_,
             Z,
-            self._own_unit,
+            row_group,
+            self._centre_rows,
             self._fold,
             nu=self.nu,
             max_passes=self.epochs,
@@ -203,20 +205,23 @@ class KernelOCNN(_TorchOCNN):
             device=device,
             on_epoch=on_epoch,
         )
+        scores = sharded_out_of_fold_scores(
+            self.net_, Z, row_group, self._centre_rows, self._fold, fitted, device
+        )
+        self.net_.w.weight.copy_(fitted.weights[None])
+        self.net_.keep_units(fitted.weights > 0)
+        return nu_quantile(scores, self.nu), fitted.history
 
     def _build(self, Z: np.ndarray) -> nn.Module:
         rng = np.random.default_rng(self.seed)
         mean = Z.mean(0, dtype=np.float64)
         transform = whitening(Z) if self.whiten else np.diag(1.0 / (Z.std(0, dtype=np.float64) + 1e-6))
         mapped = ((Z - mean) @ transform).astype(np.float32)
-        rows = rng.choice(len(Z), min(self.hidden, len(Z)), replace=False)
-        self._own_unit = np.full(len(Z), -1, dtype=np.int64)  # the unit centred on each training point
-        self._own_unit[rows] = np.arange(len(rows))
+        self._centre_rows = rng.choice(len(Z), min(self.hidden, len(Z)), replace=False)
         self._fold = rng.permutation(len(Z)) % min(THRESHOLD_FOLDS, len(Z))  # cross-fitted threshold
         gamma = 1.0 / (2.0 * (self.bandwidth * median_distance(mapped, rng)) ** 2)
-        return KernelOCNNNet(
-            torch.from_numpy(mean), torch.from_numpy(transform), torch.from_numpy(mapped[rows]), gamma
-        )
+        centres = torch.from_numpy(mapped[self._centre_rows])
+        return KernelOCNNNet(torch.from_numpy(mean), torch.from_numpy(transform), centres, gamma)
 
     @classmethod
     def _empty_net(cls, head, weights):

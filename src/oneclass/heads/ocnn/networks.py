@@ -99,13 +99,11 @@ class KernelOCNNNet(nn.Module):
         return torch.logsumexp(terms, dim=1) - row
 
     @torch.no_grad()
-    def log_scores_without(self, z: torch.Tensor, own_unit: torch.Tensor) -> torch.Tensor:
-        """log y_hat of training points with each one's own unit left out (``own_unit[i]`` the
-        unit centred on point i, -1 for none): a training point scored as a new one would be."""
+    def log_scores_without(self, z: torch.Tensor, excluded: torch.Tensor) -> torch.Tensor:
+        """log y_hat of training points ``(n,)`` without the units marked in ``excluded``
+        ``(n, units)`` (those centred on the point itself or its image): scored as new points."""
         terms, row = self.log_terms(z)
-        rows = torch.nonzero(own_unit >= 0).squeeze(1)
-        terms[rows, own_unit[rows]] = -torch.inf
-        return torch.logsumexp(terms, dim=1) - row
+        return torch.logsumexp(terms.masked_fill_(excluded, -torch.inf), dim=1) - row
 
     @torch.no_grad()
     def keep_units(self, keep: torch.Tensor) -> None:

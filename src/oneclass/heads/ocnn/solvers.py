@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
+from dataclasses import dataclass
 
 import numpy as np
 import torch
@@ -122,23 +123,34 @@ def train_paper_ocnn(
     return nu_quantile(outputs, nu), history
 
 
-class _HiddenLayer:
-    """A fixed hidden layer's values ``(n, units)`` on ``latents``, each training point's own unit
-    left out (``own_unit[i]``, -1 for none): one matrix when it fits ``HIDDEN_MATRIX_BUDGET``,
-    else recomputed chunk by chunk at every use (constant memory)."""
+def excluded_units(row_group: torch.Tensor, unit_group: torch.Tensor) -> torch.Tensor:
+    """``(rows, units)`` bool: the units a training row is scored without, those centred on a
+    point of the row's own group (the row itself, or its image for patches)."""
+    return row_group[:, None] == unit_group[None, :]
 
-    def __init__(self, net: KernelOCNNNet, latents: torch.Tensor, own_unit: torch.Tensor, chunk: int = 8192):
-        self.net, self.latents, self.own_unit, self.chunk = net, latents, own_unit, chunk
+
+class _HiddenLayer:
+    """A fixed hidden layer's values ``(n, units)`` on ``latents``, each row without the units of
+    its own group (``excluded_units``): one matrix when it fits ``HIDDEN_MATRIX_BUDGET``, else
+    recomputed chunk by chunk at every use (constant memory)."""
+
+    def __init__(
+        self,
+        net: KernelOCNNNet,
+        latents: torch.Tensor,
+        row_group: torch.Tensor,
+        unit_group: torch.Tensor,
+        chunk: int = 8192,
+    ):
+        self.net, self.latents, self.chunk = net, latents, chunk
+        self.row_group, self.unit_group = row_group, unit_group
         self.units = net.units
         fits = len(latents) * self.units * latents.element_size() <= HIDDEN_MATRIX_BUDGET
         self.matrix = self._values(0, len(latents)) if fits else None
 
     def _values(self, start: int, stop: int) -> torch.Tensor:
         values = self.net.hidden_values(self.latents[start:stop], self.chunk)
-        own = self.own_unit[start:stop]
-        rows = torch.nonzero(own >= 0).squeeze(1)
-        values[rows, own[rows]] = 0.0
-        return values
+        return values.masked_fill_(excluded_units(self.row_group[start:stop], self.unit_group), 0.0)
 
     def _chunks(self):
         for start in range(0, len(self.latents), self.chunk):
@@ -237,21 +249,19 @@ def _solve(
     raise AssertionError("unreachable")
 
 
-def _log_scores(net: KernelOCNNNet, latents: torch.Tensor, own_unit: torch.Tensor) -> torch.Tensor:
-    return torch.cat(
-        [
-            net.log_scores_without(latents[start : start + 4096], own_unit[start : start + 4096])
-            for start in range(0, len(latents), 4096)
-        ]
-        or [torch.zeros(0, device=latents.device)]
-    )
+@dataclass
+class FrankWolfeFit:
+    weights: torch.Tensor  # (units,) w on all training points
+    fold_weights: list[torch.Tensor]  # w fitted without fold k, for k = 0, 1, ...
+    history: list[dict]  # the final run's records
 
 
 @torch.no_grad()
 def frank_wolfe(
     net: KernelOCNNNet,
     latents: np.ndarray,
-    own_unit: np.ndarray,
+    row_group: np.ndarray,
+    unit_group: np.ndarray,
     fold: np.ndarray,
     *,
     nu: float,
@@ -259,9 +269,10 @@ def frank_wolfe(
     tol: float,
     device: torch.device,
     on_epoch: Callable[[dict], None] | None = None,
-) -> tuple[float, list[dict]]:
-    """Minimise the OC-NN objective over the output weights w of ``net`` (hidden layer fixed),
-    and set the threshold on scores of points the weights were not fitted to.
+) -> FrankWolfeFit:
+    """Minimise the OC-NN objective over the output weights w of ``net`` (hidden layer fixed):
+    once on every training point, and once without each fold (``fold[i]``), so that a point's
+    score can be taken from weights fitted without it (cross-fitting).
 
     With h_i the hidden values, the objective 1/2 ||w||^2 + (1/nu) mean(relu(r - w.h_i)) - r is
     convex in (w, r); its dual is min 1/2 ||sum_i a_i h_i||^2 over 0 <= a_i <= 1/(nu n),
@@ -271,37 +282,78 @@ def frank_wolfe(
     dual's best vertex (the lowest-scored points, ``capped_simplex_vertex``) and moves w towards
     it with the exact line-search step. It stops when the duality gap w.(w - u) falls below
     ``tol`` ||w||^2 or after ``max_passes`` passes, whichever comes first (the history records
-    the gap reached). Units whose weight ends at 0 are dropped.
-
-    The threshold: a narrow kernel fits its own training points, so the nu-quantile of their
-    scores would sit below the scores of new normal points (measured: 17% of new normal images
-    below it for nu = 0.1). So every training point is scored as a new one would be: without
-    the unit centred on it (``own_unit[i]``, -1 for none) in the hidden values, and with the
-    weights of a Frank-Wolfe run that did not see it (``fold[i]``: cross-fitting over the folds).
-    The threshold is the nu-quantile of these out-of-fold log y_hat.
+    the gap reached). Each row's hidden values leave out the units of its own group
+    (``row_group``, ``unit_group``: ``excluded_units``), so the fit never uses a point's
+    similarity to itself.
 
     Under torchrun each rank holds the hidden values of its shard; every vertex is chosen over
-    the outputs of all ranks. Returns the threshold and the final run's records (log domain).
+    the outputs of all ranks. ``net`` is left as it was.
     """
     net.to(device).eval()
     n = len(latents)
     block = distributed.shard(n)
-    local_latents = torch.as_tensor(latents[block], dtype=torch.float32, device=device)
-    local_own = torch.as_tensor(own_unit[block], dtype=torch.long, device=device)
+    local = torch.as_tensor(latents[block], dtype=torch.float32, device=device)
+    groups = torch.as_tensor(row_group[block], dtype=torch.long, device=device)
+    units = torch.as_tensor(unit_group, dtype=torch.long, device=device)
     local_fold = torch.as_tensor(fold[block], dtype=torch.long, device=device)
-    hidden = _HiddenLayer(net, local_latents, local_own)
-    out_of_fold = torch.zeros(len(local_latents), dtype=torch.float32, device=device)
-    for k in range(int(fold.max()) + 1):
-        w, _ = _solve(hidden, local_fold != k, n, nu=nu, max_passes=max_passes, tol=tol)
-        net.w.weight.copy_(w[None])
-        held_out = local_fold == k
-        out_of_fold[held_out] = _log_scores(net, local_latents[held_out], local_own[held_out])
-    w, history = _solve(
-        hidden, torch.ones(len(local_latents), dtype=torch.bool, device=device), n,
-        nu=nu, max_passes=max_passes, tol=tol, on_epoch=on_epoch,
-    )  # fmt: skip
-    net.w.weight.copy_(w[None])
-    scores = distributed.gather_shards(out_of_fold, n).cpu().numpy()
+    hidden = _HiddenLayer(net, local, groups, units)
+    fold_weights = [
+        _solve(hidden, local_fold != k, n, nu=nu, max_passes=max_passes, tol=tol)[0]
+        for k in range(int(fold.max()) + 1)
+    ]
+    everything = torch.ones(len(local), dtype=torch.bool, device=device)
+    w, history = _solve(hidden, everything, n, nu=nu, max_passes=max_passes, tol=tol, on_epoch=on_epoch)
+    return FrankWolfeFit(w, fold_weights, history)
+
+
+@torch.no_grad()
+def out_of_fold_log_scores(
+    net: KernelOCNNNet,
+    latents: torch.Tensor,
+    row_group: torch.Tensor,
+    unit_group: torch.Tensor,
+    fold: torch.Tensor,
+    fold_weights: list[torch.Tensor],
+    chunk: int = 4096,
+) -> torch.Tensor:
+    """log y_hat of training rows ``(n,)`` as new points would get it: without the units of
+    their own group, with the weights of the fold they were left out of. ``net``'s own weights
+    are kept."""
+    kept = net.w.weight.detach().clone()
+    scores = torch.empty(len(latents), dtype=torch.float32, device=latents.device)
+    try:
+        for k, w in enumerate(fold_weights):
+            net.w.weight.copy_(w[None])
+            rows = torch.nonzero(fold == k).squeeze(1)
+            for part in rows.split(chunk):
+                scores[part] = net.log_scores_without(
+                    latents[part], excluded_units(row_group[part], unit_group)
+                )
+    finally:
+        net.w.weight.copy_(kept)
+    return scores
+
+
+def sharded_out_of_fold_scores(
+    net: KernelOCNNNet,
+    latents: np.ndarray,
+    row_group: np.ndarray,
+    unit_group: np.ndarray,
+    fold: np.ndarray,
+    fitted: FrankWolfeFit,
+    device: torch.device,
+) -> np.ndarray:
+    """``out_of_fold_log_scores`` of every training row ``(n,)``, each rank scoring its shard."""
+    n = len(latents)
+    block = distributed.shard(n)
+    scores = out_of_fold_log_scores(
+        net,
+        torch.as_tensor(latents[block], dtype=torch.float32, device=device),
+        torch.as_tensor(row_group[block], dtype=torch.long, device=device),
+        torch.as_tensor(unit_group, dtype=torch.long, device=device),
+        torch.as_tensor(fold[block], dtype=torch.long, device=device),
+        fitted.fold_weights,
+    )
+    scores = distributed.gather_shards(scores, n).cpu().numpy()
     check_not_collapsed(scores, "OC-NN training scores")
-    net.keep_units(w > 0)
-    return nu_quantile(scores, nu), history
+    return scores
