@@ -13,7 +13,7 @@ setup: $(VENV)/.installed
 $(VENV)/.installed: pyproject.toml requirements-ci.txt
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --disable-pip-version-check -r requirements-ci.txt
-	$(BIN)/python -m pip install -q --disable-pip-version-check -e '.[test,onnx]'
+	$(BIN)/python -m pip install -q --disable-pip-version-check -e '.[test,onnx,bench]'
 	touch $@
 
 demo: setup

@@ -51,7 +51,7 @@ def test_fit_writes_a_run_folder(run_dir):
     metrics = json.loads((run_dir / "metrics.json").read_text())
     assert metrics["normal_classes"] == [0, 6, 9]
     assert metrics["n_train"] == 1800 and metrics["n_calibration"] == 200  # 10% held out for calibration
-    assert metrics["alpha"] == 0.01 and "test_conformal_false_alarm_rate" in metrics
+    assert metrics["alpha"] == 0.05 and "test_conformal_false_alarm_rate" in metrics
     # held-out normal digits below the threshold: about nu (200 images, binomial sd 0.02)
     assert abs(metrics["calibration_share_below_threshold"] - 0.1) <= 0.07
     assert metrics["test_auroc"] > 0.7  # 0, 6, 9 against the rest, the right way round (0.79)
@@ -114,7 +114,20 @@ def test_unreachable_alpha_is_said_in_fit_and_refused_in_score(tmp_path):
     """40 calibration images: the smallest p-value is 1/41, so alpha 0.01 can never flag; fit
     says so on its summary line, score refuses it, each naming what would be needed."""
     run = tmp_path / "run"
-    fit = invoke("fit", "--normal", "1", "--train-limit", "400", "--test-limit", "300", "--out", run, *QUICK)
+    fit = invoke(
+        "fit",
+        "--normal",
+        "1",
+        "--train-limit",
+        "400",
+        "--test-limit",
+        "300",
+        "--alpha",
+        "0.01",
+        "--out",
+        run,
+        *QUICK,
+    )
     assert fit.exit_code == 0, fit.output
     summary = fit.output.strip().splitlines()[-1]
     assert summary.startswith("fit: mnist normal=1") and "warning: alpha=0.01 cannot be reached" in summary
@@ -141,7 +154,7 @@ def test_an_image_size_that_cannot_fit_in_memory_is_refused_before_training(tmp_
         main, ["fit", "--data", f"folder:{tmp_path / 'data'}", "--image-size", "100000", "--out", str(out)]
     )
     assert result.exit_code == 2 and len(result.output.strip().splitlines()) == 1
-    assert "training on 100000x100000 images with batch 16 needs about" in result.output
+    assert "patch features of 100000x100000 images, 1024 at a time needs about" in result.output
     assert "GiB of memory" in result.output and "lower --image-size or --batch-size" in result.output
     assert not out.exists()  # refused before anything was written
 

@@ -21,11 +21,19 @@ from tqdm.auto import tqdm
 
 from . import __version__, calibration
 from .calibration import NU
-from .data.arrays import check_images
+from .data.arrays import check_images, to_tensor
 from .devices import DEVICES, check_memory, resolve_device
 from .errors import OneClassError
 from .heads import HEADS, Head, head_class
-from .networks import ENCODERS, build_encoder, training_bytes
+from .heads.ocnn.patch import PatchOCNN
+from .networks import (
+    ENCODERS,
+    PATCH_ENCODERS,
+    build_encoder,
+    build_patch_features,
+    feature_bytes,
+    training_bytes,
+)
 from .params import Estimator, Interval, Options, Param, PositiveInts, construct
 from .storage import load_tensors, save_tensors
 from .timing import Stopwatch
@@ -63,8 +71,11 @@ class OneClassDetector(Estimator):
 
     parameters: ClassVar[dict[str, Param]] = {
         "encoder": Param(
-            Options(ENCODERS),
-            "Feature extractor: convolutional VAE (posterior mean as latent) or autoencoder.",
+            Options({**ENCODERS, **PATCH_ENCODERS}),
+            "Feature extractor: a convolutional VAE (posterior mean as latent) or autoencoder trained "
+            "on the normal images (whole-image scores), or lite0: ImageNet EfficientNet-Lite0 patch "
+            "features (a score per region: anomaly maps, local defects). fit's default: lite0 for "
+            "folders, vae for mnist and fashion-mnist.",
         ),
         "latent_dim": Param(Interval(int, 1), "Size of the latent vector."),
         "channels": Param(PositiveInts(), "Convolution channels per encoder stage."),
@@ -175,6 +186,12 @@ class OneClassDetector(Estimator):
         images = check_images(X)
         clock = Stopwatch()
         self.image_shape_ = tuple(int(s) for s in images.shape[1:])
+        if self.local:  # pretrained patch features: nothing to train
+            self.encoder_ = build_patch_features(self.encoder, self.image_shape_, pretrained=True)
+            self.encoder_schedule_ = None
+            self.history_["encoder"] = []
+            self.timings_["encoder_fit_s"] = clock.seconds()
+            return self
         batch_size, epochs = self.encoder_schedule(len(images))
         self.check_memory(self.image_shape_, batch_size)
         torch.manual_seed(self.seed)
@@ -206,20 +223,44 @@ class OneClassDetector(Estimator):
     def check_memory(self, image_shape: tuple[int, ...], batch_size: int, images_in_memory: int = 0) -> None:
         """Refuse, before any work, an image size or batch that would not fit in memory: the
         training step's activations plus ``images_in_memory`` uint8 images held at once."""
-        needed = training_bytes(tuple(image_shape), self.channels, batch_size)
-        needed += images_in_memory * int(np.prod(image_shape))
         size = "x".join(str(s) for s in image_shape[1:])
-        check_memory(
-            needed,
-            self._device(),
-            f"training on {size} images with batch {batch_size}",
-            "lower --image-size or --batch-size",
-        )
+        if self.local:
+            needed = feature_bytes(self.encoder, tuple(image_shape), SCORE_CHUNK)
+            what = f"patch features of {size} images, {SCORE_CHUNK} at a time"
+        else:
+            needed = training_bytes(tuple(image_shape), self.channels, batch_size)
+            what = f"training on {size} images with batch {batch_size}"
+        needed += images_in_memory * int(np.prod(image_shape))
+        check_memory(needed, self._device(), what, "lower --image-size or --batch-size")
+
+    @property
+    def local(self) -> bool:
+        """True when the detector scores every region (patch features, anomaly maps)."""
+        return self.encoder in PATCH_ENCODERS
 
     def fit_head(self, X: np.ndarray, on_epoch: Callable[[dict], None] | None = None) -> OneClassDetector:
         """Train only the head on the latents of normal images ``X`` (encoder stays fixed)."""
         self._check_encoder()
         clock = Stopwatch()
+        if self.local:
+            images = self._images(X)
+            head = construct(
+                PatchOCNN,
+                nu=self.nu,
+                hidden=self.hidden,
+                epochs=self.head_epochs,
+                seed=self.seed,
+                device=self.device,
+            )
+            self.head_ = head.fit(
+                lambda index: self._patch_features(images[index]),
+                len(images),
+                self.image_shape_[1:],
+                on_epoch,
+            )
+            self.history_["head"] = list(self.head_.history_)
+            self.timings_["head_fit_s"] = clock.seconds()
+            return self
         latents = self.transform(X)
         self.timings_["encode_s"] = clock.seconds()
         clock = Stopwatch()
@@ -251,21 +292,58 @@ class OneClassDetector(Estimator):
         return images
 
     def transform(self, X: np.ndarray) -> np.ndarray:
-        """Latent vectors ``(n, latent_dim)`` of images ``X``."""
+        """Latent vectors ``(n, latent_dim)`` of images ``X`` (a local detector: the mean patch
+        descriptor of each image, ``(n, D)``)."""
         self._check_encoder()
+        if self.local:
+            return np.concatenate(
+                [self._patch_features(chunk).mean((2, 3)).numpy() for chunk in self._chunks(self._images(X))]
+            )
         return encode(self.encoder_, self._images(X), self._device(), SCORE_CHUNK)
 
-    def score_samples(self, X: np.ndarray, progress: bool = False) -> np.ndarray:
-        """Normality score per image ``(n,)``: higher = more normal (the OC-NN's y_hat).
+    @torch.no_grad()
+    def _patch_features(self, images: np.ndarray) -> torch.Tensor:
+        """Patch descriptors ``(n, D, h, w)`` of validated images, on the CPU."""
+        self.encoder_.eval()
+        return self.encoder_(to_tensor(images)).float()
 
-        Images are encoded in chunks, so memory stays flat however many are passed (an
-        ``ImageFolder`` is read from disk chunk by chunk); ``progress`` shows a bar.
-        """
-        self._check_fitted()
+    @staticmethod
+    def _chunks(images):
+        for start in range(0, len(images), SCORE_CHUNK):
+            yield images[start : start + SCORE_CHUNK]
+
+    def anomaly_maps(self, X: np.ndarray) -> np.ndarray:
+        """Anomaly maps ``(n, H, W)`` of a local detector: higher = more abnormal; a pixel above
+        ``pixel_threshold_`` is flagged."""
+        self._require_local()
         images = self._images(X)
-        # one output array filled in place: small per-chunk results kept alive between the large
-        # temporaries of each chunk would fragment the heap and grow memory with the number of images
-        scores = np.empty(len(images), dtype=np.float64)
+        maps = np.empty((len(images), *self.image_shape_[1:]), dtype=np.float32)
+        for start, _, _, chunk_maps in self.scored_chunks(images, maps=True):
+            maps[start : start + len(chunk_maps)] = chunk_maps
+        return maps
+
+    @property
+    def pixel_threshold_(self) -> float:
+        """The anomaly-map value above which a pixel is flagged (a local detector's threshold in
+        anomaly units: an image whose worst regions pass it is flagged)."""
+        self._require_local()
+        return -self.threshold_
+
+    def _require_local(self) -> None:
+        if not self.local:
+            raise OneClassError(
+                f"encoder {self.encoder!r} scores whole images: anomaly maps need a local detector "
+                f"(encoder {', '.join(PATCH_ENCODERS)})"
+            )
+
+    def scored_chunks(self, X: np.ndarray, maps: bool = False, progress: bool = False):
+        """The one scoring path: ``(start, images, scores, maps or None)`` for consecutive chunks
+        of ``X``, so that memory stays flat however many images are scored (an ``ImageFolder`` is
+        read from disk chunk by chunk); ``maps`` (local detectors) adds the anomaly maps."""
+        self._check_fitted()
+        if maps:
+            self._require_local()
+        images = self._images(X)
         starts = range(0, len(images), SCORE_CHUNK)
         with tqdm(
             total=len(images),
@@ -277,10 +355,26 @@ class OneClassDetector(Estimator):
         ) as bar:
             for start in starts:
                 chunk = images[start : start + SCORE_CHUNK]
-                scores[start : start + len(chunk)] = self.head_.score_samples(
-                    encode(self.encoder_, chunk, self._device(), SCORE_CHUNK)
-                )
+                if self.local:
+                    scores, found = self.head_.score_maps(self._patch_features(chunk))
+                else:
+                    found = None
+                    scores = self.head_.score_samples(
+                        encode(self.encoder_, chunk, self._device(), SCORE_CHUNK)
+                    )
+                yield start, chunk, scores, found if maps else None
                 bar.update(len(chunk))
+
+    def score_samples(self, X: np.ndarray, progress: bool = False) -> np.ndarray:
+        """Normality score per image ``(n,)``: higher = more normal (the OC-NN's log y_hat).
+
+        Images are scored in chunks (``scored_chunks``); ``progress`` shows a bar.
+        """
+        # one output array filled in place: small per-chunk results kept alive between the large
+        # temporaries of each chunk would fragment the heap and grow memory with the number of images
+        scores = np.empty(len(X), dtype=np.float64)
+        for start, _, chunk_scores, _ in self.scored_chunks(X, progress=progress):
+            scores[start : start + len(chunk_scores)] = chunk_scores
         return scores
 
     # -- thresholds and conformal calibration (calibration.py) -----------------------------------
@@ -388,9 +482,12 @@ class OneClassDetector(Estimator):
                 params["device"] = device
             detector = cls(**params, quiet=True)
             detector.image_shape_ = tuple(int(s) for s in config["image_shape"])
-            detector.encoder_ = build_encoder(
-                detector.encoder, detector.image_shape_, detector.latent_dim, detector.channels
-            )
+            if detector.local:
+                detector.encoder_ = build_patch_features(detector.encoder, detector.image_shape_)
+            else:
+                detector.encoder_ = build_encoder(
+                    detector.encoder, detector.image_shape_, detector.latent_dim, detector.channels
+                )
             head_config = config["head"]
         except (KeyError, TypeError, ValueError) as exc:
             raise OneClassError(f"{config_path}: malformed config ({exc.__class__.__name__}: {exc})") from exc
@@ -400,7 +497,8 @@ class OneClassDetector(Estimator):
         }
         try:
             detector.encoder_.load_state_dict(encoder_state)
-            detector.head_ = head_class(head_config["name"]).from_state(head_config, tensors)
+            head_cls = PatchOCNN if head_config.get("local") else head_class(head_config["name"])
+            detector.head_ = head_cls.from_state(head_config, tensors)
         except (RuntimeError, KeyError, TypeError, ValueError) as exc:
             raise OneClassError(
                 f"{weights_path}: weights do not fit the config ({str(exc).splitlines()[0]})"

@@ -84,3 +84,22 @@ def image_grid(images: np.ndarray, columns: int = 8, pad: int = 2, scale: int = 
 def save_grid(path: str | os.PathLike, images: np.ndarray, columns: int = 8) -> None:
     with atomic_path(path) as tmp:
         image_grid(images, columns).save(tmp, format="PNG")
+
+
+def map_overlay(image: np.ndarray, anomaly: np.ndarray, threshold: float, scale: int = 4) -> Image.Image:
+    """An image ``(C, H, W)`` uint8 with its anomaly map ``(H, W)`` laid over it in red: faint
+    below the pixel threshold, strong above it (flagged), a logistic ramp of one anomaly unit
+    around it; enlarged ``scale`` times."""
+    grey = image.mean(0) if image.shape[0] > 1 else image[0].astype(np.float64)
+    base = np.repeat(grey[..., None], 3, axis=2) if image.shape[0] == 1 else image.transpose(1, 2, 0)
+    strength = 0.5 + 0.5 * np.tanh(2.0 * (anomaly - threshold))  # logistic(4 x), no overflow
+    alpha = (0.7 * strength)[..., None]
+    red = np.array([255.0, 40.0, 0.0])
+    blended = (1 - alpha) * base.astype(np.float64) + alpha * red
+    picture = Image.fromarray(np.clip(np.rint(blended), 0, 255).astype(np.uint8))
+    return picture.resize((picture.width * scale, picture.height * scale), Image.BILINEAR)
+
+
+def save_overlay(path: str | os.PathLike, image: np.ndarray, anomaly: np.ndarray, threshold: float) -> None:
+    with atomic_path(path) as tmp:
+        map_overlay(image, anomaly, threshold).save(tmp, format="PNG")

@@ -158,3 +158,18 @@ def folder_splits(
     test_kinds = [kind_of[p] for p in test_paths]
     is_normal = np.array([kind == GOOD for kind in test_kinds])
     return train, ImageFolder(test_paths, shape, is_normal, test_kinds)
+
+
+def defect_masks(test: ImageFolder, root: str | os.PathLike) -> np.ndarray | None:
+    """The defect masks of an MVTec-layout test split, bool ``(n, H, W)`` at the images' size:
+    ``ROOT/ground_truth/<kind>/<name>_mask.png`` for a defective image, all False for a good one.
+    None when a defective image has no mask (the folder gives no pixel labels)."""
+    masks = np.zeros((len(test), *test.image_shape[1:]), dtype=bool)
+    for i, (path, kind) in enumerate(zip(test.paths, test.kinds, strict=True)):
+        if kind == GOOD:
+            continue
+        mask_path = Path(root) / "ground_truth" / kind / f"{Path(path).stem}_mask.png"
+        if not mask_path.is_file():
+            return None
+        masks[i] = read_image(mask_path, (1, *test.image_shape[1:]))[0] > 127
+    return masks

@@ -30,6 +30,7 @@ from ..data.datasets import dataset_info  # noqa: E402
 from ..detector import OneClassDetector  # noqa: E402
 from ..errors import OneClassError  # noqa: E402
 from ..evaluation.metrics import detection_metrics  # noqa: E402
+from ..figures import map_overlay  # noqa: E402
 from ..fileio import atomic_open, read_json  # noqa: E402
 from ..services.fit import rebuild_run_data  # noqa: E402
 
@@ -165,6 +166,7 @@ border:3px solid #ccc;border-radius:3px}
 figure.normal img{border-color:#2a9d8f}figure.abnormal img{border-color:#e76f51}
 img.plot{max-width:100%}pre{background:#f0f2f5;padding:10px;overflow:auto;font-size:12px}
 .two{display:flex;flex-wrap:wrap;gap:24px}.legend{font-size:12px;color:#4a5565}
+.maps{display:grid;grid-template-columns:repeat(4,136px);gap:10px}.maps figure img{width:64px;height:64px}
 """
 
 CHECK_SCRIPT = """
@@ -184,9 +186,18 @@ def write_report(run_dir: str | os.PathLike, data_dir: str | os.PathLike | None 
     metrics = read_json(run_dir / "metrics.json") if (run_dir / "metrics.json").is_file() else {}
     config = read_json(run_dir / "config.json")
     images, is_normal = evaluation_data(metrics, data_dir)
-    latents = detector.transform(images)
-    scores = detector.head_.score_samples(latents)
     threshold = detector.threshold_
+    if detector.local:
+        maps_section, scores = _maps_section(detector, images, is_normal, metrics)
+        latent_section = ""
+    else:
+        latents = detector.transform(images)
+        scores = detector.head_.score_samples(latents)
+        maps_section = ""
+        latent_map = _latent_map(latents, is_normal, detector.seed)
+        latent_section = (
+            f"<section><h2>Latent space</h2><img class='plot' src='{latent_map}' alt='latent map'></section>"
+        )
     order = np.argsort(scores, kind="stable")
 
     cards = {
@@ -228,12 +239,12 @@ below the threshold = abnormal</p></header>
 {_grid_html("Most normal (highest scores)", images, scores, order[::-1], is_normal)}</div></section>
 <section><h2>Score distribution</h2><img class="plot" src="{_histogram(scores, is_normal, threshold)}"
 alt="score histogram"></section>
+{maps_section}
 {curves}
 <section><h2>Training</h2>
 <img class="plot" src="{_training(config.get("history", {}))}" alt="training curves">
 </section>
-<section><h2>Latent space</h2><img class="plot" src="{_latent_map(latents, is_normal, detector.seed)}"
-alt="latent map"></section>
+{latent_section}
 <section><h2>Configuration</h2><pre>{html.escape(json.dumps(config.get("params", {}), indent=2))}</pre>
 <h3>Metrics</h3><pre>{html.escape(json.dumps(_short(metrics), indent=2))}</pre></section>
 </main>"""
@@ -245,6 +256,47 @@ alt="latent map"></section>
     with atomic_open(target, "w") as handle:
         handle.write(page)
     return target
+
+
+MAPS_SHOWN = 16  # the most abnormal evaluation images shown with their anomaly maps
+
+
+def _maps_section(detector, images, is_normal, metrics) -> tuple[str, np.ndarray]:
+    """A local detector's section: the most abnormal images beside their anomaly maps (red where
+    the pixel threshold is passed), the pixel metrics where masks exist; and every score."""
+    scores = np.empty(len(images))
+    worst: list[tuple[float, int, np.ndarray, np.ndarray]] = []
+    for start, chunk, chunk_scores, maps in detector.scored_chunks(images, maps=True):
+        scores[start : start + len(chunk)] = chunk_scores
+        for i in np.argsort(chunk_scores)[:MAPS_SHOWN]:
+            worst.append((float(chunk_scores[i]), start + int(i), chunk[i], maps[i]))
+    worst = sorted(worst, key=lambda item: item[0])[:MAPS_SHOWN]
+    cells = []
+    for value, index, image, anomaly in worst:
+        tag = "" if is_normal is None else ("normal" if is_normal[index] else "abnormal")
+        overlay = _png_image(map_overlay(image, anomaly, detector.pixel_threshold_, scale=2))
+        cells.append(
+            f'<figure class="{tag}"><img src="{_thumb(image)}" alt="image {index}">'
+            f'<img src="{overlay}" alt="map {index}"><figcaption>{value:.3g}</figcaption></figure>'
+        )
+    pixel = ""
+    if "test_pixel_auroc" in metrics:
+        pixel = (
+            f"<p>Against the defect masks of the test split: pixel AUROC "
+            f"{metrics['test_pixel_auroc']:.4f}, PRO (per-region overlap up to 30% false-positive rate) "
+            f"{metrics['test_pro']:.4f}.</p>"
+        )
+    section = f"""<section><h2>Where the defects are: anomaly maps of the most abnormal images</h2>
+<p class="legend">Each image and its map: red where the map passes the pixel threshold
+({detector.pixel_threshold_:.3g}); number = image score (higher = more normal).</p>{pixel}
+<div class="maps">{"".join(cells)}</div></section>"""
+    return section, scores
+
+
+def _png_image(picture: Image.Image) -> str:
+    buffer = io.BytesIO()
+    picture.save(buffer, format="PNG")
+    return "data:image/png;base64," + base64.b64encode(buffer.getvalue()).decode()
 
 
 def run_title(metrics: dict[str, Any]) -> str:

@@ -45,10 +45,25 @@ class ScoringGraph(nn.Module):
         return self.head(self.encoder.encode(x))
 
 
-def scoring_graph(detector: OneClassDetector) -> ScoringGraph:
+class LocalScoringGraph(nn.Module):
+    """uint8 images ``(n, C, H, W)`` -> (scores ``(n,)``, anomaly maps ``(n, H, W)``): pixel
+    scaling, patch features, the patch OC-NN, map upsampling and smoothing, in one graph."""
+
+    def __init__(self, features: nn.Module, scorer: nn.Module):
+        super().__init__()
+        self.features = features
+        self.scorer = scorer
+
+    def forward(self, images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        return self.scorer(self.features(images.to(torch.float32) / 255.0))
+
+
+def scoring_graph(detector: OneClassDetector) -> nn.Module:
     """The detector's scoring path as one ``nn.Module`` in eval mode (CPU, float32)."""
     detector._check_fitted()
     head = detector.head_.torch_module()
+    if detector.local:
+        return LocalScoringGraph(detector.encoder_, head).cpu().eval()
     if head is None:
         raise OneClassError(
             f"head {detector.head_.name!r} has no network to export; export supports the OC-NN "
@@ -83,7 +98,7 @@ def export_onnx(
                 graph,
                 (example,),
                 input_names=["images"],
-                output_names=["score"],
+                output_names=["score", "map"] if detector.local else ["score"],
                 dynamic_shapes=({0: torch.export.Dim("n")},),
                 opset_version=OPSET,
                 dynamo=True,
@@ -130,6 +145,19 @@ def export_metadata(detector: OneClassDetector, alpha: float | None) -> dict:
         "model": ONNX_FILE,
         "input": {"name": "images", "dtype": "uint8", "shape": ["n", *detector.image_shape_]},
         "output": {"name": "score", "dtype": "float32", "shape": ["n"], "higher": "more normal"},
+        **(
+            {
+                "map_output": {
+                    "name": "map",
+                    "dtype": "float32",
+                    "shape": ["n", *detector.image_shape_[1:]],
+                    "higher": "more abnormal",
+                },
+                "pixel_threshold": float(detector.pixel_threshold_),
+            }
+            if detector.local
+            else {}
+        ),
         "threshold": float(threshold),
         "threshold_rule": f"conformal, alpha={alpha}" if alpha is not None else "the head's (nu-quantile)",
         "head_threshold": float(detector.threshold_),

@@ -14,10 +14,10 @@ import numpy as np
 from .. import calibration
 from ..data import load_dataset
 from ..data.arrays import image_shape
-from ..data.folders import ImageFolder, folder_splits
+from ..data.folders import ImageFolder, defect_masks, folder_splits
 from ..detector import OneClassDetector
 from ..errors import OneClassError
-from ..evaluation.metrics import detection_metrics
+from ..evaluation.metrics import detection_metrics, pixel_auroc, pro_score
 from ..evaluation.protocol import one_class_split
 from ..figures import plot_head_history, plot_score_histogram, save_grid
 from ..timing import Stopwatch
@@ -34,6 +34,7 @@ class RunData:
     test: np.ndarray | ImageFolder | None  # evaluation images
     test_is_normal: np.ndarray | None
     spec: dict[str, Any]  # JSON-able description, stored in metrics.json as "data"
+    masks: np.ndarray | None = None  # bool (n_test, H, W): defect masks of a folder's test split
 
 
 def dataset_run_data(
@@ -76,7 +77,8 @@ def folder_run_data(
         "channels": train.image_shape[0],
         "skip_bad": skip_bad,
     }
-    return RunData(train, test, None if test is None else test.is_normal, spec)
+    masks = defect_masks(test, root) if test is not None and root is not None else None
+    return RunData(train, test, None if test is None else test.is_normal, spec, masks)
 
 
 def rebuild_run_data(spec: dict[str, Any], data_dir: str | os.PathLike | None = None) -> RunData:
@@ -123,7 +125,7 @@ def fit_run(
     out: str | os.PathLike,
     *,
     calibration_share: float = 0.1,
-    alpha: float = 0.01,
+    alpha: float = 0.05,
     overwrite: bool = False,
     resume: bool = False,
     quiet: bool = False,
@@ -158,10 +160,13 @@ def fit_run(
         detector.fit_head(fit_images)
         distributed.barrier()  # exit together with the first process, once it has written the run
         return {}
-    batch_size, epochs = detector.encoder_schedule(len(fit_images))
+    if detector.local:
+        features = f"patch features {detector.encoder} (pretrained, not trained)"
+    else:
+        batch_size, epochs = detector.encoder_schedule(len(fit_images))
+        features = f"encoder: batch {batch_size}, {epochs} epochs"
     run.log(
-        f"fit on {len(fit_images)} normal images ({n_calibration} more held out for calibration); "
-        f"encoder: batch {batch_size}, {epochs} epochs"
+        f"fit on {len(fit_images)} normal images ({n_calibration} more held out for calibration); " + features
     )
     if resume:
         run.log("resuming from the last encoder checkpoint")
@@ -208,9 +213,12 @@ def fit_run(
             metrics["conformal_threshold"] = detector.conformal_threshold(alpha)
             metrics["alpha"] = alpha
     if data.test is not None:
-        test_scores = detector.score_samples(data.test)
+        test_scores, maps = _score_test(detector, data.test)
         metrics["n_test"] = len(test_scores)
         _evaluate(metrics, detector, test_scores, data.test_is_normal, run)
+        if maps is not None and data.masks is not None:
+            metrics["test_pixel_auroc"] = pixel_auroc(maps, data.masks)
+            metrics["test_pro"] = pro_score(maps, data.masks)
         order = np.argsort(test_scores, kind="stable")
         save_grid(run.path / "most_abnormal64.png", data.test[order[:64]])
         save_grid(run.path / "most_normal64.png", data.test[order[::-1][:64]])
@@ -233,6 +241,14 @@ def fit_run(
     run.log(f"done in {fit_seconds:.1f}s: {summary}")
     distributed.barrier()  # the others wait here: a process leaving the group early can abort gloo
     return metrics
+
+
+def _score_test(detector: OneClassDetector, images) -> tuple[np.ndarray, np.ndarray | None]:
+    """Scores of the test images and, for a local detector, their anomaly maps (one pass)."""
+    if not detector.local:
+        return detector.score_samples(images), None
+    chunks = list(detector.scored_chunks(images, maps=True))
+    return np.concatenate([c[2] for c in chunks]), np.concatenate([c[3] for c in chunks])
 
 
 def _evaluate(metrics, detector, test_scores, is_normal, run) -> None:

