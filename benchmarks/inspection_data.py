@@ -47,8 +47,10 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageDraw, ImageFilter
 
+from oneclass.data.datasets import default_data_dir
+
 WHEEL = "scikit-image==0.26.0"
-WHEEL_CACHE = Path.home() / ".cache" / "oneclass" / "wheels"
+WHEEL_CACHE = default_data_dir() / "wheels"  # $ONECLASS_DATA/wheels, else ~/.cache/oneclass/wheels
 SOURCES = {  # name: (file in skimage/data/, sha256 of the file)
     "brick": ("brick.png", "7966caf324f6ba843118d98f7a07746d22f6a343430add0233eca5f6eaaa8fcf"),
     "grass": ("grass.png", "b6b6022426b38936c43a4ac09635cd78af074e90f42ffa8227ac8b7452d39f89"),
