@@ -74,6 +74,32 @@ def test_a_new_method_is_one_small_class(digits_small, tmp_path):
     assert by_name["inverted-knn"]["auroc"] == pytest.approx(1 - by_name["knn@pixels"]["auroc"], abs=1e-3)
 
 
+def test_validation_split_never_reads_the_test_split(monkeypatch, tmp_path, mnist_train):
+    """Settings are chosen on held-out training images: the test split is not even loaded."""
+    import oneclass.services.bench as bench
+    from oneclass.evaluation.protocol import validation_split
+
+    loaded = []
+
+    def training_only(name, split, data_dir=None):
+        loaded.append(split)
+        if split != "train":
+            raise AssertionError(f"the validation split read the {split} split")
+        return mnist_train
+
+    monkeypatch.setattr(bench, "load_dataset", training_only)
+    config = BenchConfig(train_limit=500, split="validation")
+    (record,) = bench.run_benchmark(
+        "mnist", [HeadMethod("knn", "pixels")], [1], [0], config, tmp_path, log=lambda _: None
+    )
+    assert loaded == ["train"] and record["split"] == "validation" and record["auroc"] > 0.9
+    fit, held_out, is_normal = validation_split(mnist_train[1], (1,), 0, 500)
+    assert not set(fit) & set(held_out)  # held-out normals are not trained on
+    assert (mnist_train[1][held_out] == 1).tolist() == is_normal.tolist()
+    assert is_normal.sum() == 100 and (~is_normal).sum() == 900 and record["n_test"] == 1000
+    assert "validation split" in (tmp_path / "results.md").read_text()
+
+
 def test_task_trains_each_encoder_once(digits_small):
     x, y, xt, yt = digits_small
     task = ClassTask("mnist", 0, 0, x[y == 0][:, None], xt[:, None], yt == 0, BenchConfig(encoder_epochs=1))
@@ -113,13 +139,26 @@ def test_quick_bench_through_the_cli(tmp_path):
     assert result.exit_code == 0, result.output
     data = json.loads((out / "results.json").read_text())
     methods = {r["method"] for r in data["records"]}
-    assert methods == set(METHODS)
+    assert methods == {name for name, method in METHODS.items() if method.default}
     assert {r["normal_class"] for r in data["records"]} == {0, 1}
     for record in data["records"]:
         assert 0.0 <= record["auroc"] <= 1.0 and record["n_train"] == 600
     assert (out / "results.csv").read_text().count("\n") == len(data["records"]) + 1
     assert "| method |" in (out / "results.md").read_text()
     assert "AUROC per normal class" in (out / "report.html").read_text()
+
+
+def test_local_detector_runs_under_the_one_class_protocol(tmp_path):
+    """ocnn@lite0 is left out of the default run (slow) but runs when named."""
+    out = tmp_path / "bench"
+    args = ["bench", "--methods", "ocnn@lite0", "--classes", "1", "--train-limit", "300"]
+    result = CliRunner().invoke(
+        main, [*args, "--test-limit", "400", "--out", str(out), "-q"], catch_exceptions=False
+    )
+    assert result.exit_code == 0, result.output
+    (record,) = json.loads((out / "results.json").read_text())["records"]
+    assert record["method"] == "ocnn@lite0" and record["auroc"] > 0.8
+    assert 0.0 <= record["false_alarm_rate"] <= 0.4
 
 
 def test_bench_rejects_unknown_method(tmp_path):

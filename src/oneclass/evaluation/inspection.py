@@ -120,7 +120,9 @@ class PatchOCNNMethod(InspectionMethod):
 
     def __init__(self, name: str | None = None, **params: Any):
         self.params = params
-        self.name = name or self.name
+        if name:
+            settings = ", ".join(f"{k}={v}" for k, v in params.items())
+            self.name, self.description = name, f"the local detector with {settings}"
 
     def run(self, task: InspectionTask) -> InspectionOutput:
         detector = OneClassDetector(encoder="lite0", seed=task.seed, nu=task.nu, device="cpu", quiet=True)
@@ -263,6 +265,7 @@ INSPECTION_METHODS: dict[str, InspectionMethod] = {
     m.name: m
     for m in (
         PatchOCNNMethod(),
+        PatchOCNNMethod("patch-ocnn-512", hidden=512),
         PatchCoreMethod(),
         PaDiMMethod(),
         RandomKNNMethod(),

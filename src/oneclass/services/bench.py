@@ -32,7 +32,7 @@ from ..timing import Stopwatch
 
 def select_methods(names: list[str] | None) -> list[Method]:
     if not names:
-        return list(METHODS.values())
+        return [m for m in METHODS.values() if m.default]
     unknown = [n for n in names if n not in METHODS]
     if unknown:
         raise OneClassError(f"unknown methods {unknown}; expected some of {', '.join(METHODS)}")
