@@ -190,6 +190,18 @@ def test_reproduce_writes_the_report_figures_and_metrics(experiment, tmp_path):
     assert score.exit_code == 0, score.output
 
 
+def test_reproduce_with_the_kernel_head_uses_its_own_defaults(tmp_path):
+    """--head ocnn gets the kernel head's 2048 units and 100 passes, as the help says, not the
+    paper head's 256 and 25."""
+    out = tmp_path / "kernel"
+    args = ["--train-limit", "3000", "--test-limit", "500", "--encoder-epochs", "1", "--device", "cpu", "-q"]
+    result = invoke("reproduce", "digits-069", "--out", out, "--head", "ocnn", *args)
+    assert result.exit_code == 0, result.output
+    metrics = json.loads((out / "metrics.json").read_text())
+    head = json.loads((out / "config.json").read_text())["head"]
+    assert metrics["hidden"] == 2048 and head["params"]["epochs"] == 100
+
+
 def test_console_script_is_installed():
     exe = shutil.which("oneclass") or str(__import__("pathlib").Path(sys.executable).parent / "oneclass")
     done = subprocess.run([exe, "fit", "--help"], capture_output=True, text=True, timeout=60)

@@ -367,7 +367,7 @@ def score(run_dir, inputs, out, skip_bad, alpha, maps_dir, data_dir, device, qui
 @click.option(
     "--out", "out", required=True, type=click.Path(file_okay=False), help="Folder for figures and metrics."
 )
-@model_options(head="ocnn-paper", hidden=256, head_epochs=25)
+@model_options(head="ocnn-paper")  # units and epochs: each head's own (ocnn-paper: 256, 25)
 @with_limits
 @data_dir_option
 @overwrite_option
