@@ -11,15 +11,34 @@ from safetensors.torch import save_file
 
 from oneclass.data import load_dataset
 from oneclass.heads import KernelOCNN
+from oneclass.heads.ocnn.patch import PatchOCNN
 from oneclass.networks import build_encoder
 from oneclass.training import distributed
 from oneclass.training.autoencoder import train_autoencoder
+
+
+def patch_features(index: np.ndarray) -> torch.Tensor:
+    """Feature maps ``(k, 8, 6, 6)`` of synthetic images: the same on every rank for an index;
+    images 1000 and above have one abnormal region (for scoring)."""
+    maps = []
+    for i in np.atleast_1d(index):
+        features = torch.randn(8, 6, 6, generator=torch.Generator().manual_seed(int(i)))
+        if i >= 1000:
+            features[:, int(i) % 6, (int(i) // 6) % 6] += 4.0
+        maps.append(features)
+    return torch.stack(maps)
+
+
+def fit_patch_head() -> PatchOCNN:
+    return PatchOCNN(hidden=64, seed=0).fit(patch_features, 61, (24, 24))  # odd: unequal shards
 
 
 def main(out: Path) -> None:
     device = distributed.setup(torch.device("cpu"))
     latents = np.random.default_rng(0).normal(size=(3001, 8)).astype(np.float32)  # odd: unequal shards
     head = KernelOCNN(hidden=256, seed=0).fit(latents)
+    patch = fit_patch_head()
+    test = np.r_[np.arange(500, 530), np.arange(1000, 1030)]
     x, y = load_dataset("mnist", "train")
     torch.manual_seed(0)
     model = build_encoder("ae", (1, 28, 28), 32)
@@ -32,6 +51,10 @@ def main(out: Path) -> None:
     tensors["head.threshold"] = torch.tensor(head.threshold_, dtype=torch.float64)
     tensors.update({f"encoder.{k}": v.contiguous() for k, v in model.state_dict().items()})
     tensors.update({f"initial.{k}": v.contiguous() for k, v in initial.items()})
+    tensors.update({f"patch.{k}": v.contiguous() for k, v in patch.net_.state_dict().items()})
+    tensors["patch.threshold"] = torch.tensor(patch.threshold_, dtype=torch.float64)
+    tensors["patch.train_scores"] = torch.from_numpy(patch.train_image_scores_)
+    tensors["patch.test_scores"] = torch.from_numpy(patch.score_samples(patch_features(test)))
     save_file(tensors, str(out / f"rank{distributed.rank()}.safetensors"))
     distributed.teardown()
 

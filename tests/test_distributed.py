@@ -67,6 +67,27 @@ def test_the_head_trained_by_two_ranks_is_the_one_process_head(ranks):
         )
 
 
+def test_the_patch_head_trained_by_two_ranks(ranks):
+    """Each rank reads its half of the images; the whitening moments, the patch sample and the
+    out-of-fold image scores are gathered from both, so the ranks end with the same head, whose
+    threshold is the nu-quantile over all images, and which scores like the one-process head."""
+    sys.path.insert(0, str(Path(__file__).parent))
+    from distributed_worker import fit_patch_head, patch_features
+
+    first, second = ({k: v for k, v in r.items() if k.startswith("patch.")} for r in ranks)
+    assert first.keys() == second.keys()
+    assert all(torch.equal(first[k], second[k]) for k in first)
+    train = first["patch.train_scores"].numpy()
+    assert len(train) == 61  # every image's score came back, from both ranks
+    assert abs(np.mean(train < float(first["patch.threshold"])) - NU) <= 2 / 61
+    alone = fit_patch_head()
+    test = np.r_[np.arange(500, 530), np.arange(1000, 1030)]
+    alone_scores = alone.score_samples(patch_features(test))
+    together = first["patch.test_scores"].numpy()
+    assert np.corrcoef(alone_scores, together)[0, 1] > 0.9
+    assert together[:30].mean() > together[30:].mean() + 1.0  # the abnormal region is seen
+
+
 def test_both_ranks_train_the_encoder_together(ranks):
     """Gradients averaged over the ranks: both end with the same weights, and both trained
     (a rank left out, or ranks training apart on their own shards, would end elsewhere)."""
