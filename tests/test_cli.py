@@ -50,12 +50,13 @@ def test_fit_writes_a_run_folder(run_dir):
         assert (run_dir / name).is_file(), name
     metrics = json.loads((run_dir / "metrics.json").read_text())
     assert metrics["normal_classes"] == [0, 6, 9]
-    assert metrics["n_train"] == 1800 and metrics["n_calibration"] == 200  # 10% held out for calibration
+    assert metrics["n_calibration"] == 200  # 10% held out for calibration
+    assert metrics["n_train"] == 1440 and metrics["n_threshold"] == 360  # few images: 20% for the threshold
     assert metrics["alpha"] == 0.05 and "test_conformal_false_alarm_rate" in metrics
     # held-out normal digits below the threshold: about nu (200 images, binomial sd 0.02)
     assert abs(metrics["calibration_share_below_threshold"] - 0.1) <= 0.07
     assert metrics["test_auroc"] > 0.7  # 0, 6, 9 against the rest, the right way round (0.79)
-    assert metrics["encoder_schedule"] == {"batch_size": 72, "epochs": 1}  # 1,800 images: 25 steps
+    assert metrics["encoder_schedule"] == {"batch_size": 57, "epochs": 1}  # 1,440 images: 25 steps
     assert metrics["head_passes"] <= 3 and metrics["head_duality_gap"] > 0
     assert "head: epoch=3" in (run_dir / "train.log").read_text()
 

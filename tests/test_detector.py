@@ -35,6 +35,26 @@ def test_a_share_nu_of_new_normal_digits_falls_below_the_threshold(mnist_train, 
     assert abs(float((detector.score_samples(new) < detector.threshold_).mean()) - 0.1) <= 0.025
 
 
+@pytest.mark.parametrize("encoder", ["vae", "lite0"])
+def test_nu_holds_on_new_images_after_few_training_images(encoder, mnist_train, mnist_test):
+    """300 training sixes: the threshold comes from 60 of them held out (the encoder would know
+    the others better than any new six). Without that, 0.55 (100 images) and 0.22 (400) of new
+    sixes fell below it with the vae, 0.29 and 0.15 with lite0. The 958 test sixes are new."""
+    (x, y), (xt, yt) = mnist_train, mnist_test
+    detector = OneClassDetector(encoder=encoder, seed=0, device="cpu", quiet=True).fit(x[y == 6][:300])
+    assert detector.threshold_images_ == 60
+    rate = float((detector.score_samples(xt[yt == 6]) < detector.threshold_).mean())
+    assert 0.03 <= rate <= 0.18, rate
+
+
+def test_threshold_split_only_for_few_images():
+    detector = OneClassDetector(nu=0.1)
+    assert detector.threshold_split(5000) is None and detector.threshold_split(15) is None
+    train, held = detector.threshold_split(300)
+    assert len(held) == 60 and len(train) == 240 and not set(train) & set(held)
+    assert len(detector.threshold_split(50)[1]) == 10  # at least 1/nu images
+
+
 def test_transform_gives_latents(fitted_detector, digits_small):
     z = fitted_detector.transform(digits_small[2][:10])
     assert z.shape == (10, 32) and z.dtype == np.float32

@@ -47,6 +47,11 @@ CONFIG_FORMAT = "oneclass-detector"
 CONFIG_FILE = "config.json"
 WEIGHTS_FILE = "model.safetensors"
 SCORE_CHUNK = 1024  # images scored per chunk: memory stays flat however many are passed
+# Below SMALL_DATA training images the threshold comes from held-out images (THRESHOLD_SHARE of
+# them, never trained on): an encoder trained on a few hundred images knows them better than any
+# new one, and out-of-fold head scores cannot undo that (BENCHMARKS.md, "False alarms").
+SMALL_DATA = 2000
+THRESHOLD_SHARE = 0.2
 
 
 class OneClassDetector(Estimator):
@@ -171,7 +176,31 @@ class OneClassDetector(Estimator):
 
         ``X``: uint8 ``(n, H, W)`` / ``(n, C, H, W)``, or float in [0, 1]. ``y`` is ignored.
         """
-        return self.fit_encoder(X).fit_head(X)
+        split = self.threshold_split(len(X))
+        if split is None:
+            return self.fit_encoder(X).fit_head(X)
+        trained, held_out = X[split[0]], X[split[1]]
+        return self.fit_encoder(trained).fit_head(trained).threshold_from(held_out)
+
+    def threshold_split(self, n: int) -> tuple[np.ndarray, np.ndarray] | None:
+        """``(train, held_out)`` indices for ``n`` training images when the threshold should come
+        from held-out images (fewer than ``SMALL_DATA``), else None (out-of-fold scores suffice).
+        The held-out share is ``THRESHOLD_SHARE``, at least 1/nu images, at most half."""
+        held = max(int(np.ceil(1.0 / self.nu)), int(round(THRESHOLD_SHARE * n)))
+        if n >= SMALL_DATA or 2 * held > n:
+            return None
+        order = np.random.default_rng([self.seed, 104729]).permutation(n)
+        return np.sort(order[held:]), np.sort(order[:held])
+
+    def threshold_from(self, X: np.ndarray) -> OneClassDetector:
+        """Set the threshold from normal images ``X`` that neither the encoder nor the head saw:
+        the conformal threshold at level nu (a new normal image falls below it with probability
+        at most nu, close to nu, if it is exchangeable with ``X``)."""
+        self._check_fitted()
+        scores = np.sort(self.score_samples(X).astype(np.float64))
+        self.head_.threshold_ = calibration.conformal_threshold(scores, self.nu)
+        self.threshold_images_ = len(X)
+        return self
 
     def fit_encoder(
         self,

@@ -154,6 +154,10 @@ def fit_run(
     order = np.random.default_rng(detector.seed).permutation(len(train))
     fit_index, calibration_index = np.sort(order[n_calibration:]), np.sort(order[:n_calibration])
     fit_images = _take(train, fit_index)
+    split = detector.threshold_split(len(fit_images))  # few images: the threshold from held-out ones
+    threshold_images = None if split is None else _take(fit_images, split[1])
+    if split is not None:
+        fit_images = _take(fit_images, split[0])
     if run is None:  # a worker process of a distributed run: train, write nothing
         detector.quiet = True
         detector.fit_encoder(fit_images, checkpoint=Checkpointer(out, "encoder"))
@@ -165,8 +169,10 @@ def fit_run(
     else:
         batch_size, epochs = detector.encoder_schedule(len(fit_images))
         features = f"encoder: batch {batch_size}, {epochs} epochs"
+    held_for_threshold = 0 if threshold_images is None else len(threshold_images)
     run.log(
-        f"fit on {len(fit_images)} normal images ({n_calibration} more held out for calibration); " + features
+        f"fit on {len(fit_images)} normal images ({n_calibration} more held out for calibration, "
+        f"{held_for_threshold} for the threshold); " + features
     )
     if resume:
         run.log("resuming from the last encoder checkpoint")
@@ -178,6 +184,8 @@ def fit_run(
         fit_images, on_epoch=run.epoch_logger("encoder"), checkpoint=run.checkpointer("encoder")
     )
     detector.fit_head(fit_images, on_epoch=run.epoch_logger("head"))
+    if threshold_images is not None:
+        detector.threshold_from(threshold_images)
     fit_seconds = clock.seconds()
     train_scores = detector.score_samples(fit_images)
     threshold = detector.threshold_
@@ -190,6 +198,7 @@ def fit_run(
         ),
         "n_train": len(fit_images),
         "n_calibration": n_calibration,
+        "n_threshold": held_for_threshold,  # held-out images the threshold came from (0: out of fold)
         "nu": detector.nu,
         "threshold": threshold,
         "train_share_below_threshold": float(calibration.flagged(train_scores, threshold).mean()),
