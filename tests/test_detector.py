@@ -44,7 +44,7 @@ def test_nu_holds_on_new_images_after_few_training_images(encoder, mnist_train, 
     detector = OneClassDetector(encoder=encoder, seed=0, device="cpu", quiet=True).fit(x[y == 6][:300])
     assert detector.threshold_images_ == 60
     rate = float((detector.score_samples(xt[yt == 6]) < detector.threshold_).mean())
-    assert 0.03 <= rate <= 0.18, rate
+    assert 0.05 <= rate <= 0.15, rate  # measured 0.134 (vae), 0.115 (lite0); out of fold 0.25, 0.16
 
 
 def test_threshold_split_only_for_few_images():
