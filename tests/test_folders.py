@@ -56,9 +56,8 @@ def test_fit_score_report_on_a_folder(mvtec_like, tmp_path):
     )
     assert result.exit_code == 0, result.output
     metrics = json.loads((run / "metrics.json").read_text())
-    assert (
-        metrics["data"]["kind"] == "folder" and metrics["n_train"] == 540 and metrics["n_calibration"] == 60
-    )
+    assert metrics["data"]["kind"] == "folder" and metrics["n_calibration"] == 60
+    assert metrics["n_train"] == 432 and metrics["n_threshold"] == 108  # few images: 20% for the threshold
     assert metrics["test_auroc"] > 0.6  # ones against sevens and twos
     page = (run / "report.html").read_text()
     assert f"folder {mvtec_like.resolve()} (normal: train/good)" in page
