@@ -7,7 +7,7 @@ its model holds. The patch methods share one feature extractor (``networks/patch
 comparison is about the head, not the features:
 
 - ``patch-ocnn``: the product's local detector (``OneClassDetector(encoder="lite0")``);
-- ``patchcore``: nearest-neighbour distance to a greedy coreset of 10% of the training patches
+- ``patchcore``: nearest-neighbour distance to a greedy coreset of 1% of the training patches
   (PatchCore, Roth et al. 2022), image score the worst region;
 - ``padim``: a Gaussian per position (mean, covariance), Mahalanobis distance (Defard et al.);
 - ``random-knn``: fixed random convolution features, nearest training patch (training-free);
@@ -25,6 +25,7 @@ import numpy as np
 import torch
 
 from ..calibration import nu_quantile
+from ..data.arrays import to_tensor
 from ..detector import OneClassDetector
 from ..errors import OneClassError
 from ..heads.ocnn.patch import greedy_coreset, smooth_maps
@@ -63,12 +64,7 @@ class InspectionTask:
 
 @torch.no_grad()
 def _apply(extractor, images: np.ndarray) -> torch.Tensor:
-    return torch.cat(
-        [
-            extractor(torch.from_numpy(images[i : i + CHUNK]).float() / 255.0)
-            for i in range(0, len(images), CHUNK)
-        ]
-    )
+    return torch.cat([extractor(to_tensor(images[i : i + CHUNK])) for i in range(0, len(images), CHUNK)])
 
 
 @dataclass

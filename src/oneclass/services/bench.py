@@ -30,13 +30,14 @@ from ..fileio import atomic_open, write_json
 from ..timing import Stopwatch
 
 
-def select_methods(names: list[str] | None) -> list[Method]:
+def select_methods(names: list[str] | None, registry: dict[str, Any] = METHODS) -> list[Any]:
+    """The methods of ``registry`` named in ``names``; without names, those run by default."""
     if not names:
-        return [m for m in METHODS.values() if m.default]
-    unknown = [n for n in names if n not in METHODS]
+        return [m for m in registry.values() if getattr(m, "default", True)]
+    unknown = [n for n in names if n not in registry]
     if unknown:
-        raise OneClassError(f"unknown methods {unknown}; expected some of {', '.join(METHODS)}")
-    return [METHODS[n] for n in names]
+        raise OneClassError(f"unknown methods {unknown}; expected some of {', '.join(registry)}")
+    return [registry[n] for n in names]
 
 
 def machine_description() -> str:

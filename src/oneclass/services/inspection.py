@@ -21,7 +21,7 @@ from ..evaluation.inspection import INSPECTION_METHODS, InspectionMethod, Inspec
 from ..evaluation.metrics import detection_metrics, pixel_auroc, pro_score
 from ..fileio import atomic_open, write_json
 from ..timing import Stopwatch
-from .bench import machine_description
+from .bench import machine_description, select_methods
 
 
 def categories(root: str | os.PathLike) -> list[Path]:
@@ -36,12 +36,7 @@ def categories(root: str | os.PathLike) -> list[Path]:
 
 
 def select_inspection_methods(names: list[str] | None) -> list[InspectionMethod]:
-    if not names:
-        return list(INSPECTION_METHODS.values())
-    unknown = [n for n in names if n not in INSPECTION_METHODS]
-    if unknown:
-        raise OneClassError(f"unknown methods {unknown}; expected some of {', '.join(INSPECTION_METHODS)}")
-    return [INSPECTION_METHODS[n] for n in names]
+    return select_methods(names, INSPECTION_METHODS)
 
 
 def load_task(category: Path, seed: int, nu: float) -> InspectionTask:
