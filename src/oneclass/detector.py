@@ -344,12 +344,18 @@ class OneClassDetector(Estimator):
     def anomaly_maps(self, X: np.ndarray) -> np.ndarray:
         """Anomaly maps ``(n, H, W)`` of a local detector: higher = more abnormal; a pixel above
         ``pixel_threshold_`` is flagged."""
+        return self.scores_and_maps(X)[1]
+
+    def scores_and_maps(self, X: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """``score_samples`` ``(n,)`` and ``anomaly_maps`` ``(n, H, W)`` of a local detector in one pass."""
         self._require_local()
         images = self._images(X)
+        scores = np.empty(len(images), dtype=np.float64)
         maps = np.empty((len(images), *self.image_shape_[1:]), dtype=np.float32)
-        for start, _, _, chunk_maps in self.scored_chunks(images, maps=True):
+        for start, _, chunk_scores, chunk_maps in self.scored_chunks(images, maps=True):
+            scores[start : start + len(chunk_scores)] = chunk_scores
             maps[start : start + len(chunk_maps)] = chunk_maps
-        return maps
+        return scores, maps
 
     @property
     def pixel_threshold_(self) -> float:

@@ -125,9 +125,7 @@ class PatchOCNNMethod(InspectionMethod):
         for key, value in self.params.items():
             setattr(detector, key, value)
         detector.fit(task.train)
-        chunks = list(detector.scored_chunks(task.test, maps=True))
-        scores = np.concatenate([c[2] for c in chunks])
-        maps = np.concatenate([c[3] for c in chunks])
+        scores, maps = detector.scores_and_maps(task.test)
         net = detector.head_.net_
         memory = _bytes(net.V.weight, net.w.weight, net.mean, net.transform)
         return InspectionOutput(scores, detector.threshold_, maps, memory, {"units": net.units})

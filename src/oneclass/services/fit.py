@@ -254,10 +254,7 @@ def fit_run(
 
 def _score_test(detector: OneClassDetector, images) -> tuple[np.ndarray, np.ndarray | None]:
     """Scores of the test images and, for a local detector, their anomaly maps (one pass)."""
-    if not detector.local:
-        return detector.score_samples(images), None
-    chunks = list(detector.scored_chunks(images, maps=True))
-    return np.concatenate([c[2] for c in chunks]), np.concatenate([c[3] for c in chunks])
+    return detector.scores_and_maps(images) if detector.local else (detector.score_samples(images), None)
 
 
 def _evaluate(metrics, detector, test_scores, is_normal, run) -> None:
