@@ -1,6 +1,6 @@
 """Run by tests/test_distributed.py under torchrun (2 gloo processes): every rank trains the same
-kernel OC-NN head on the same latents and the autoencoder on its shard, and writes what it ended
-with, so the test can compare the ranks with each other and with one process."""
+kernel OC-NN head on the same latents, and the autoencoder and the ssl encoder on its shard, and
+writes what it ended with, so the test can compare the ranks with each other and with one process."""
 
 import sys
 from pathlib import Path
@@ -40,17 +40,18 @@ def main(out: Path) -> None:
     patch = fit_patch_head()
     test = np.r_[np.arange(500, 530), np.arange(1000, 1030)]
     x, y = load_dataset("mnist", "train")
-    torch.manual_seed(0)
-    model = build_encoder("ae", (1, 28, 28), 32)
-    initial = {k: v.clone() for k, v in model.state_dict().items()}
-    train_autoencoder(
-        model, x[y == 3][:600, None], epochs=1, batch_size=100, lr=1e-3, weight_decay=0, seed=0,
-        device=device, quiet=True,
-    )  # fmt: skip
     tensors = {f"head.{k}": v for k, v in head.net_.state_dict().items()}
     tensors["head.threshold"] = torch.tensor(head.threshold_, dtype=torch.float64)
-    tensors.update({f"encoder.{k}": v.contiguous() for k, v in model.state_dict().items()})
-    tensors.update({f"initial.{k}": v.contiguous() for k, v in initial.items()})
+    for kind in ("ae", "ssl"):  # the one training loop, for a reconstruction and the ssl encoder
+        torch.manual_seed(0)
+        model = build_encoder(kind, (1, 28, 28), 32)
+        initial = {k: v.clone() for k, v in model.state_dict().items()}
+        train_autoencoder(
+            model, x[y == 3][:600, None], epochs=1, batch_size=100, lr=1e-3, weight_decay=0, seed=0,
+            device=device, quiet=True,
+        )  # fmt: skip
+        tensors.update({f"{kind}.{k}": v.contiguous() for k, v in model.state_dict().items()})
+        tensors.update({f"{kind}-initial.{k}": v.contiguous() for k, v in initial.items()})
     tensors.update({f"patch.{k}": v.contiguous() for k, v in patch.net_.state_dict().items()})
     tensors["patch.threshold"] = torch.tensor(patch.threshold_, dtype=torch.float64)
     tensors["patch.train_scores"] = torch.from_numpy(patch.train_image_scores_)

@@ -88,11 +88,12 @@ def test_the_patch_head_trained_by_two_ranks(ranks):
     assert together[:30].mean() > together[30:].mean() + 1.0  # the abnormal region is seen
 
 
-def test_both_ranks_train_the_encoder_together(ranks):
+@pytest.mark.parametrize("kind", ["ae", "ssl"])
+def test_both_ranks_train_the_encoder_together(kind, ranks):
     """Gradients averaged over the ranks: both end with the same weights, and both trained
     (a rank left out, or ranks training apart on their own shards, would end elsewhere)."""
     first, second = ranks
-    encoder = [k for k in first if k.startswith("encoder.") and first[k].is_floating_point()]
+    encoder = [k for k in first if k.startswith(f"{kind}.") and first[k].is_floating_point()]
     assert encoder and all(torch.equal(first[k], second[k]) for k in encoder)
-    moved = [k for k in encoder if not torch.equal(first[k], first[k.replace("encoder.", "initial.", 1)])]
+    moved = [k for k in encoder if not torch.equal(first[k], first[f"{kind}-initial." + k.split(".", 1)[1]])]
     assert len(moved) >= len(encoder) // 2

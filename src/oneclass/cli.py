@@ -92,7 +92,7 @@ def model_options(**defaults):
 # fit's encoder when none is given: local patch features for a user's folder (inspection
 # benchmark), the whole-image encoder for the digit and garment data sets (one-class benchmark)
 DEFAULT_FOLDER_ENCODER = "lite0"
-DEFAULT_DATASET_ENCODER = "vae"
+DEFAULT_DATASET_ENCODER = "ssl"
 
 
 def _detector(model: dict, quiet: bool) -> OneClassDetector:
@@ -486,7 +486,15 @@ def _int_list(text: str | None, what: str) -> list[int] | None:
 @click.option(
     "--quick", is_flag=True, help="Small smoke run: classes 0,1, 600 training / 1000 test images, 1-3 epochs."
 )
-@click.option("--encoder-epochs", type=click.IntRange(min=1), default=None, help="Encoder epochs [15].")
+@click.option(
+    "--encoder-epochs", type=click.IntRange(min=1), default=None, help="ae/vae encoder epochs [15]."
+)
+@click.option(
+    "--ssl-epochs",
+    type=click.IntRange(min=1),
+    default=None,
+    help="ssl encoder epochs [the detector's default].",
+)
 @click.option(
     "--head-epochs", type=click.IntRange(min=1), default=None, help="OC-NN epochs [each head's default]."
 )
@@ -514,6 +522,7 @@ def bench(
     out,
     quick,
     encoder_epochs,
+    ssl_epochs,
     head_epochs,
     svdd_epochs,
     nu,
@@ -575,6 +584,7 @@ def bench(
         raise OneClassError(f"--classes {bad} are not classes of {info.name}")
     quick_defaults = {
         "encoder_epochs": 1,
+        "ssl_epochs": 1,
         "head_epochs": 3,
         "svdd_epochs": 1,
         "train_limit": 600,
@@ -582,6 +592,7 @@ def bench(
     }
     given = {
         "encoder_epochs": encoder_epochs,
+        "ssl_epochs": ssl_epochs,
         "head_epochs": head_epochs,
         "svdd_epochs": svdd_epochs,
         "train_limit": train_limit,

@@ -27,8 +27,11 @@ from .errors import OneClassError
 from .heads import HEADS, Head, head_class
 from .heads.ocnn.patch import PatchOCNN
 from .networks import (
+    DEFAULT_BATCH,
+    DEFAULT_EPOCHS,
     ENCODERS,
     PATCH_ENCODERS,
+    THRESHOLD_FROM_HELD_OUT,
     build_encoder,
     build_patch_features,
     feature_bytes,
@@ -59,14 +62,15 @@ class OneClassDetector(Estimator):
 
     Parameters (declared in ``parameters``, with the constraints the command line also uses)
     ----------
-    encoder : "vae" or "ae", the feature extractor trained with reconstruction loss.
+    encoder : "ssl" (transformation prediction: rotations and mirrors), "vae" or "ae" (trained to
+        reconstruct), all trained on the normal images; "lite0" (pretrained patch features).
     latent_dim : size of the latent vector the head sees.
-    channels : convolution channels per encoder stage (each stage halves the image size).
+    channels : convolution channels per encoder stage (None: the encoder's default).
     head : name of the one-class head (see ``oneclass.heads.HEADS``): "ocnn" (default, the kernel
         OC-NN), "ocnn-paper" (the OC-NN paper's network), "ocsvm", "knn", "iforest".
     nu : share of training data allowed on the abnormal side, in (0, 1].
     hidden : hidden units of an OC-NN head (None: the head's default, 2048 / 256).
-    encoder_epochs, head_epochs : training epochs of each part (head_epochs None: head's default).
+    encoder_epochs, head_epochs : training epochs of each part (None: the encoder's / head's default).
     batch_size, encoder_lr, head_lr, weight_decay : optimiser settings (Adam; head_lr None: the
         head's default).
     seed : one seed drives every random generator; the same seed gives the same scores.
@@ -77,26 +81,35 @@ class OneClassDetector(Estimator):
     parameters: ClassVar[dict[str, Param]] = {
         "encoder": Param(
             Options({**ENCODERS, **PATCH_ENCODERS}),
-            "Feature extractor: a convolutional VAE (posterior mean as latent) or autoencoder trained "
-            "on the normal images (whole-image scores), or lite0: ImageNet EfficientNet-Lite0 patch "
-            "features (a score per region: anomaly maps, local defects). fit's default: lite0 for "
-            "folders, vae for mnist and fashion-mnist.",
+            "Feature extractor: ssl, a small network trained on the normal images to tell their "
+            "rotations and mirror images apart (whole-image scores that see shape); a convolutional "
+            "VAE (posterior mean as latent) or autoencoder trained to redraw them; or lite0: ImageNet "
+            "EfficientNet-Lite0 patch features (a score per region: anomaly maps, local defects). "
+            "fit's default: lite0 for folders, ssl for mnist and fashion-mnist.",
         ),
-        "latent_dim": Param(Interval(int, 1), "Size of the latent vector."),
-        "channels": Param(PositiveInts(), "Convolution channels per encoder stage."),
+        "latent_dim": Param(Interval(int, 1), "Size of the latent vector (ae, vae)."),
+        "channels": Param(
+            PositiveInts(none_ok=True),
+            "Convolution channels per encoder stage [the encoder's default: 8,4 ae/vae; 16,32,64,64 ssl].",
+        ),
         "head": Param(Options(HEADS), "One-class head on the latent."),
         "nu": Param(NU, "Share of training data allowed on the abnormal side, in (0, 1]."),
         "hidden": Param(
             Interval(int, 1, none_ok=True),
             "Hidden units of the OC-NN [head's default: 2048 ocnn, 256 ocnn-paper].",
         ),
-        "encoder_epochs": Param(Interval(int, 1), "Encoder training epochs."),
+        "encoder_epochs": Param(
+            Interval(int, 1, none_ok=True),
+            "Encoder training epochs [the encoder's default: 10 ae/vae, 3 ssl].",
+        ),
         "head_epochs": Param(
             Interval(int, 1, none_ok=True),
             "OC-NN training epochs [head's default: ocnn at most 100 Frank-Wolfe passes, stopping at "
             "its tolerance; ocnn-paper 25].",
         ),
-        "batch_size": Param(Interval(int, 1), "Mini-batch size."),
+        "batch_size": Param(
+            Interval(int, 1, none_ok=True), "Mini-batch size [the encoder's default: 200 ae/vae, 64 ssl]."
+        ),
         "encoder_lr": Param(Interval(float, 0, closed="neither"), "Encoder learning rate (Adam)."),
         "head_lr": Param(
             Interval(float, 0, closed="neither", none_ok=True), "OC-NN learning rate [head's default]."
@@ -112,13 +125,13 @@ class OneClassDetector(Estimator):
         self,
         encoder: str = "vae",
         latent_dim: int = 32,
-        channels: tuple[int, ...] = (8, 4),
+        channels: tuple[int, ...] | None = None,
         head: str = "ocnn",
         nu: float = 0.1,
         hidden: int | None = None,
-        encoder_epochs: int = 10,
+        encoder_epochs: int | None = None,
         head_epochs: int | None = None,
-        batch_size: int = 200,
+        batch_size: int | None = None,
         encoder_lr: float = 1e-3,
         head_lr: float | None = None,
         weight_decay: float = 1e-6,
@@ -128,7 +141,7 @@ class OneClassDetector(Estimator):
     ):
         self.encoder = encoder
         self.latent_dim = latent_dim
-        self.channels = tuple(channels)
+        self.channels = tuple(channels) if channels else None
         self.head = head
         self.nu = nu
         self.hidden = hidden
@@ -162,7 +175,7 @@ class OneClassDetector(Estimator):
             nu=self.nu,
             hidden=self.hidden,
             epochs=self.head_epochs,
-            batch_size=self.batch_size,
+            batch_size=self.batch_size or DEFAULT_BATCH["ae"],
             lr=self.head_lr,
             seed=self.seed,
             device=self.device,
@@ -184,10 +197,12 @@ class OneClassDetector(Estimator):
 
     def threshold_split(self, n: int) -> tuple[np.ndarray, np.ndarray] | None:
         """``(train, held_out)`` indices for ``n`` training images when the threshold should come
-        from held-out images (fewer than ``SMALL_DATA``), else None (out-of-fold scores suffice).
-        The held-out share is ``THRESHOLD_SHARE``, at least 1/nu images, at most half."""
+        from held-out images (fewer than ``SMALL_DATA``, or an encoder in
+        ``THRESHOLD_FROM_HELD_OUT``), else None (out-of-fold scores suffice). The held-out share
+        is ``THRESHOLD_SHARE``, at least 1/nu images, at most half."""
         held = max(int(np.ceil(1.0 / self.nu)), int(round(THRESHOLD_SHARE * n)))
-        if n >= SMALL_DATA or 2 * held > n:
+        large = n >= SMALL_DATA and self.encoder not in THRESHOLD_FROM_HELD_OUT
+        if large or 2 * held > n:
             return None
         order = np.random.default_rng([self.seed, 104729]).permutation(n)
         return np.sort(order[held:]), np.sort(order[:held])
@@ -247,7 +262,11 @@ class OneClassDetector(Estimator):
         """``(batch size, epochs)`` the encoder trains ``n`` images with: ``batch_size`` and
         ``encoder_epochs`` as asked, or, for few images, a smaller batch and more epochs so that
         training takes enough steps (``training.loop.training_schedule``)."""
-        return training_schedule(n, self.batch_size, self.encoder_epochs)
+        return training_schedule(
+            n,
+            self.batch_size or DEFAULT_BATCH[self.encoder],
+            self.encoder_epochs or DEFAULT_EPOCHS[self.encoder],
+        )
 
     def check_memory(self, image_shape: tuple[int, ...], batch_size: int, images_in_memory: int = 0) -> None:
         """Refuse, before any work, an image size or batch that would not fit in memory: the
@@ -257,7 +276,7 @@ class OneClassDetector(Estimator):
             needed = feature_bytes(self.encoder, tuple(image_shape), SCORE_CHUNK)
             what = f"patch features of {size} images, {SCORE_CHUNK} at a time"
         else:
-            needed = training_bytes(tuple(image_shape), self.channels, batch_size)
+            needed = training_bytes(self.encoder, tuple(image_shape), self.channels, batch_size)
             what = f"training on {size} images with batch {batch_size}"
         needed += images_in_memory * int(np.prod(image_shape))
         check_memory(needed, self._device(), what, "lower --image-size or --batch-size")
@@ -472,7 +491,7 @@ class OneClassDetector(Estimator):
         if self.calibrated:
             tensors["calibration.scores"] = torch.from_numpy(self.calibration_scores_.copy())
         params = self.get_params()
-        params["channels"] = list(self.channels)
+        params["channels"] = list(self.channels) if self.channels else None
         save_tensors(
             directory / CONFIG_FILE,
             WEIGHTS_FILE,
@@ -512,7 +531,7 @@ class OneClassDetector(Estimator):
             )
         try:
             params = {k: v for k, v in config["params"].items() if k in cls.parameters}
-            params["channels"] = tuple(params["channels"])
+            params["channels"] = tuple(params["channels"]) if params.get("channels") else None
             if device is not None:
                 params["device"] = device
             detector = cls(**params, quiet=True)

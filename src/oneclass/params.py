@@ -106,6 +106,8 @@ class Boolean(Constraint):
 class PositiveInts(Constraint):
     """A non-empty sequence of integers >= 1 (e.g. channels per network stage)."""
 
+    none_ok: bool = False
+
     def accepts(self, value: Any) -> bool:
         return (
             isinstance(value, (tuple, list))

@@ -8,7 +8,7 @@ a new one-class head needs no class at all: ``HeadMethod("myhead", "ae")``.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 import torch
@@ -27,12 +27,13 @@ from ..training.deep_svdd import deep_svdd_scores, train_deep_svdd
 class BenchConfig:
     """Settings shared by every method of a run, so that all see the same data and encoders."""
 
-    encoder_epochs: int = 15
+    encoder_epochs: int = 15  # the reconstruction encoders (ae, vae)
+    ssl_epochs: int | None = None  # the ssl encoder (None: the detector's default)
     head_epochs: int | None = None  # None: each head's own default
     svdd_epochs: int = 15
     latent_dim: int = 32
     nu: float = 0.1
-    batch_size: int = 200
+    batch_size: int = 200  # ae/vae encoders and the heads
     encoder_lr: float = 1e-3
     svdd_lr: float = 1e-4
     device: str = "cpu"
@@ -60,11 +61,16 @@ class ClassTask:
         """A detector whose ``kind`` encoder is trained on this task's normal images (once)."""
         if kind not in self._encoders:
             clock = Stopwatch()
+            # the ssl encoder trains with its own defaults unless --ssl-epochs is given
+            schedule = (
+                {"encoder_epochs": self.config.ssl_epochs}
+                if kind == "ssl"
+                else {"encoder_epochs": self.config.encoder_epochs, "batch_size": self.config.batch_size}
+            )
             detector = OneClassDetector(
                 encoder=kind,
                 latent_dim=self.config.latent_dim,
-                encoder_epochs=self.config.encoder_epochs,
-                batch_size=self.config.batch_size,
+                **schedule,
                 encoder_lr=self.config.encoder_lr,
                 seed=self.seed,
                 device=self.config.device,
@@ -131,13 +137,19 @@ class HeadMethod(Method):
         return MethodOutput(train_scores, head.score_samples(test_z), head.threshold_)
 
 
-class ReconstructionMethod(Method):
-    """The report series' earlier detectors: AE reconstruction error, VAE negative ELBO."""
+class OwnScoreMethod(Method):
+    """An encoder's own anomaly score: the report series' earlier detectors (AE reconstruction
+    error, VAE negative ELBO) and the ssl encoder's GEOM-style transformation likelihood."""
+
+    NAMES: ClassVar[dict[str, tuple[str, str]]] = {
+        "ae": ("ae-recon", "autoencoder reconstruction error"),
+        "vae": ("vae-elbo", "VAE negative ELBO"),
+        "ssl": ("ssl-geom", "ssl encoder: log-likelihood of the true rotation/mirror (GEOM's score)"),
+    }
 
     def __init__(self, kind: str):
         self.kind = kind
-        self.name = {"ae": "ae-recon", "vae": "vae-elbo"}[kind]
-        self.description = {"ae": "autoencoder reconstruction error", "vae": "VAE negative ELBO"}[kind]
+        self.name, self.description = self.NAMES[kind]
         self.uses = (kind,)
 
     def run(self, task: ClassTask) -> MethodOutput:
@@ -175,21 +187,31 @@ class DeepSVDDMethod(Method):
         )
 
 
-class LocalDetectorMethod(Method):
-    """The local detector (pretrained patch features + patch OC-NN, a folder's default) under the
-    one-class protocol: does looking at regions help on whole-image anomalies too?"""
+class DetectorMethod(Method):
+    """The product as a user gets it, ``OneClassDetector(encoder=...).fit(train)``: its own
+    encoder, the OC-NN head, and its threshold (from held-out images where the detector holds
+    some out: the ssl encoder, small data)."""
 
-    name = "ocnn@lite0"
-    description = "the local detector: patch OC-NN on lite0 patch features (not in the default run)"
-    default = False  # about 30 s per class on 2 cores: named with --methods
+    def __init__(self, encoder: str, description: str, default: bool = True):
+        self.encoder, self.description, self.default = encoder, description, default
+        self.name = f"ocnn@{encoder}"
 
     def run(self, task: ClassTask) -> MethodOutput:
+        epochs = {"encoder_epochs": task.config.ssl_epochs} if self.encoder == "ssl" else {}
         detector = OneClassDetector(
-            encoder="lite0", nu=task.config.nu, seed=task.seed, device=task.config.device, quiet=True
+            encoder=self.encoder,
+            nu=task.config.nu,
+            seed=task.seed,
+            device=task.config.device,
+            quiet=True,
+            **epochs,
         ).fit(task.train_x)
-        return MethodOutput(
-            detector.head_.train_image_scores_, detector.score_samples(task.test_x), detector.threshold_
-        )
+        # the patch head keeps its out-of-fold image scores; others score the training images
+        train_scores = getattr(detector.head_, "train_image_scores_", None)
+        if train_scores is None:
+            train_scores = detector.score_samples(task.train_x)
+        extra = {"threshold_images": getattr(detector, "threshold_images_", 0)}
+        return MethodOutput(train_scores, detector.score_samples(task.test_x), detector.threshold_, extra)
 
 
 def _registry(*methods: Method) -> dict[str, Method]:
@@ -197,6 +219,9 @@ def _registry(*methods: Method) -> dict[str, Method]:
 
 
 METHODS: dict[str, Method] = _registry(
+    DetectorMethod(
+        "ssl", "the default detector: ssl encoder (rotations and mirrors), OC-NN, held-out threshold"
+    ),
     HeadMethod("ocnn", "ae"),
     HeadMethod("ocnn", "vae"),
     HeadMethod("ocnn-paper", "ae"),
@@ -207,8 +232,15 @@ METHODS: dict[str, Method] = _registry(
     HeadMethod("iforest", "ae"),
     HeadMethod("knn", "ae"),
     HeadMethod("knn", "vae"),
-    ReconstructionMethod("ae"),
-    ReconstructionMethod("vae"),
+    HeadMethod("knn", "ssl"),
+    OwnScoreMethod("ae"),
+    OwnScoreMethod("vae"),
+    OwnScoreMethod("ssl"),
     DeepSVDDMethod(),
-    LocalDetectorMethod(),
+    DetectorMethod(
+        "lite0",
+        "the local detector: patch OC-NN on lite0 patch features (not in the default run: "
+        "about 30 s per class on 2 cores; name it with --methods)",
+        default=False,
+    ),
 )

@@ -1,17 +1,31 @@
-"""Networks: the LeNet-type convolutional autoencoder and VAE (trained on the normal images) and
-patch feature extractors (ImageNet EfficientNet-Lite0, or fixed random convolutions)."""
+"""Networks: the encoders trained on the normal images (LeNet-type convolutional autoencoder and
+VAE, the self-supervised transformation predictor) and patch feature extractors (ImageNet
+EfficientNet-Lite0, or fixed random convolutions)."""
 
-from .lenet import ENCODERS, ConvAutoencoder, ConvVAE, build_encoder, training_bytes
+from .encoders import (
+    DEFAULT_BATCH,
+    DEFAULT_EPOCHS,
+    ENCODERS,
+    THRESHOLD_FROM_HELD_OUT,
+    build_encoder,
+    default_channels,
+    training_bytes,
+)
+from .lenet import ConvAutoencoder, ConvVAE
 from .patches import PATCH_ENCODERS, PatchFeatures, build_patch_features, feature_bytes
 
 __all__ = [
+    "DEFAULT_BATCH",
+    "DEFAULT_EPOCHS",
     "ENCODERS",
     "PATCH_ENCODERS",
+    "THRESHOLD_FROM_HELD_OUT",
     "ConvAutoencoder",
     "ConvVAE",
     "PatchFeatures",
     "build_encoder",
     "build_patch_features",
+    "default_channels",
     "feature_bytes",
     "training_bytes",
 ]

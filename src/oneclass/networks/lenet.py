@@ -188,7 +188,8 @@ class ConvVAE(_ConvReconstructor):
         return self._negative_elbo(x, sample=False)
 
 
-ENCODERS: dict[str, type[nn.Module]] = {"ae": ConvAutoencoder, "vae": ConvVAE}
+RECONSTRUCTION_ENCODERS: dict[str, type[nn.Module]] = {"ae": ConvAutoencoder, "vae": ConvVAE}
+DEFAULT_CHANNELS = (8, 4)
 
 
 def training_bytes(image_shape: tuple[int, int, int], channels: tuple[int, ...], batch_size: int) -> int:
@@ -203,18 +204,9 @@ def training_bytes(image_shape: tuple[int, int, int], channels: tuple[int, ...],
     return batch_size * elements * 4 * 4
 
 
-def build_encoder(
-    kind: str,
-    image_shape: tuple[int, int, int],
-    latent_dim: int,
-    channels: tuple[int, ...] = (8, 4),
-    kernel: int = 5,
+def build_reconstructor(
+    kind: str, image_shape: tuple[int, int, int], latent_dim: int, channels: tuple[int, ...], kernel: int = 5
 ) -> nn.Module:
-    if kind not in ENCODERS:
-        raise OneClassError(f"unknown encoder {kind!r}; expected one of {', '.join(ENCODERS)}")
     if latent_dim < 1:
         raise OneClassError(f"latent_dim must be >= 1, got {latent_dim}")
-    model = ENCODERS[kind](tuple(image_shape), latent_dim, tuple(channels), kernel)
-    # channels_last (NHWC) weights make the convolutions run in NHWC: for these few-channel
-    # layers about 1.5x faster on CPU, training and scoring (BENCHMARKS.md, "Throughput")
-    return model.to(memory_format=torch.channels_last)
+    return RECONSTRUCTION_ENCODERS[kind](tuple(image_shape), latent_dim, tuple(channels), kernel)

@@ -78,7 +78,8 @@ def reproduce(
     )
 
     clock = Stopwatch()
-    run.log(f"training the {detector.encoder} encoder on all digits for {detector.encoder_epochs} epochs")
+    encoder_epochs = detector.encoder_schedule(len(train_x))[1]
+    run.log(f"training the {detector.encoder} encoder on all digits for {encoder_epochs} epochs")
     detector.fit_encoder(train_x, on_epoch=run.epoch_logger("encoder"))
     timings["encoder_training_s"] = clock.seconds()
     run.log(f"encoder trained in {timings['encoder_training_s']:.1f}s")
@@ -112,7 +113,7 @@ def reproduce(
         "head": detector.head,
         "hidden": detector.head_.get_params().get("hidden"),
         "ocnn_epochs": detector.head_.get_params().get("epochs"),
-        "encoder_epochs": detector.encoder_epochs,
+        "encoder_epochs": encoder_epochs,
         "seed": detector.seed,
         "data": {
             "kind": "dataset",

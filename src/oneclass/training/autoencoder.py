@@ -1,5 +1,6 @@
-"""The training loop for reconstruction models (autoencoder and VAE share it: each model's
-``forward`` returns its own per-image training loss)."""
+"""The training loop of the encoders trained on the normal images (autoencoder, VAE and the ssl
+transformation predictor share it: each model's ``forward`` returns its own per-image training
+loss)."""
 
 from __future__ import annotations
 

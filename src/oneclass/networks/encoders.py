@@ -1,0 +1,61 @@
+"""The trained encoders, one registry: ``ae`` and ``vae`` (reconstruction, ``lenet.py``) and
+``ssl`` (transformation prediction, ``transforms.py``). Each has ``forward(x)`` = its training
+loss per image (what the one training loop minimises), ``encode(x)`` = the features a head sees
+and ``anomaly_score(x)`` = its own score (higher = more abnormal)."""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from ..errors import OneClassError
+from . import lenet, transforms
+
+ENCODERS: dict[str, type[nn.Module]] = {**lenet.RECONSTRUCTION_ENCODERS, "ssl": transforms.TransformPredictor}
+
+
+# epochs when none are given: the ssl encoder sees every image in all its transformed copies per
+# epoch (8x the images of an autoencoder epoch), and a few epochs gave its best validation
+# AUROC (docs/ssl.md)
+DEFAULT_EPOCHS = {"ae": 10, "vae": 10, "ssl": 3}
+# encoders whose features know their own training images better than any new one at every data
+# size: their threshold always comes from held-out images (the ssl features put 0.166 of new
+# normal digits below an out-of-fold threshold at nu = 0.1; BENCHMARKS.md, "False alarms")
+THRESHOLD_FROM_HELD_OUT = frozenset({"ssl"})
+# images per step when none are given: each ssl step trains on 8 copies of each image
+DEFAULT_BATCH = {"ae": 200, "vae": 200, "ssl": 64}
+
+
+def default_channels(kind: str) -> tuple[int, ...]:
+    """Convolution channels per stage that ``kind`` uses when none are given."""
+    return transforms.DEFAULT_CHANNELS if kind == "ssl" else lenet.DEFAULT_CHANNELS
+
+
+def build_encoder(
+    kind: str,
+    image_shape: tuple[int, int, int],
+    latent_dim: int,
+    channels: tuple[int, ...] | None = None,
+) -> nn.Module:
+    """The untrained encoder ``kind`` for images ``(C, H, W)``; ``latent_dim`` sizes the ae/vae
+    latent (the ssl encoder's feature size follows from its channels and transformations)."""
+    if kind not in ENCODERS:
+        raise OneClassError(f"unknown encoder {kind!r}; expected one of {', '.join(ENCODERS)}")
+    channels = tuple(channels) if channels else default_channels(kind)
+    if kind == "ssl":
+        model = transforms.TransformPredictor(tuple(image_shape), channels)
+    else:
+        model = lenet.build_reconstructor(kind, image_shape, latent_dim, channels)
+    # channels_last (NHWC) weights make the convolutions run in NHWC: for these few-channel
+    # layers about 1.5x faster on CPU, training and scoring (BENCHMARKS.md, "Throughput")
+    return model.to(memory_format=torch.channels_last)
+
+
+def training_bytes(
+    kind: str, image_shape: tuple[int, int, int], channels: tuple[int, ...] | None, batch_size: int
+) -> int:
+    """A generous estimate of one training step's memory for encoder ``kind``."""
+    channels = tuple(channels) if channels else default_channels(kind)
+    if kind == "ssl":
+        return transforms.transform_training_bytes(tuple(image_shape), channels, batch_size)
+    return lenet.training_bytes(tuple(image_shape), channels, batch_size)
