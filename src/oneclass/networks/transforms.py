@@ -79,7 +79,7 @@ class TransformPredictor(nn.Module):
 
     def _log_likelihoods(self, x: torch.Tensor) -> torch.Tensor:
         """``(count, n)``: log-probability the classifier gives each copy's true transformation."""
-        n = len(x)
+        n = x.shape[0]  # not len(x): the ONNX exporter would fix the batch size
         logits = self.classifier(self._pooled(transform_all(x, self.count)))
         truth = torch.arange(self.count, device=x.device).repeat_interleave(n)
         return -F.cross_entropy(logits, truth, reduction="none").view(self.count, n)
@@ -90,7 +90,7 @@ class TransformPredictor(nn.Module):
 
     def encode(self, x: torch.Tensor) -> torch.Tensor:
         """Features ``(n, count * channels[-1])``: each copy's pooled vector at unit length."""
-        n = len(x)
+        n = x.shape[0]  # not len(x): the ONNX exporter would fix the batch size
         pooled = F.normalize(self._pooled(transform_all(x, self.count)), dim=1)
         return pooled.view(self.count, n, -1).transpose(0, 1).reshape(n, -1)
 
