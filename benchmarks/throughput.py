@@ -10,6 +10,7 @@ and under variants that show what limits it.
 
     python benchmarks/throughput.py                      # about 5 minutes on 2 CPU cores
     python benchmarks/throughput.py --skip-training      # part 1 only
+    python benchmarks/throughput.py --skip-training --encoder ssl   # the ssl detector (8 copies)
 """
 
 from __future__ import annotations
@@ -141,6 +142,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--skip-training", action="store_true", help="Only the scoring throughput.")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--encoder", default="ae", help="Encoder of the scored detector: ae, vae or ssl.")
     args = parser.parse_args(argv)
     torch.manual_seed(args.seed)
     x, y = load_dataset("mnist", "train")
@@ -148,11 +150,11 @@ def main(argv: list[str] | None = None) -> int:
     print(f"machine: {machine_description()}\n")
 
     peak = matmul_peak()
-    detector = OneClassDetector(encoder="ae", encoder_epochs=1, seed=args.seed, device="cpu", quiet=True)
+    detector = OneClassDetector(encoder=args.encoder, encoder_epochs=1, seed=args.seed, device="cpu", quiet=True)
     detector.fit(x[y == 0])
     flops = flops_per_image(scoring_graph(detector), detector.image_shape_)
     print(f"measured peak (2048x2048 float32 matmul, best of 5): {peak / 1e9:.1f} GFLOP/s")
-    print(f"scoring graph (LeNet AE encoder + kernel OC-NN, 28x28): {flops / 1e6:.3f} MFLOP per image\n")
+    print(f"scoring graph ({args.encoder} encoder + kernel OC-NN, 28x28): {flops / 1e6:.3f} MFLOP per image\n")
     print("| engine | batch | images/s | GFLOP/s | share of peak |")
     print("|---|---|---|---|---|")
     rows = scoring_rows(detector, np.tile(xt[:, None], (1, 1, 1, 1))[:4096], peak, flops)
