@@ -150,11 +150,14 @@ def main(argv: list[str] | None = None) -> int:
     print(f"machine: {machine_description()}\n")
 
     peak = matmul_peak()
-    detector = OneClassDetector(encoder=args.encoder, encoder_epochs=1, seed=args.seed, device="cpu", quiet=True)
+    detector = OneClassDetector(
+        encoder=args.encoder, encoder_epochs=1, seed=args.seed, device="cpu", quiet=True
+    )
     detector.fit(x[y == 0])
     flops = flops_per_image(scoring_graph(detector), detector.image_shape_)
     print(f"measured peak (2048x2048 float32 matmul, best of 5): {peak / 1e9:.1f} GFLOP/s")
-    print(f"scoring graph ({args.encoder} encoder + kernel OC-NN, 28x28): {flops / 1e6:.3f} MFLOP per image\n")
+    graph = f"{args.encoder} encoder + kernel OC-NN, 28x28"
+    print(f"scoring graph ({graph}): {flops / 1e6:.3f} MFLOP per image\n")
     print("| engine | batch | images/s | GFLOP/s | share of peak |")
     print("|---|---|---|---|---|")
     rows = scoring_rows(detector, np.tile(xt[:, None], (1, 1, 1, 1))[:4096], peak, flops)
