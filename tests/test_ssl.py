@@ -77,8 +77,9 @@ def test_ssl_detector_ranks_threes_above_other_digits(ssl_detector, mnist_test):
 
 
 def test_ssl_threshold_comes_from_held_out_images(ssl_detector, mnist_test):
-    """Even at 2,000 images (where the ae's out-of-fold threshold holds) the ssl features know
-    their training images: 400 are held out for the threshold, and nu holds on new threes."""
+    """Even at 2,000 images (where the ae's out-of-fold threshold holds) the whitened 512 ssl
+    features fit their training images too well: 400 are held out for the threshold, and nu
+    holds on new threes."""
     assert ssl_detector.threshold_images_ == 400
     xt, yt = mnist_test
     rate = float((ssl_detector.score_samples(xt[yt == 3]) < ssl_detector.threshold_).mean())
