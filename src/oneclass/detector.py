@@ -262,10 +262,11 @@ class OneClassDetector(Estimator):
         """``(batch size, epochs)`` the encoder trains ``n`` images with: ``batch_size`` and
         ``encoder_epochs`` as asked, or, for few images, a smaller batch and more epochs so that
         training takes enough steps (``training.loop.training_schedule``)."""
+        # a pretrained (local) encoder trains nothing: its schedule only sizes the memory check
         return training_schedule(
             n,
-            self.batch_size or DEFAULT_BATCH[self.encoder],
-            self.encoder_epochs or DEFAULT_EPOCHS[self.encoder],
+            self.batch_size or DEFAULT_BATCH.get(self.encoder, DEFAULT_BATCH["ae"]),
+            self.encoder_epochs or DEFAULT_EPOCHS.get(self.encoder, DEFAULT_EPOCHS["ae"]),
         )
 
     def check_memory(self, image_shape: tuple[int, ...], batch_size: int, images_in_memory: int = 0) -> None:
