@@ -31,6 +31,7 @@ from .networks import (
     DEFAULT_EPOCHS,
     ENCODERS,
     PATCH_ENCODERS,
+    SCORING_BATCH,
     THRESHOLD_FROM_HELD_OUT,
     build_encoder,
     build_patch_features,
@@ -348,7 +349,10 @@ class OneClassDetector(Estimator):
             return np.concatenate(
                 [self._patch_features(chunk).mean((2, 3)).numpy() for chunk in self._chunks(self._images(X))]
             )
-        return encode(self.encoder_, self._images(X), self._device(), SCORE_CHUNK)
+        return encode(self.encoder_, self._images(X), self._device(), self._scoring_batch())
+
+    def _scoring_batch(self) -> int:
+        return SCORING_BATCH.get(self.encoder, SCORE_CHUNK)
 
     @torch.no_grad()
     def _patch_features(self, images: np.ndarray) -> torch.Tensor:
@@ -415,7 +419,7 @@ class OneClassDetector(Estimator):
                 else:
                     found = None
                     scores = self.head_.score_samples(
-                        encode(self.encoder_, chunk, self._device(), SCORE_CHUNK)
+                        encode(self.encoder_, chunk, self._device(), self._scoring_batch())
                     )
                 yield start, chunk, scores, found if maps else None
                 bar.update(len(chunk))
