@@ -25,6 +25,7 @@ from pathlib import Path
 
 import numpy as np
 
+from oneclass.calibration import nu_quantile, p_values
 from oneclass.detector import OneClassDetector
 from oneclass.evaluation.methods import (
     BenchConfig,
@@ -72,13 +73,9 @@ class FisherCombination(Method):
             train_z, test_z = task.features(kind)
             head = head_class("ocnn")(nu=task.config.nu, seed=task.seed, device="cpu").fit(train_z)
             reference = np.sort(head.score_samples(train_z))
-            train_total = train_total + self._log_tail(reference, reference)
-            test_total = test_total + self._log_tail(reference, head.score_samples(test_z))
-        return MethodOutput(train_total, test_total, float(np.quantile(train_total, task.config.nu)))
-
-    @staticmethod
-    def _log_tail(reference: np.ndarray, scores: np.ndarray) -> np.ndarray:
-        return np.log((np.searchsorted(reference, scores, side="right") + 1) / (len(reference) + 1))
+            train_total = train_total + np.log(p_values(reference, reference))
+            test_total = test_total + np.log(p_values(reference, head.score_samples(test_z)))
+        return MethodOutput(train_total, test_total, nu_quantile(train_total, task.config.nu))
 
 
 class EncoderVariant(Method):
