@@ -4,11 +4,9 @@ real digits, its held-out threshold, ONNX export with the test-time transformati
 import numpy as np
 import pytest
 import torch
-from click.testing import CliRunner
 
 from conftest import is_constant
 from oneclass import OneClassDetector
-from oneclass.cli import main
 from oneclass.evaluation.metrics import auroc
 from oneclass.networks import build_encoder
 from oneclass.networks.transforms import transform_all, transformation_count
@@ -123,16 +121,3 @@ def test_ssl_onnx_on_non_square_colour_images(mnist_train, tmp_path):
     expected = detector.score_samples(images[:50])
     assert np.std(expected) > 0
     assert relative_error(onnx_scores(path, images[:50]), expected) <= SSL_PARITY
-
-
-def test_fit_on_a_data_set_defaults_to_the_ssl_encoder(tmp_path):
-    result = CliRunner().invoke(
-        main,
-        ["fit", "--data", "mnist", "--normal", "7", "--train-limit", "600", "--test-limit", "500",
-         "--encoder-epochs", "1", "--head-epochs", "3", "--device", "cpu", "--quiet",
-         "--out", str(tmp_path / "run")],
-        catch_exceptions=False,
-    )  # fmt: skip
-    assert result.exit_code == 0, result.output
-    loaded = OneClassDetector.load(tmp_path / "run")
-    assert loaded.encoder == "ssl"

@@ -25,17 +25,21 @@ from .data.arrays import check_images, to_tensor
 from .devices import DEVICES, check_memory, resolve_device
 from .errors import OneClassError
 from .heads import HEADS, Head, head_class
+from .heads.combination import FisherCombination
 from .heads.ocnn.patch import PatchOCNN
 from .networks import (
     DEFAULT_BATCH,
     DEFAULT_EPOCHS,
     ENCODERS,
+    JOINT_ENCODERS,
     PATCH_ENCODERS,
     SCORING_BATCH,
     THRESHOLD_FROM_HELD_OUT,
     build_encoder,
     build_patch_features,
     feature_bytes,
+    part_kinds,
+    trained_parts,
     training_bytes,
 )
 from .params import Estimator, Interval, Options, Param, PositiveInts, construct
@@ -64,7 +68,8 @@ class OneClassDetector(Estimator):
     Parameters (declared in ``parameters``, with the constraints the command line also uses)
     ----------
     encoder : "ssl" (transformation prediction: rotations and mirrors), "vae" or "ae" (trained to
-        reconstruct), all trained on the normal images; "lite0" (pretrained patch features).
+        reconstruct), "ssl+ae" (the ssl encoder and the autoencoder, one head on each, combined
+        by Fisher's method), all trained on the normal images; "lite0" (pretrained patch features).
     latent_dim : size of the latent vector the head sees.
     channels : convolution channels per encoder stage (None: the encoder's default).
     head : name of the one-class head (see ``oneclass.heads.HEADS``): "ocnn" (default, the kernel
@@ -84,9 +89,10 @@ class OneClassDetector(Estimator):
             Options({**ENCODERS, **PATCH_ENCODERS}),
             "Feature extractor: ssl, a small network trained on the normal images to tell their "
             "rotations and mirror images apart (whole-image scores that see shape); a convolutional "
-            "VAE (posterior mean as latent) or autoencoder trained to redraw them; or lite0: ImageNet "
-            "EfficientNet-Lite0 patch features (a score per region: anomaly maps, local defects). "
-            "fit's default: lite0 for folders, ssl for mnist and fashion-mnist.",
+            "VAE (posterior mean as latent) or autoencoder trained to redraw them; ssl+ae: the ssl "
+            "encoder and the autoencoder, a head on each, their scores combined (shape and texture); "
+            "or lite0: ImageNet EfficientNet-Lite0 patch features (a score per region: anomaly maps, "
+            "local defects). fit's default: lite0 for folders, ssl+ae for mnist and fashion-mnist.",
         ),
         "latent_dim": Param(Interval(int, 1), "Size of the latent vector (ae, vae)."),
         "channels": Param(
@@ -156,6 +162,11 @@ class OneClassDetector(Estimator):
         self.device = device
         self.quiet = quiet
         self.validate_params()
+        if self.channels and self.encoder in JOINT_ENCODERS:
+            raise OneClassError(
+                f"channels: encoder {self.encoder} uses each part's default channels; give channels "
+                "to ssl, ae or vae alone"
+            )
         resolve_device(self.device)
         self.history_: dict[str, list[dict]] = {"encoder": [], "head": []}
         self.timings_: dict[str, float] = {}
@@ -171,6 +182,14 @@ class OneClassDetector(Estimator):
         return distributed.setup(self._device())
 
     def _new_head(self) -> Head:
+        """The head the features are scored by: one per feature group of a joint encoder,
+        combined by Fisher's method."""
+        group_sizes = getattr(self.encoder_, "group_sizes", None)
+        if group_sizes is None:
+            return self._single_head()
+        return FisherCombination([self._single_head() for _ in group_sizes], group_sizes, nu=self.nu)
+
+    def _single_head(self) -> Head:
         return construct(
             head_class(self.head),
             nu=self.nu,
@@ -237,48 +256,63 @@ class OneClassDetector(Estimator):
             self.history_["encoder"] = []
             self.timings_["encoder_fit_s"] = clock.seconds()
             return self
-        batch_size, epochs = self.encoder_schedule(len(images))
-        self.check_memory(self.image_shape_, batch_size)
+        schedules = self.encoder_schedules(len(images))
+        self.check_memory(self.image_shape_, len(images))
         torch.manual_seed(self.seed)
         self.encoder_ = build_encoder(self.encoder, self.image_shape_, self.latent_dim, self.channels)
-        self.encoder_schedule_ = {"batch_size": batch_size, "epochs": epochs}
-        self.history_["encoder"] = train_autoencoder(
-            self.encoder_,
-            images,
-            epochs=epochs,
-            batch_size=batch_size,
-            lr=self.encoder_lr,
-            weight_decay=self.weight_decay,
-            seed=self.seed,
-            device=self.training_device(),
-            quiet=self.quiet,
-            on_epoch=on_epoch,
-            checkpoint=checkpoint,
-        )
+        parts = trained_parts(self.encoder_)
+        joint = len(parts) > 1  # the records and checkpoints of each part say which part they are
+        self.history_["encoder"] = []
+        for kind, network in parts:
+            batch_size, epochs = schedules[kind]
+            records = train_autoencoder(
+                network,
+                images,
+                epochs=epochs,
+                batch_size=batch_size,
+                lr=self.encoder_lr,
+                weight_decay=self.weight_decay,
+                seed=self.seed,
+                device=self.training_device(),
+                quiet=self.quiet,
+                on_epoch=_tagged(on_epoch, kind) if joint else on_epoch,
+                checkpoint=checkpoint.part(kind) if joint and checkpoint else checkpoint,
+            )
+            self.history_["encoder"] += [{"part": kind, **r} for r in records] if joint else records
+        self.encoder_schedule_ = _schedule_record(schedules)
         self.encoder_.cpu()
         self.timings_["encoder_fit_s"] = clock.seconds()
         return self
 
-    def encoder_schedule(self, n: int) -> tuple[int, int]:
-        """``(batch size, epochs)`` the encoder trains ``n`` images with: ``batch_size`` and
-        ``encoder_epochs`` as asked, or, for few images, a smaller batch and more epochs so that
-        training takes enough steps (``training.loop.training_schedule``)."""
+    def encoder_schedules(self, n: int) -> dict[str, tuple[int, int]]:
+        """``{part: (batch size, epochs)}``: how each network of the encoder (one, or the joint
+        encoder's parts) trains ``n`` images: ``batch_size`` and ``encoder_epochs`` as asked
+        (for every part), else the part's defaults; for few images a smaller batch and more
+        epochs, so that training takes enough steps (``training.loop.training_schedule``)."""
         # a pretrained (local) encoder trains nothing: its schedule only sizes the memory check
-        return training_schedule(
-            n,
-            self.batch_size or DEFAULT_BATCH.get(self.encoder, DEFAULT_BATCH["ae"]),
-            self.encoder_epochs or DEFAULT_EPOCHS.get(self.encoder, DEFAULT_EPOCHS["ae"]),
-        )
+        return {
+            kind: training_schedule(
+                n,
+                self.batch_size or DEFAULT_BATCH.get(kind, DEFAULT_BATCH["ae"]),
+                self.encoder_epochs or DEFAULT_EPOCHS.get(kind, DEFAULT_EPOCHS["ae"]),
+            )
+            for kind in part_kinds(self.encoder)
+        }
 
-    def check_memory(self, image_shape: tuple[int, ...], batch_size: int, images_in_memory: int = 0) -> None:
+    def check_memory(self, image_shape: tuple[int, ...], n_images: int, images_in_memory: int = 0) -> None:
         """Refuse, before any work, an image size or batch that would not fit in memory: the
-        training step's activations plus ``images_in_memory`` uint8 images held at once."""
+        largest training step for ``n_images`` training images plus ``images_in_memory`` uint8
+        images held at once."""
         size = "x".join(str(s) for s in image_shape[1:])
         if self.local:
             needed = feature_bytes(self.encoder, tuple(image_shape), SCORE_CHUNK)
             what = f"patch features of {size} images, {SCORE_CHUNK} at a time"
         else:
-            needed = training_bytes(self.encoder, tuple(image_shape), self.channels, batch_size)
+            kind, (batch_size, _) = max(
+                self.encoder_schedules(n_images).items(),
+                key=lambda item: training_bytes(item[0], tuple(image_shape), self.channels, item[1][0]),
+            )
+            needed = training_bytes(kind, tuple(image_shape), self.channels, batch_size)
             what = f"training on {size} images with batch {batch_size}"
         needed += images_in_memory * int(np.prod(image_shape))
         check_memory(needed, self._device(), what, "lower --image-size or --batch-size")
@@ -556,8 +590,7 @@ class OneClassDetector(Estimator):
         }
         try:
             detector.encoder_.load_state_dict(encoder_state)
-            head_cls = PatchOCNN if head_config.get("local") else head_class(head_config["name"])
-            detector.head_ = head_cls.from_state(head_config, tensors)
+            detector.head_ = _saved_head_class(head_config).from_state(head_config, tensors)
         except (RuntimeError, KeyError, TypeError, ValueError) as exc:
             raise OneClassError(
                 f"{weights_path}: weights do not fit the config ({str(exc).splitlines()[0]})"
@@ -568,3 +601,27 @@ class OneClassDetector(Estimator):
         detector.history_ = config.get("history", {"encoder": [], "head": []})
         detector.timings_ = config.get("timings", {})
         return detector
+
+
+def _tagged(on_epoch: Callable[[dict], None] | None, part: str) -> Callable[[dict], None] | None:
+    """``on_epoch`` that also says which part of a joint encoder the record is of."""
+    if on_epoch is None:
+        return None
+    return lambda record: on_epoch({"part": part, **record})
+
+
+def _schedule_record(schedules: dict[str, tuple[int, int]]) -> dict:
+    """The schedule as config.json and metrics.json keep it: ``{"batch_size", "epochs"}``, or one
+    such record per part of a joint encoder."""
+    records = {kind: {"batch_size": b, "epochs": e} for kind, (b, e) in schedules.items()}
+    return next(iter(records.values())) if len(records) == 1 else records
+
+
+def _saved_head_class(config: dict) -> type[Head]:
+    """The head class a saved head config names (the patch head and the combination are not
+    in the ``HEADS`` a user chooses from)."""
+    if config.get("local"):
+        return PatchOCNN
+    if config["name"] == FisherCombination.name:
+        return FisherCombination
+    return head_class(config["name"])

@@ -113,10 +113,13 @@ class Method:
 class HeadMethod(Method):
     """A one-class head on fixed features (an encoder's latents or raw pixels)."""
 
-    def __init__(self, head: str, features: str, name: str | None = None, **head_params: Any):
+    def __init__(
+        self, head: str, features: str, name: str | None = None, default: bool = True, **head_params: Any
+    ):
         self.head, self.feature_kind, self.head_params = head, features, head_params
         self.name = name or f"{head}@{features}"
         self.description = f"{head} head on {features} features"
+        self.default = default
         self.uses = () if features == "pixels" else (features,)
 
     def run(self, task: ClassTask) -> MethodOutput:
@@ -220,8 +223,11 @@ def _registry(*methods: Method) -> dict[str, Method]:
 
 METHODS: dict[str, Method] = _registry(
     DetectorMethod(
-        "ssl", "the default detector: ssl encoder (rotations and mirrors), OC-NN, held-out threshold"
+        "ssl+ae",
+        "the default detector: ssl encoder (rotations and mirrors) and autoencoder, an OC-NN on "
+        "each, Fisher's combination, held-out threshold",
     ),
+    DetectorMethod("ssl", "ssl encoder (rotations and mirrors), OC-NN, held-out threshold"),
     HeadMethod("ocnn", "ae"),
     HeadMethod("ocnn", "vae"),
     HeadMethod("ocnn-paper", "ae"),
@@ -233,6 +239,12 @@ METHODS: dict[str, Method] = _registry(
     HeadMethod("knn", "ae"),
     HeadMethod("knn", "vae"),
     HeadMethod("knn", "ssl"),
+    HeadMethod("ocsvm", "ssl"),
+    # the pretrained rows: ImageNet EfficientNet-Lite0 patch features averaged over the image
+    *(
+        HeadMethod(head, "lite0", name=f"{head}@lite0-pooled", default=False)
+        for head in ("ocnn", "knn", "ocsvm")
+    ),
     OwnScoreMethod("ae"),
     OwnScoreMethod("vae"),
     OwnScoreMethod("ssl"),

@@ -38,7 +38,14 @@ PUBLISHED: dict[str, list[tuple[str, list[float] | None, float, str]]] = {
             94.2,
             "second-hand: Tack et al., NeurIPS 2020 (method)",
         ),
+        ("DN2 (ImageNet-pretrained features, kNN)", None, 94.4, "Bergman et al. 2020"),
         ("PANDA (ImageNet-pretrained features)", None, 95.6, "Reiss et al., CVPR 2021"),
+        (
+            "Mean-Shifted Contrastive (ImageNet-pretrained)",
+            None,
+            94.2,
+            "second-hand: Reiss & Hoshen, AAAI 2023 (method)",
+        ),
     ],
 }
 

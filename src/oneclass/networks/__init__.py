@@ -6,10 +6,13 @@ from .encoders import (
     DEFAULT_BATCH,
     DEFAULT_EPOCHS,
     ENCODERS,
+    JOINT_ENCODERS,
     SCORING_BATCH,
     THRESHOLD_FROM_HELD_OUT,
     build_encoder,
     default_channels,
+    part_kinds,
+    trained_parts,
     training_bytes,
 )
 from .lenet import ConvAutoencoder, ConvVAE
@@ -19,6 +22,7 @@ __all__ = [
     "DEFAULT_BATCH",
     "DEFAULT_EPOCHS",
     "ENCODERS",
+    "JOINT_ENCODERS",
     "PATCH_ENCODERS",
     "SCORING_BATCH",
     "THRESHOLD_FROM_HELD_OUT",
@@ -29,5 +33,7 @@ __all__ = [
     "build_patch_features",
     "default_channels",
     "feature_bytes",
+    "part_kinds",
+    "trained_parts",
     "training_bytes",
 ]

@@ -1,7 +1,9 @@
-"""The trained encoders, one registry: ``ae`` and ``vae`` (reconstruction, ``lenet.py``) and
-``ssl`` (transformation prediction, ``transforms.py``). Each has ``forward(x)`` = its training
-loss per image (what the one training loop minimises), ``encode(x)`` = the features a head sees
-and ``anomaly_score(x)`` = its own score (higher = more abnormal)."""
+"""The trained encoders, one registry: ``ae`` and ``vae`` (reconstruction, ``lenet.py``),
+``ssl`` (transformation prediction, ``transforms.py``) and ``ssl+ae`` (both side by side,
+``joint.py``). Each has ``forward(x)`` = its training loss per image (what the one training loop
+minimises) and ``encode(x)`` = the features a head sees; the single ones also
+``anomaly_score(x)`` = their own score (higher = more abnormal). The joint encoder's parts train
+one after the other, each on its own schedule (``trained_parts``)."""
 
 from __future__ import annotations
 
@@ -9,9 +11,14 @@ import torch
 from torch import nn
 
 from ..errors import OneClassError
-from . import lenet, transforms
+from . import joint, lenet, transforms
 
-ENCODERS: dict[str, type[nn.Module]] = {**lenet.RECONSTRUCTION_ENCODERS, "ssl": transforms.TransformPredictor}
+ENCODERS: dict[str, type[nn.Module]] = {
+    **lenet.RECONSTRUCTION_ENCODERS,
+    "ssl": transforms.TransformPredictor,
+    "ssl+ae": joint.JointEncoder,
+}
+JOINT_ENCODERS = frozenset({"ssl+ae"})
 
 
 # epochs when none are given: the ssl encoder sees every image in all its transformed copies per
@@ -22,12 +29,25 @@ DEFAULT_EPOCHS = {"ae": 10, "vae": 10, "ssl": 3}
 # whitening of the ssl encoder's 512 features, estimated on the same ~5,000 images, makes them
 # look closer to the normal data than any new image (an out-of-fold threshold flagged 0.166 of new
 # normal digits at nu = 0.1; unwhitened, 0.103; docs/ssl.md)
-THRESHOLD_FROM_HELD_OUT = frozenset({"ssl"})
+THRESHOLD_FROM_HELD_OUT = frozenset({"ssl", "ssl+ae"})
 # images per step when none are given: each ssl step trains on 8 copies of each image
 DEFAULT_BATCH = {"ae": 200, "vae": 200, "ssl": 64}
 # images per forward pass when scoring: the ssl encoder's 8 copies of 1,024 images overflow the
 # caches (877 images/s at 1,024 against 3,118 at 64 on 2 cores; benchmarks/throughput.py --encoder ssl)
-SCORING_BATCH = {"ssl": 64}
+SCORING_BATCH = {"ssl": 64, "ssl+ae": 64}
+
+
+def trained_parts(model: nn.Module) -> list[tuple[str, nn.Module]]:
+    """``(kind, module)`` of each network that trains on its own schedule: the joint encoder's
+    parts, or the encoder itself."""
+    if model.kind in JOINT_ENCODERS:
+        return list(model.parts.items())
+    return [(model.kind, model)]
+
+
+def part_kinds(kind: str) -> tuple[str, ...]:
+    """The kinds of the networks an encoder ``kind`` trains (``trained_parts`` without a model)."""
+    return joint.PARTS if kind in JOINT_ENCODERS else (kind,)
 
 
 def default_channels(kind: str) -> tuple[int, ...]:
@@ -45,6 +65,13 @@ def build_encoder(
     latent (the ssl encoder's feature size follows from its channels and transformations)."""
     if kind not in ENCODERS:
         raise OneClassError(f"unknown encoder {kind!r}; expected one of {', '.join(ENCODERS)}")
+    if kind in JOINT_ENCODERS:
+        if channels:
+            raise OneClassError(
+                f"channels: encoder {kind} uses each part's default channels; give channels to "
+                "ssl, ae or vae alone"
+            )
+        return joint.JointEncoder(tuple(image_shape), latent_dim).to(memory_format=torch.channels_last)
     channels = tuple(channels) if channels else default_channels(kind)
     if kind == "ssl":
         model = transforms.TransformPredictor(tuple(image_shape), channels)

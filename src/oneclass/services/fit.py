@@ -143,9 +143,7 @@ def fit_run(
     calibration.check_alpha(alpha)
     n_calibration = int(round(calibration_share * len(data.train)))
     held = len(data.train) if _bytes(data.train) <= IN_MEMORY_LIMIT else 0
-    detector.check_memory(
-        image_shape(data.train), detector.encoder_schedule(len(data.train) - n_calibration)[0], 2 * held
-    )
+    detector.check_memory(image_shape(data.train), len(data.train) - n_calibration, 2 * held)
     detector.training_device()  # joins torchrun's process group, if launched by it
     main = distributed.is_main_process()
     run = RunFolder(out, overwrite=overwrite, quiet=quiet, resume=resume) if main else None
@@ -167,8 +165,10 @@ def fit_run(
     if detector.local:
         features = f"patch features {detector.encoder} (pretrained, not trained)"
     else:
-        batch_size, epochs = detector.encoder_schedule(len(fit_images))
-        features = f"encoder: batch {batch_size}, {epochs} epochs"
+        features = "; ".join(
+            f"{kind} encoder: batch {batch_size}, {epochs} epochs"
+            for kind, (batch_size, epochs) in detector.encoder_schedules(len(fit_images)).items()
+        )
     held_for_threshold = 0 if threshold_images is None else len(threshold_images)
     run.log(
         f"fit on {len(fit_images)} normal images ({n_calibration} more held out for calibration, "

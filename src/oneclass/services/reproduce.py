@@ -78,7 +78,7 @@ def reproduce(
     )
 
     clock = Stopwatch()
-    encoder_epochs = detector.encoder_schedule(len(train_x))[1]
+    encoder_epochs = detector.encoder_schedules(len(train_x))[detector.encoder][1]
     run.log(f"training the {detector.encoder} encoder on all digits for {encoder_epochs} epochs")
     detector.fit_encoder(train_x, on_epoch=run.epoch_logger("encoder"))
     timings["encoder_training_s"] = clock.seconds()

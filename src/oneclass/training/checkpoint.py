@@ -27,6 +27,10 @@ class Checkpointer:
         self.tensors_path = self.directory / f"checkpoint-{stage}.safetensors"
         self.meta_path = self.directory / f"checkpoint-{stage}.json"
 
+    def part(self, name: str) -> Checkpointer:
+        """The checkpoints of one part of a stage (a joint encoder trains its parts one by one)."""
+        return Checkpointer(self.directory, f"{self.stage}-{name}")
+
     def exists(self) -> bool:
         return self.meta_path.is_file()
 

@@ -210,6 +210,7 @@ class KernelOCNN(_TorchOCNN):
         )
         self.net_.w.weight.copy_(fitted.weights[None])
         self.net_.keep_units(fitted.weights > 0)
+        self.out_of_fold_scores_ = scores
         return nu_quantile(scores, self.nu), fitted.history
 
     def _build(self, Z: np.ndarray) -> nn.Module:
