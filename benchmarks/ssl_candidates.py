@@ -11,15 +11,20 @@ Candidates:
 - 5-NN on all copies, on the untransformed copy only, on the mean over the copies;
 - the encoder's own score: the log-likelihood of the true transformations (GEOM's score);
 - the OC-NN on the ssl features combined with the OC-NN on the autoencoder latent, Fisher's
-  way: the sum of the log tail probabilities of each score among the training scores;
+  way: the sum of the log tail probabilities of each score among the training scores (in-sample
+  or the OC-NN's out-of-fold scores; the ``ssl+ae`` encoder's head uses the latter); also with
+  the VAE's latent, both, or the ssl encoder's own GEOM score as further members;
+- one OC-NN on the ssl features and the autoencoder latent side by side;
 - with ``--encoders``: the whole detector (held-out threshold) with other encoder settings.
 
-    python benchmarks/ssl_candidates.py --datasets mnist,fashion-mnist --seed 0   # ~20 min, 2 cores
+    python benchmarks/ssl_candidates.py --datasets mnist,fashion-mnist --seed 0   # ~30 min, 2 cores
+    python benchmarks/ssl_candidates.py --only "NAME;NAME" ...   # some candidates only
 """
 
 from __future__ import annotations
 
 import argparse
+import shlex
 import sys
 from pathlib import Path
 
@@ -59,23 +64,51 @@ class CopyKNN(Method):
 
 
 class FisherCombination(Method):
-    """OC-NN on ssl features and OC-NN on another encoder's latent, combined by summing each
-    score's log tail probability among that head's training scores."""
+    """OC-NN on ssl features and OC-NN on other encoders' latents (and optionally the ssl
+    encoder's own GEOM score), combined by summing each score's log tail probability among that
+    score's training scores (in-sample, or the OC-NN's out-of-fold scores)."""
+
+    def __init__(self, *others: str, reference: str = "in-sample", geom: bool = False):
+        self.others, self.reference, self.geom = others, reference, geom
+        parts = ["OC-NN ssl", *(f"OC-NN {other}" for other in others)] + (["ssl-geom"] if geom else [])
+        suffix = ", out-of-fold" if reference != "in-sample" else ""
+        self.name = self.description = " + ".join(parts) + ", Fisher" + suffix
+
+    def run(self, task: ClassTask) -> MethodOutput:
+        members = [self._ocnn(task, kind) for kind in ("ssl", *self.others)]
+        if self.geom:
+            own = OwnScoreMethod("ssl").run(task)
+            members.append((own.train_scores, own.test_scores))
+        train_total, test_total = 0.0, 0.0
+        for train, test in members:  # the training scores are also the reference
+            reference = np.sort(train)
+            train_total = train_total + np.log(p_values(reference, train))
+            test_total = test_total + np.log(p_values(reference, test))
+        return MethodOutput(train_total, test_total, nu_quantile(train_total, task.config.nu))
+
+    def _ocnn(self, task: ClassTask, kind: str) -> tuple[np.ndarray, np.ndarray]:
+        """(training, test) scores of an OC-NN on ``kind`` features; training scores in-sample
+        or out of fold."""
+        train_z, test_z = task.features(kind)
+        head = head_class("ocnn")(nu=task.config.nu, seed=task.seed, device="cpu").fit(train_z)
+        oof = self.reference != "in-sample"
+        train = head.out_of_fold_scores_ if oof else head.score_samples(train_z)
+        return train, head.score_samples(test_z)
+
+
+class ConcatenatedFeatures(Method):
+    """One OC-NN on the ssl features and another encoder's latent side by side (whitened together)."""
 
     def __init__(self, other: str):
         self.other = other
-        self.name = f"OC-NN ssl + OC-NN {other}, Fisher"
+        self.name = f"OC-NN on ssl and {other} features concatenated"
         self.description = self.name
 
     def run(self, task: ClassTask) -> MethodOutput:
-        train_total, test_total = 0.0, 0.0
-        for kind in ("ssl", self.other):
-            train_z, test_z = task.features(kind)
-            head = head_class("ocnn")(nu=task.config.nu, seed=task.seed, device="cpu").fit(train_z)
-            reference = np.sort(head.score_samples(train_z))
-            train_total = train_total + np.log(p_values(reference, reference))
-            test_total = test_total + np.log(p_values(reference, head.score_samples(test_z)))
-        return MethodOutput(train_total, test_total, nu_quantile(train_total, task.config.nu))
+        (ssl_train, ssl_test), (other_train, other_test) = task.features("ssl"), task.features(self.other)
+        train_z, test_z = np.hstack([ssl_train, other_train]), np.hstack([ssl_test, other_test])
+        head = head_class("ocnn")(nu=task.config.nu, seed=task.seed, device="cpu").fit(train_z)
+        return MethodOutput(head.score_samples(train_z), head.score_samples(test_z), head.threshold_)
 
 
 class EncoderVariant(Method):
@@ -100,6 +133,11 @@ CANDIDATES: list[Method] = [
     CopyKNN("mean over copies"),
     OwnScoreMethod("ssl"),
     FisherCombination("ae"),
+    FisherCombination("ae", reference="out-of-fold"),
+    ConcatenatedFeatures("ae"),
+    FisherCombination("vae", reference="out-of-fold"),
+    FisherCombination("ae", "vae", reference="out-of-fold"),
+    FisherCombination("ae", reference="out-of-fold", geom=True),
 ]
 ENCODER_VARIANTS: list[Method] = [
     EncoderVariant("detector, default encoder (3 epochs, batch 64, channels 16-32-64-64)"),
@@ -115,11 +153,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--classes", default="0,1,2,3,4,5,6,7,8,9")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--encoders", action="store_true", help="also the encoder variants (slow)")
+    parser.add_argument("--only", help="candidate names separated by ; (default: all)")
     parser.add_argument("--out", type=Path, default=Path("benchmarks/defaults/ssl"))
     args = parser.parse_args(argv)
     methods = CANDIDATES + (ENCODER_VARIANTS if args.encoders else [])
+    if args.only:
+        methods = [m for m in methods if m.name in args.only.split(";")]
     classes = [int(c) for c in args.classes.split(",")]
-    command = " ".join(["python benchmarks/ssl_candidates.py", *(argv if argv is not None else sys.argv[1:])])
+    arguments = argv if argv is not None else sys.argv[1:]
+    command = shlex.join(["python", "benchmarks/ssl_candidates.py", *arguments])
     for dataset in args.datasets.split(","):
         records = run_benchmark(
             dataset, methods, classes, [args.seed], BenchConfig(split="validation"), args.out / dataset,
