@@ -12,7 +12,8 @@ scikit-image==0.26.0`` (no install) and checked by sha256.
   (no test crop overlaps a training crop; both sample the whole photograph);
 - ``--set validation`` (for choosing settings): the same three photographs, white blocks only
   (the test set's training region): train crops from six of them, test crops from the other two.
-  The test set's test blocks are never read.
+  The test set's test blocks are never read. ``--fold 1..3`` holds out another pair of the eight
+  white blocks (fold 0, the default, the last pair), for settings chosen over several splits.
 - ``--set other`` (a check on photographs no setting was chosen on): ihc (immunohistochemistry
   tissue) and retina (the middle of a fundus photograph), split as the test set.
 
@@ -29,6 +30,7 @@ any detector's result.
 
     python benchmarks/inspection_data.py --out data/inspection            # a few seconds
     python benchmarks/inspection_data.py --set validation --out data/inspection-validation
+    python benchmarks/inspection_data.py --set validation --fold 1 --out data/inspection-validation-1
     python benchmarks/inspection_data.py --set other --out data/inspection-other
 """
 
@@ -187,15 +189,28 @@ def _save(path: Path, array: np.ndarray) -> None:
     Image.fromarray(np.clip(np.rint(array), 0, 255).astype(np.uint8)).save(path, optimize=False)
 
 
+def validation_blocks(fold: int) -> tuple[list, list]:
+    """(train blocks, test blocks) of validation fold ``fold``: the pair of white blocks
+    ``WHITE[6 - 2 fold : 8 - 2 fold]`` held out (fold 0 is ``REGIONS["validation"]``)."""
+    held = WHITE[6 - 2 * fold : 8 - 2 * fold]
+    return [b for b in WHITE if b not in held], held
+
+
 def build(
-    name: str, root: Path, which: str, seed: int, counts: tuple[int, int, int] = (N_TRAIN, N_GOOD, N_DEFECT)
+    name: str,
+    root: Path,
+    which: str,
+    seed: int,
+    counts: tuple[int, int, int] = (N_TRAIN, N_GOOD, N_DEFECT),
+    fold: int = 0,
 ) -> None:
     """One category under ``root``: ``counts`` = (train/good, test/good, test images per defect
     kind); smaller counts (the tests) give a different draw, not a subset."""
     n_train, n_good, n_defect = counts
     image = photograph(name)
-    train_blocks, test_blocks = REGIONS[which]
-    rng = np.random.default_rng([seed, list(SOURCES).index(name), list(SETS).index(which)])
+    train_blocks, test_blocks = validation_blocks(fold) if which == "validation" else REGIONS[which]
+    key = [seed, list(SOURCES).index(name), list(SETS).index(which)] + ([fold] if fold else [])
+    rng = np.random.default_rng(key)  # fold 0 keeps the bytes of the first validation folders
     for i, crop in enumerate(crops(image, train_blocks, n_train, rng)):
         _save(root / "train" / "good" / f"{i:03d}.png", crop)
     test = crops(image, test_blocks, n_good + n_defect * len(KINDS), rng)
@@ -217,11 +232,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--set", choices=sorted(SETS), default="test")
     parser.add_argument("--out", type=Path, required=True)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--fold", type=int, default=0, choices=range(4), help="validation fold (0-3)")
     args = parser.parse_args(argv)
+    if args.fold and args.set != "validation":
+        parser.error("--fold applies to --set validation only")
     for name in SETS[args.set]:
         if (args.out / name).exists():
             shutil.rmtree(args.out / name)
-        build(name, args.out / name, args.set, args.seed)
+        build(name, args.out / name, args.set, args.seed, fold=args.fold)
         print(f"{args.out / name}: {N_TRAIN} train/good, {N_GOOD} test/good, {N_DEFECT} x {', '.join(KINDS)}")
     return 0
 

@@ -148,16 +148,18 @@ def test_quick_bench_through_the_cli(tmp_path):
     assert "AUROC per normal class" in (out / "report.html").read_text()
 
 
-def test_local_detector_runs_under_the_one_class_protocol(tmp_path):
-    """ocnn@lite0 is left out of the default run (slow) but runs when named."""
+@pytest.mark.parametrize("method", ["ocnn@lite0", "knn@lite0-pooled"])
+def test_pretrained_features_run_under_the_one_class_protocol(method, tmp_path):
+    """The local detector and the pooled ImageNet features are left out of the default run
+    (slow) but run when named."""
     out = tmp_path / "bench"
-    args = ["bench", "--methods", "ocnn@lite0", "--classes", "1", "--train-limit", "300"]
+    args = ["bench", "--methods", method, "--classes", "1", "--train-limit", "300"]
     result = CliRunner().invoke(
         main, [*args, "--test-limit", "400", "--out", str(out), "-q"], catch_exceptions=False
     )
     assert result.exit_code == 0, result.output
     (record,) = json.loads((out / "results.json").read_text())["records"]
-    assert record["method"] == "ocnn@lite0" and record["auroc"] > 0.8
+    assert record["method"] == method and record["auroc"] > 0.8
     assert 0.0 <= record["false_alarm_rate"] <= 0.4
 
 

@@ -2,6 +2,8 @@
 arithmetic, the detector on real digits (held-out threshold, save/load, ONNX with both networks
 and the p-value lookup), resuming an interrupted fit part by part, and the data sets' default."""
 
+import json
+
 import numpy as np
 import pytest
 import torch
@@ -160,3 +162,5 @@ def test_fit_on_a_data_set_defaults_to_the_joint_encoder(tmp_path):
     assert loaded.encoder == "ssl+ae" and loaded.head_.name == "fisher"
     log = (tmp_path / "run" / "train.log").read_text()
     assert "ssl encoder: batch" in log and "ae encoder: batch" in log and "part=ae" in log
+    metrics = json.loads((tmp_path / "run" / "metrics.json").read_text())
+    assert set(metrics["encoder_schedule"]) == {"ssl", "ae"} and len(metrics["head_passes"]) == 2

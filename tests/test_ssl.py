@@ -1,5 +1,6 @@
-"""The self-supervised shape encoder (ssl): transformations, features, the default detector on
-real digits, its held-out threshold, ONNX export with the test-time transformations."""
+"""The self-supervised shape encoder (ssl): transformations, features, the ssl detector on real
+digits, its held-out threshold, ONNX export with the test-time transformations (the default
+ssl+ae detector that builds on it: test_joint.py)."""
 
 import numpy as np
 import pytest
@@ -61,7 +62,7 @@ def test_training_lowers_the_transformation_loss_on_real_digits(mnist_train):
 
 @pytest.fixture(scope="module")
 def ssl_detector(mnist_train):
-    """The default detector of the data sets on 2,000 real threes (1 epoch to keep tests short)."""
+    """The ssl detector on 2,000 real threes (1 epoch to keep tests short)."""
     x, y = mnist_train
     return OneClassDetector(encoder="ssl", encoder_epochs=1, seed=0, device="cpu", quiet=True).fit(
         x[y == 3][:2000]

@@ -238,6 +238,9 @@ METHODS: dict[str, Method] = _registry(
     HeadMethod("iforest", "ae"),
     HeadMethod("knn", "ae"),
     HeadMethod("knn", "vae"),
+    # the three heads on the same ssl features (the shared encoder, trained on all training
+    # images): the head's share of the gain, apart from the feature's
+    HeadMethod("ocnn", "ssl", name="ocnn-head@ssl", default=False),
     HeadMethod("knn", "ssl"),
     HeadMethod("ocsvm", "ssl"),
     # the pretrained rows: ImageNet EfficientNet-Lite0 patch features averaged over the image

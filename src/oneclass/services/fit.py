@@ -110,6 +110,19 @@ def in_memory_if_small(images: np.ndarray | ImageFolder) -> np.ndarray | ImageFo
     return images
 
 
+def _head_convergence(history: list[dict]) -> dict[str, Any]:
+    """Frank-Wolfe passes and final duality gap of a kernel OC-NN head; one of each per member
+    of a combined head (its records carry ``group``)."""
+    if not history or "duality_gap" not in history[-1]:
+        return {}
+    groups = sorted({record.get("group", 0) for record in history})
+    runs = [[r for r in history if r.get("group", 0) == group] for group in groups]
+    passes, gaps = [len(run) - 1 for run in runs], [run[-1]["duality_gap"] for run in runs]
+    if len(runs) == 1:
+        return {"head_passes": passes[0], "head_duality_gap": gaps[0]}
+    return {"head_passes": passes, "head_duality_gap": gaps}
+
+
 def _bytes(images: np.ndarray | ImageFolder) -> float:
     return float(np.prod(images.shape, dtype=np.float64))
 
@@ -206,9 +219,7 @@ def fit_run(
         "fit_seconds": fit_seconds,
         "world_size": distributed.world_size(),
     }
-    if detector.history_["head"] and "duality_gap" in detector.history_["head"][-1]:
-        metrics["head_passes"] = len(detector.history_["head"]) - 1
-        metrics["head_duality_gap"] = detector.history_["head"][-1]["duality_gap"]
+    metrics.update(_head_convergence(detector.history_["head"]))
     problem = calibration.unreachable_alpha(alpha, n_calibration)
     if problem:  # p-values still work; only this alpha cannot flag anything
         metrics["alpha_warning"] = problem
