@@ -1,6 +1,7 @@
 """Run by tests/test_distributed.py under torchrun (2 gloo processes): every rank trains the same
-kernel OC-NN head on the same latents, and the autoencoder and the ssl encoder on its shard, and
-writes what it ended with, so the test can compare the ranks with each other and with one process."""
+kernel OC-NN head on the same latents, the autoencoder and the ssl encoder on its shard, and the
+ssl+ae detector (both parts, both heads), and writes what it ended with, so the test can compare
+the ranks with each other and with one process."""
 
 import sys
 from pathlib import Path
@@ -9,6 +10,7 @@ import numpy as np
 import torch
 from safetensors.torch import save_file
 
+from oneclass import OneClassDetector
 from oneclass.data import load_dataset
 from oneclass.heads import KernelOCNN
 from oneclass.heads.ocnn.patch import PatchOCNN
@@ -52,6 +54,11 @@ def main(out: Path) -> None:
         )  # fmt: skip
         tensors.update({f"{kind}.{k}": v.contiguous() for k, v in model.state_dict().items()})
         tensors.update({f"{kind}-initial.{k}": v.contiguous() for k, v in initial.items()})
+    joint = OneClassDetector(encoder="ssl+ae", encoder_epochs=1, seed=0, device="cpu", quiet=True)
+    joint.fit(x[y == 3][:600])  # both parts under DDP, both heads' out-of-fold scores gathered
+    tensors.update({f"joint.{k}": v.contiguous() for k, v in joint.encoder_.state_dict().items()})
+    tensors["joint.threshold"] = torch.tensor(joint.threshold_, dtype=torch.float64)
+    tensors["joint.scores"] = torch.from_numpy(joint.score_samples(x[:200]))
     tensors.update({f"patch.{k}": v.contiguous() for k, v in patch.net_.state_dict().items()})
     tensors["patch.threshold"] = torch.tensor(patch.threshold_, dtype=torch.float64)
     tensors["patch.train_scores"] = torch.from_numpy(patch.train_image_scores_)

@@ -97,3 +97,15 @@ def test_both_ranks_train_the_encoder_together(kind, ranks):
     assert encoder and all(torch.equal(first[k], second[k]) for k in encoder)
     moved = [k for k in encoder if not torch.equal(first[k], first[f"{kind}-initial." + k.split(".", 1)[1]])]
     assert len(moved) >= len(encoder) // 2
+
+
+def test_both_ranks_fit_the_same_joint_detector(ranks):
+    """ssl+ae under torchrun: both parts trained together by the ranks, both member heads and the
+    Fisher combination's references the same on every rank, so every rank scores alike."""
+    first, second = ranks
+    weights = [k for k in first if k.startswith("joint.") and k not in ("joint.threshold", "joint.scores")]
+    assert any(".parts.ssl." in k for k in weights) and any(".parts.ae." in k for k in weights)
+    assert all(torch.equal(first[k], second[k]) for k in weights)
+    assert float(first["joint.threshold"]) == float(second["joint.threshold"])
+    assert torch.equal(first["joint.scores"], second["joint.scores"])
+    assert first["joint.scores"].std() > 0

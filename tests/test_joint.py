@@ -112,6 +112,24 @@ def test_joint_detector_saves_loads_and_exports(joint_detector, mnist_test, tmp_
     assert np.corrcoef(onnx, expected)[0, 1] > 0.9999
 
 
+def test_joint_detector_on_non_square_colour_images(mnist_train, tmp_path):
+    """Colour 20x28 images (real digits cut and coloured): the ssl part uses its 4 shape-keeping
+    transformations, the autoencoder its own shape; both in one ONNX graph."""
+    pytest.importorskip("onnxruntime")
+    from oneclass.services.export import export_onnx
+    from test_export import onnx_scores
+
+    x, y = mnist_train
+    digits = x[y == 1][:400, 4:24]
+    images = np.stack([digits, digits // 2, 255 - digits], axis=1)
+    detector = OneClassDetector(encoder="ssl+ae", encoder_epochs=1, device="cpu", quiet=True).fit(images)
+    assert detector.encoder_.parts["ssl"].count == 4 and detector.head_.group_sizes == (256, 32)
+    expected = detector.score_samples(images[:100])
+    assert not is_constant(expected)
+    onnx = onnx_scores(export_onnx(detector, tmp_path), images[:100])
+    assert (np.abs(onnx - expected) > 1e-4).mean() <= 0.02
+
+
 def test_an_interrupted_joint_fit_resumes_part_by_part(mnist_train, tmp_path):
     """Stopped after the autoencoder's first epoch (the ssl part done), a second fit_encoder
     with the same checkpoint skips the ssl part and finishes the autoencoder: bitwise the same
