@@ -1,0 +1,145 @@
+"""Local scoring rules over several validation splits of the inspection benchmark (no test image).
+
+One validation split (``data/inspection-validation``: two of the eight white blocks held out)
+chose the patch OC-NN's settings, and on it the patch OC-NN led the PaDiM-style Gaussian by 3
+points; on the test folders it trailed by 2. This script asks whether that split was a lucky one:
+it scores every candidate on the four folds of ``inspection_data.py --set validation --fold K``
+(each holds out another pair of white blocks) with the same lite0 patch features.
+
+Candidates (image score: higher = more normal; maps where the rule gives one):
+- ``patch-ocnn``: the product's local head (``PatchOCNN`` defaults);
+- ``patch-ocnn, per-position standardised``: the same head on features standardised with each
+  position's own training mean and standard deviation (PaDiM's per-position statistics, diagonal);
+- ``padim (worst)``: a Gaussian per position, image score the worst position (the benchmark's
+  ``padim``); ``padim (worst 3%)``: the same Gaussians, the mean of the worst 3% of positions
+  (the patch head's pooling);
+- ``global gaussian (worst 3%)``: one Gaussian for all positions;
+- ``fisher patch-ocnn + padim``: Fisher's combination of the two image scores (tail probabilities
+  among each rule's training-image scores).
+
+    for k in 0 1 2 3; do
+        python benchmarks/inspection_data.py --set validation --fold $k --out data/inspection-validation-$k
+    done
+    python benchmarks/patch_folds.py data/inspection-validation-{0,1,2,3}      # ~6 min on 2 cores
+"""
+
+from __future__ import annotations
+
+import argparse
+import shlex
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from oneclass.calibration import p_values
+from oneclass.evaluation.metrics import auroc, pixel_auroc
+from oneclass.heads.ocnn.patch import PatchOCNN, smooth_maps
+from oneclass.services.inspection import categories, load_task
+
+TOP_SHARE = 0.03
+
+
+def worst(regions: torch.Tensor) -> np.ndarray:
+    return -regions.flatten(1).max(1).values.double().numpy()
+
+
+def worst_share(regions: torch.Tensor) -> np.ndarray:
+    flat = regions.flatten(1)
+    return -flat.topk(max(1, round(TOP_SHARE * flat.shape[1])), dim=1).values.mean(1).double().numpy()
+
+
+def gaussian_regions(train: torch.Tensor, test: torch.Tensor, per_position: bool):
+    """Mahalanobis distance of every position's descriptor ``(n, h, w)`` to a Gaussian fitted on
+    the training descriptors, one per position or one for all positions."""
+    n, dim, h, w = train.shape
+    ridge = 0.01 * torch.eye(dim, dtype=torch.float64)
+    if per_position:
+        rows = train.permute(2, 3, 0, 1).reshape(h * w, n, dim).double()
+    else:
+        rows = train.permute(0, 2, 3, 1).reshape(1, -1, dim).double()
+    mean = rows.mean(1, keepdim=True)
+    centred = rows - mean
+    factor = torch.linalg.cholesky(centred.transpose(1, 2) @ centred / (rows.shape[1] - 1) + ridge)
+
+    def distances(features: torch.Tensor) -> torch.Tensor:
+        m = len(features)
+        if per_position:
+            y = features.permute(2, 3, 1, 0).reshape(h * w, dim, m).double() - mean.transpose(1, 2)
+            z = torch.linalg.solve_triangular(factor, y, upper=False)
+            return z.pow(2).sum(1).sqrt().T.reshape(m, h, w).float()
+        y = features.permute(0, 2, 3, 1).reshape(-1, dim).double() - mean[0]
+        z = torch.linalg.solve_triangular(factor[0], y.T, upper=False)
+        return z.pow(2).sum(0).sqrt().view(m, h, w).float()
+
+    return distances(train), distances(test)
+
+
+def fisher(*members: tuple[np.ndarray, np.ndarray]) -> np.ndarray:
+    """Sum of the log tail probabilities of each (training, test) pair's test scores."""
+    return sum(np.log(p_values(np.sort(train), test)) for train, test in members)
+
+
+def candidates(task) -> dict[str, tuple[np.ndarray, np.ndarray | None]]:
+    train, test = task.features("lite0")
+    n = len(train)
+    out = {}
+    head = PatchOCNN(seed=task.seed).fit(lambda index: train[index], n, task.image_size)
+    scores, maps = head.score_maps(test)
+    out["patch-ocnn"] = (scores, maps)
+    mean, std = train.mean(0), train.std(0) + 1e-6
+    standard = PatchOCNN(seed=task.seed).fit(lambda index: (train[index] - mean) / std, n, task.image_size)
+    out["patch-ocnn, per-position standardised"] = standard.score_maps((test - mean) / std)
+    padim_train, padim_test = gaussian_regions(train, test, per_position=True)
+    out["padim (worst)"] = (worst(padim_test), smooth_maps(padim_test, task.image_size).numpy())
+    out["padim (worst 3%)"] = (worst_share(padim_test), None)
+    _, global_test = gaussian_regions(train, test, per_position=False)
+    out["global gaussian (worst 3%)"] = (worst_share(global_test), None)
+    out["fisher patch-ocnn + padim"] = (
+        fisher((head.train_image_scores_, scores), (worst(padim_train), worst(padim_test))),
+        None,
+    )
+    return out
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("roots", type=Path, nargs="+", help="validation folders, one per fold")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--out", type=Path, default=Path("benchmarks/defaults/patch-folds.md"))
+    args = parser.parse_args(argv)
+    image, pixel = {}, {}
+    for fold, root in enumerate(args.roots):
+        for category in categories(root):
+            clock = time.perf_counter()
+            task = load_task(category, args.seed, 0.1)
+            for name, (scores, maps) in candidates(task).items():
+                image.setdefault(name, np.zeros((len(args.roots), 0)).tolist())
+                image[name][fold].append(auroc(scores, task.test_is_normal))
+                if maps is not None:
+                    pixel.setdefault(name, []).append(pixel_auroc(maps, task.masks))
+            print(f"{root} {category.name}: {time.perf_counter() - clock:.0f} s", file=sys.stderr, flush=True)
+    command = shlex.join(["python", "benchmarks/patch_folds.py", *map(str, argv or sys.argv[1:])])
+    lines = [
+        f"Command: `{command}` (seed {args.seed}; validation folds only, no test image)",
+        "",
+        "| candidate | mean image AUROC (%) | " + " | ".join(f"fold {k}" for k in range(len(args.roots)))
+        + " | pixel AUROC (%) |",
+        "|---" * (len(args.roots) + 3) + "|",
+    ]  # fmt: skip
+    for name, folds in image.items():
+        means = [100 * np.mean(f) for f in folds]
+        cell = f"{100 * np.mean(pixel[name]):.1f}" if name in pixel else "-"
+        row = " | ".join(f"{m:.1f}" for m in means)
+        lines.append(f"| {name} | **{np.mean(means):.1f}** | {row} | {cell} |")
+    text = "\n".join(lines) + "\n"
+    print(text)
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(text)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
