@@ -10,6 +10,12 @@ Candidates (image score: higher = more normal; maps where the rule gives one):
 - ``patch-ocnn``: the product's local head (``PatchOCNN`` defaults);
 - ``patch-ocnn, per-position standardised``: the same head on features standardised with each
   position's own training mean and standard deviation (PaDiM's per-position statistics, diagonal);
+- ``patch-ocnn, worst 3% of the interior``: its maps pooled without the 8 px next to the border
+  (a test of where it goes wrong, not a detector: it cannot see a defect at the border);
+- ``patch-ocnn + distance to the border``: the head with each position's distance to the edge
+  as one more feature;
+- ``patch-ocnn, maps standardised per pixel``: its anomaly maps minus each pixel's mean over the
+  training images' maps, divided by their standard deviation, then pooled (worst 3%);
 - ``padim (worst)``: a Gaussian per position, image score the worst position (the benchmark's
   ``padim``); ``padim (worst 3%)``: the same Gaussians, the mean of the worst 3% of positions
   (the patch head's pooling);
@@ -20,7 +26,7 @@ Candidates (image score: higher = more normal; maps where the rule gives one):
     for k in 0 1 2 3; do
         python benchmarks/inspection_data.py --set validation --fold $k --out data/inspection-validation-$k
     done
-    python benchmarks/patch_folds.py data/inspection-validation-{0,1,2,3}      # ~6 min on 2 cores
+    python benchmarks/patch_folds.py data/inspection-validation-{0,1,2,3}      # ~11 min on 2 cores
 """
 
 from __future__ import annotations
@@ -40,6 +46,7 @@ from oneclass.heads.ocnn.patch import PatchOCNN, smooth_maps
 from oneclass.services.inspection import categories, load_task
 
 TOP_SHARE = 0.03
+INTERIOR = 8  # pixels of the 64x64 map left out on every side by the interior-only pooling
 
 
 def worst(regions: torch.Tensor) -> np.ndarray:
@@ -77,6 +84,14 @@ def gaussian_regions(train: torch.Tensor, test: torch.Tensor, per_position: bool
     return distances(train), distances(test)
 
 
+def border_distance(grid: tuple[int, int]) -> torch.Tensor:
+    """``(1, 1, h, w)``: each position's distance to the nearest edge of the grid, in [0, 1]."""
+    h, w = grid
+    rows, cols = torch.arange(h).view(-1, 1), torch.arange(w).view(1, -1)
+    steps = torch.minimum(torch.minimum(rows, h - 1 - rows), torch.minimum(cols, w - 1 - cols))
+    return (steps.float() / max(1, min(h, w) // 2)).view(1, 1, h, w)
+
+
 def fisher(*members: tuple[np.ndarray, np.ndarray]) -> np.ndarray:
     """Sum of the log tail probabilities of each (training, test) pair's test scores."""
     return sum(np.log(p_values(np.sort(train), test)) for train, test in members)
@@ -92,6 +107,21 @@ def candidates(task) -> dict[str, tuple[np.ndarray, np.ndarray | None]]:
     mean, std = train.mean(0), train.std(0) + 1e-6
     standard = PatchOCNN(seed=task.seed).fit(lambda index: (train[index] - mean) / std, n, task.image_size)
     out["patch-ocnn, per-position standardised"] = standard.score_maps((test - mean) / std)
+    inner = maps[:, INTERIOR:-INTERIOR, INTERIOR:-INTERIOR]
+    out[f"patch-ocnn, worst 3% of the interior (border {INTERIOR} px left out)"] = (
+        worst_share(torch.from_numpy(inner)),
+        None,
+    )
+    _, train_maps = head.score_maps(train)  # in-sample: the per-position level, not the threshold
+    level, spread = train_maps.mean(0), train_maps.std(0) + 1e-6
+    out["patch-ocnn, maps standardised per pixel on the training maps"] = (
+        worst_share(torch.from_numpy((maps - level) / spread)),
+        None,
+    )
+    edge = border_distance(train.shape[-2:])
+    with_edge = lambda features: torch.cat([features, edge.expand(len(features), 1, -1, -1)], 1)  # noqa: E731
+    aware = PatchOCNN(seed=task.seed).fit(lambda index: with_edge(train[index]), n, task.image_size)
+    out["patch-ocnn + distance to the border as a feature"] = aware.score_maps(with_edge(test))
     padim_train, padim_test = gaussian_regions(train, test, per_position=True)
     out["padim (worst)"] = (worst(padim_test), smooth_maps(padim_test, task.image_size).numpy())
     out["padim (worst 3%)"] = (worst_share(padim_test), None)
