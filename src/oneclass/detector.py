@@ -107,7 +107,8 @@ class OneClassDetector(Estimator):
         ),
         "encoder_epochs": Param(
             Interval(int, 1, none_ok=True),
-            "Encoder training epochs [the encoder's default: 10 ae/vae, 3 ssl].",
+            "Encoder training epochs [the encoder's default: 10 ae/vae, 3 ssl; ssl+ae: each part's, "
+            "and a value given applies to both parts].",
         ),
         "head_epochs": Param(
             Interval(int, 1, none_ok=True),
@@ -115,7 +116,8 @@ class OneClassDetector(Estimator):
             "its tolerance; ocnn-paper 25].",
         ),
         "batch_size": Param(
-            Interval(int, 1, none_ok=True), "Mini-batch size [the encoder's default: 200 ae/vae, 64 ssl]."
+            Interval(int, 1, none_ok=True),
+            "Mini-batch size [the encoder's default: 200 ae/vae, 64 ssl; ssl+ae: each part's].",
         ),
         "encoder_lr": Param(Interval(float, 0, closed="neither"), "Encoder learning rate (Adam)."),
         "head_lr": Param(
