@@ -31,14 +31,14 @@ from .networks import (
     DEFAULT_BATCH,
     DEFAULT_EPOCHS,
     ENCODERS,
-    JOINT_ENCODERS,
     PATCH_ENCODERS,
-    SCORING_BATCH,
-    THRESHOLD_FROM_HELD_OUT,
     build_encoder,
     build_patch_features,
+    check_channels,
     feature_bytes,
+    holds_out_threshold,
     part_kinds,
+    scoring_batch,
     trained_parts,
     training_bytes,
 )
@@ -164,11 +164,7 @@ class OneClassDetector(Estimator):
         self.device = device
         self.quiet = quiet
         self.validate_params()
-        if self.channels and self.encoder in JOINT_ENCODERS:
-            raise OneClassError(
-                f"channels: encoder {self.encoder} uses each part's default channels; give channels "
-                "to ssl, ae or vae alone"
-            )
+        check_channels(self.encoder, self.channels)
         resolve_device(self.device)
         self.history_: dict[str, list[dict]] = {"encoder": [], "head": []}
         self.timings_: dict[str, float] = {}
@@ -219,11 +215,11 @@ class OneClassDetector(Estimator):
 
     def threshold_split(self, n: int) -> tuple[np.ndarray, np.ndarray] | None:
         """``(train, held_out)`` indices for ``n`` training images when the threshold should come
-        from held-out images (fewer than ``SMALL_DATA``, or an encoder in
-        ``THRESHOLD_FROM_HELD_OUT``), else None (out-of-fold scores suffice). The held-out share
-        is ``THRESHOLD_SHARE``, at least 1/nu images, at most half."""
+        from held-out images (fewer than ``SMALL_DATA``, or an encoder that always holds out:
+        ``networks.holds_out_threshold``), else None (out-of-fold scores suffice). The held-out
+        share is ``THRESHOLD_SHARE``, at least 1/nu images, at most half."""
         held = max(int(np.ceil(1.0 / self.nu)), int(round(THRESHOLD_SHARE * n)))
-        large = n >= SMALL_DATA and self.encoder not in THRESHOLD_FROM_HELD_OUT
+        large = n >= SMALL_DATA and not holds_out_threshold(self.encoder)
         if large or 2 * held > n:
             return None
         order = np.random.default_rng([self.seed, 104729]).permutation(n)
@@ -310,11 +306,10 @@ class OneClassDetector(Estimator):
             needed = feature_bytes(self.encoder, tuple(image_shape), SCORE_CHUNK)
             what = f"patch features of {size} images, {SCORE_CHUNK} at a time"
         else:
-            kind, (batch_size, _) = max(
-                self.encoder_schedules(n_images).items(),
-                key=lambda item: training_bytes(item[0], tuple(image_shape), self.channels, item[1][0]),
+            needed, batch_size = max(
+                (training_bytes(kind, tuple(image_shape), self.channels, batch), batch)
+                for kind, (batch, _) in self.encoder_schedules(n_images).items()
             )
-            needed = training_bytes(kind, tuple(image_shape), self.channels, batch_size)
             what = f"training on {size} images with batch {batch_size}"
         needed += images_in_memory * int(np.prod(image_shape))
         check_memory(needed, self._device(), what, "lower --image-size or --batch-size")
@@ -388,7 +383,7 @@ class OneClassDetector(Estimator):
         return encode(self.encoder_, self._images(X), self._device(), self._scoring_batch())
 
     def _scoring_batch(self) -> int:
-        return SCORING_BATCH.get(self.encoder, SCORE_CHUNK)
+        return scoring_batch(self.encoder, SCORE_CHUNK)
 
     @torch.no_grad()
     def _patch_features(self, images: np.ndarray) -> torch.Tensor:

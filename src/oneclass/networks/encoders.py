@@ -29,12 +29,12 @@ DEFAULT_EPOCHS = {"ae": 10, "vae": 10, "ssl": 3}
 # whitening of the ssl encoder's 512 features, estimated on the same ~5,000 images, makes them
 # look closer to the normal data than any new image (an out-of-fold threshold flagged 0.166 of new
 # normal digits at nu = 0.1; unwhitened, 0.103; docs/ssl.md)
-THRESHOLD_FROM_HELD_OUT = frozenset({"ssl", "ssl+ae"})
+THRESHOLD_FROM_HELD_OUT = frozenset({"ssl"})  # a joint encoder with an ssl part too (holds_out_threshold)
 # images per step when none are given: each ssl step trains on 8 copies of each image
 DEFAULT_BATCH = {"ae": 200, "vae": 200, "ssl": 64}
 # images per forward pass when scoring: the ssl encoder's 8 copies of 1,024 images overflow the
 # caches (877 images/s at 1,024 against 3,118 at 64 on 2 cores; benchmarks/throughput.py --encoder ssl)
-SCORING_BATCH = {"ssl": 64, "ssl+ae": 64}
+SCORING_BATCH = {"ssl": 64}
 
 
 def trained_parts(model: nn.Module) -> list[tuple[str, nn.Module]]:
@@ -48,6 +48,26 @@ def trained_parts(model: nn.Module) -> list[tuple[str, nn.Module]]:
 def part_kinds(kind: str) -> tuple[str, ...]:
     """The kinds of the networks an encoder ``kind`` trains (``trained_parts`` without a model)."""
     return joint.PARTS if kind in JOINT_ENCODERS else (kind,)
+
+
+def holds_out_threshold(kind: str) -> bool:
+    """Whether encoder ``kind``'s threshold always comes from held-out images: one of its parts
+    is in ``THRESHOLD_FROM_HELD_OUT``."""
+    return any(part in THRESHOLD_FROM_HELD_OUT for part in part_kinds(kind))
+
+
+def scoring_batch(kind: str, default: int) -> int:
+    """Images per forward pass when scoring with encoder ``kind``: the smallest of its parts'."""
+    return min(SCORING_BATCH.get(part, default) for part in part_kinds(kind))
+
+
+def check_channels(kind: str, channels: tuple[int, ...] | None) -> None:
+    """A joint encoder takes no channels: each part keeps its own default."""
+    if channels and kind in JOINT_ENCODERS:
+        raise OneClassError(
+            f"channels: encoder {kind} uses each part's default channels; give channels to "
+            "ssl, ae or vae alone"
+        )
 
 
 def default_channels(kind: str) -> tuple[int, ...]:
@@ -65,12 +85,8 @@ def build_encoder(
     latent (the ssl encoder's feature size follows from its channels and transformations)."""
     if kind not in ENCODERS:
         raise OneClassError(f"unknown encoder {kind!r}; expected one of {', '.join(ENCODERS)}")
+    check_channels(kind, channels)
     if kind in JOINT_ENCODERS:
-        if channels:
-            raise OneClassError(
-                f"channels: encoder {kind} uses each part's default channels; give channels to "
-                "ssl, ae or vae alone"
-            )
         return joint.JointEncoder(tuple(image_shape), latent_dim).to(memory_format=torch.channels_last)
     channels = tuple(channels) if channels else default_channels(kind)
     if kind == "ssl":
