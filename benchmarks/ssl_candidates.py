@@ -63,10 +63,12 @@ class CopyKNN(Method):
         return blocks[:, 0] if self.reduce == "untransformed copy only" else blocks.mean(1)
 
 
-class FisherCombination(Method):
+class FisherCandidate(Method):
     """OC-NN on ssl features and OC-NN on other encoders' latents (and optionally the ssl
     encoder's own GEOM score), combined by summing each score's log tail probability among that
-    score's training scores (in-sample, or the OC-NN's out-of-fold scores)."""
+    score's training scores (in-sample, or the OC-NN's out-of-fold scores). The product's head,
+    ``heads.combination.FisherCombination``, is the out-of-fold two-member case; this one also
+    takes in-sample references and the GEOM score as a member, which it does not."""
 
     def __init__(self, *others: str, reference: str = "in-sample", geom: bool = False):
         self.others, self.reference, self.geom = others, reference, geom
@@ -132,12 +134,12 @@ CANDIDATES: list[Method] = [
     CopyKNN("untransformed copy only"),
     CopyKNN("mean over copies"),
     OwnScoreMethod("ssl"),
-    FisherCombination("ae"),
-    FisherCombination("ae", reference="out-of-fold"),
+    FisherCandidate("ae"),
+    FisherCandidate("ae", reference="out-of-fold"),
     ConcatenatedFeatures("ae"),
-    FisherCombination("vae", reference="out-of-fold"),
-    FisherCombination("ae", "vae", reference="out-of-fold"),
-    FisherCombination("ae", reference="out-of-fold", geom=True),
+    FisherCandidate("vae", reference="out-of-fold"),
+    FisherCandidate("ae", "vae", reference="out-of-fold"),
+    FisherCandidate("ae", reference="out-of-fold", geom=True),
 ]
 ENCODER_VARIANTS: list[Method] = [
     EncoderVariant("detector, default encoder (3 epochs, batch 64, channels 16-32-64-64)"),
