@@ -41,6 +41,7 @@ import numpy as np
 import torch
 
 from oneclass.calibration import p_values
+from oneclass.evaluation.inspection import padim_regions
 from oneclass.evaluation.metrics import auroc, pixel_auroc
 from oneclass.heads.ocnn.patch import PatchOCNN, smooth_maps
 from oneclass.services.inspection import categories, load_task
@@ -58,30 +59,18 @@ def worst_share(regions: torch.Tensor) -> np.ndarray:
     return -flat.topk(max(1, round(TOP_SHARE * flat.shape[1])), dim=1).values.mean(1).double().numpy()
 
 
-def gaussian_regions(train: torch.Tensor, test: torch.Tensor, per_position: bool):
-    """Mahalanobis distance of every position's descriptor ``(n, h, w)`` to a Gaussian fitted on
-    the training descriptors, one per position or one for all positions."""
-    n, dim, h, w = train.shape
-    ridge = 0.01 * torch.eye(dim, dtype=torch.float64)
-    if per_position:
-        rows = train.permute(2, 3, 0, 1).reshape(h * w, n, dim).double()
-    else:
-        rows = train.permute(0, 2, 3, 1).reshape(1, -1, dim).double()
-    mean = rows.mean(1, keepdim=True)
+def global_gaussian_regions(train: torch.Tensor, test: torch.Tensor) -> torch.Tensor:
+    """Mahalanobis distance ``(m, h, w)`` of every position of ``test`` to one Gaussian fitted on
+    the descriptors of every position of ``train`` (``padim_regions`` fits one per position)."""
+    dim = train.shape[1]
+    rows = train.permute(0, 2, 3, 1).reshape(-1, dim).double()
+    mean = rows.mean(0)
     centred = rows - mean
-    factor = torch.linalg.cholesky(centred.transpose(1, 2) @ centred / (rows.shape[1] - 1) + ridge)
-
-    def distances(features: torch.Tensor) -> torch.Tensor:
-        m = len(features)
-        if per_position:
-            y = features.permute(2, 3, 1, 0).reshape(h * w, dim, m).double() - mean.transpose(1, 2)
-            z = torch.linalg.solve_triangular(factor, y, upper=False)
-            return z.pow(2).sum(1).sqrt().T.reshape(m, h, w).float()
-        y = features.permute(0, 2, 3, 1).reshape(-1, dim).double() - mean[0]
-        z = torch.linalg.solve_triangular(factor[0], y.T, upper=False)
-        return z.pow(2).sum(0).sqrt().view(m, h, w).float()
-
-    return distances(train), distances(test)
+    covariance = centred.T @ centred / (len(rows) - 1) + 0.01 * torch.eye(dim, dtype=torch.float64)
+    factor = torch.linalg.cholesky(covariance)
+    y = test.permute(0, 2, 3, 1).reshape(-1, dim).double() - mean
+    z = torch.linalg.solve_triangular(factor, y.T, upper=False)
+    return z.pow(2).sum(0).sqrt().view(len(test), *test.shape[-2:]).float()
 
 
 def border_distance(grid: tuple[int, int]) -> torch.Tensor:
@@ -122,10 +111,10 @@ def candidates(task) -> dict[str, tuple[np.ndarray, np.ndarray | None]]:
     with_edge = lambda features: torch.cat([features, edge.expand(len(features), 1, -1, -1)], 1)  # noqa: E731
     aware = PatchOCNN(seed=task.seed).fit(lambda index: with_edge(train[index]), n, task.image_size)
     out["patch-ocnn + distance to the border as a feature"] = aware.score_maps(with_edge(test))
-    padim_train, padim_test = gaussian_regions(train, test, per_position=True)
+    padim_train, padim_test, _ = padim_regions(train, test)
     out["padim (worst)"] = (worst(padim_test), smooth_maps(padim_test, task.image_size).numpy())
     out["padim (worst 3%)"] = (worst_share(padim_test), None)
-    _, global_test = gaussian_regions(train, test, per_position=False)
+    global_test = global_gaussian_regions(train, test)
     out["global gaussian (worst 3%)"] = (worst_share(global_test), None)
     out["fisher patch-ocnn + padim"] = (
         fisher((head.train_image_scores_, scores), (worst(padim_train), worst(padim_test))),

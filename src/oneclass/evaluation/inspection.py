@@ -154,24 +154,30 @@ class PatchCoreMethod(InspectionMethod):
         return _region_output(task, train_regions, test_regions, _bytes(bank), {"bank": len(bank)})
 
 
+def padim_regions(train: torch.Tensor, test: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, int]:
+    """A Gaussian per position of feature maps ``train`` ``(n, D, h, w)``: the Mahalanobis
+    distance of every position of ``train`` and ``test`` to its position's Gaussian, ``(n, h, w)``
+    and ``(m, h, w)``, and the bytes the Gaussians take."""
+    n, dim, h, w = train.shape
+    mean = train.mean(0)
+    centred = (train - mean).permute(2, 3, 0, 1).reshape(h * w, n, dim).double()
+    cov = centred.transpose(1, 2) @ centred / max(1, n - 1) + 0.01 * torch.eye(dim, dtype=torch.float64)
+    factor = torch.linalg.cholesky(cov)
+
+    def distances(features: torch.Tensor) -> torch.Tensor:
+        y = (features - mean).permute(2, 3, 1, 0).reshape(h * w, dim, -1).double()
+        z = torch.linalg.solve_triangular(factor, y, upper=False)
+        return z.pow(2).sum(1).sqrt().T.reshape(-1, h, w).float()
+
+    return distances(train), distances(test), _bytes(mean, cov.float())
+
+
 class PaDiMMethod(InspectionMethod):
     name = "padim"
     description = "PaDiM-style: a Gaussian per position of the lite0 patch features, Mahalanobis"
 
     def run(self, task: InspectionTask) -> InspectionOutput:
-        train, test = task.features("lite0")
-        n, dim, h, w = train.shape
-        mean = train.mean(0)
-        centred = (train - mean).permute(2, 3, 0, 1).reshape(h * w, n, dim).double()
-        cov = centred.transpose(1, 2) @ centred / max(1, n - 1) + 0.01 * torch.eye(dim, dtype=torch.float64)
-        factor = torch.linalg.cholesky(cov)
-
-        def distances(features: torch.Tensor) -> torch.Tensor:
-            y = (features - mean).permute(2, 3, 1, 0).reshape(h * w, dim, -1).double()
-            z = torch.linalg.solve_triangular(factor, y, upper=False)
-            return z.pow(2).sum(1).sqrt().T.reshape(-1, h, w).float()
-
-        return _region_output(task, distances(train), distances(test), _bytes(mean, cov.float()))
+        return _region_output(task, *padim_regions(*task.features("lite0")))
 
 
 class RandomKNNMethod(InspectionMethod):
