@@ -7,15 +7,19 @@ it scores every candidate on the four folds of ``inspection_data.py --set valida
 (each holds out another pair of white blocks) with the same lite0 patch features.
 
 Candidates (image score: higher = more normal; maps where the rule gives one):
-- ``patch-ocnn``: the product's local head (``PatchOCNN`` defaults);
-- ``patch-ocnn, per-position standardised``: the same head on features standardised with each
-  position's own training mean and standard deviation (PaDiM's per-position statistics, diagonal);
-- ``patch-ocnn, worst 3% of the interior``: its maps pooled without the 8 px next to the border
-  (a test of where it goes wrong, not a detector: it cannot see a defect at the border);
+- ``patch-ocnn``: the product's local head (``PatchOCNN`` defaults: anomaly maps standardised per
+  pixel by the out-of-fold training maps, worst 3% of pixels);
+- ``patch-ocnn, region anomalies unstandardised``: the same head's region anomalies pooled as
+  before map standardisation (worst 3% of regions), and its unstandardised maps;
+- ``patch-ocnn, unstandardised, worst 3% of the interior``: those maps pooled without the 8 px
+  next to the border (a test of where it goes wrong, not a detector: it cannot see a defect at the
+  border);
+- ``patch-ocnn, maps standardised by in-sample training maps``: the unstandardised maps
+  standardised by the training images' in-sample maps (the rule as first measured);
+- ``patch-ocnn, per-position standardised features``: the head on features standardised with
+  each position's own training mean and standard deviation (PaDiM's per-position statistics);
 - ``patch-ocnn + distance to the border``: the head with each position's distance to the edge
   as one more feature;
-- ``patch-ocnn, maps standardised per pixel``: its anomaly maps minus each pixel's mean over the
-  training images' maps, divided by their standard deviation, then pooled (worst 3%);
 - ``padim (worst)``: a Gaussian per position, image score the worst position (the benchmark's
   ``padim``); ``padim (worst 3%)``: the same Gaussians, the mean of the worst 3% of positions
   (the patch head's pooling);
@@ -86,6 +90,7 @@ def fisher(*members: tuple[np.ndarray, np.ndarray]) -> np.ndarray:
     return sum(np.log(p_values(np.sort(train), test)) for train, test in members)
 
 
+@torch.no_grad()
 def candidates(task) -> dict[str, tuple[np.ndarray, np.ndarray | None]]:
     train, test = task.features("lite0")
     n = len(train)
@@ -93,20 +98,23 @@ def candidates(task) -> dict[str, tuple[np.ndarray, np.ndarray | None]]:
     head = PatchOCNN(seed=task.seed).fit(lambda index: train[index], n, task.image_size)
     scores, maps = head.score_maps(test)
     out["patch-ocnn"] = (scores, maps)
+    raw_regions = -head.scorer_.region_scores(test)
+    raw_maps = head.scorer_.raw_maps(-raw_regions)
+    out["patch-ocnn, region anomalies unstandardised"] = (worst_share(raw_regions), raw_maps.numpy())
+    inner = raw_maps[:, INTERIOR:-INTERIOR, INTERIOR:-INTERIOR]
+    out[f"patch-ocnn, unstandardised, worst 3% of the interior (border {INTERIOR} px left out)"] = (
+        worst_share(inner),
+        None,
+    )
+    train_maps = head.scorer_.raw_maps(head.scorer_.region_scores(train))  # in-sample
+    level, spread = train_maps.mean(0), train_maps.std(0) + 1e-6
+    out["patch-ocnn, maps standardised by in-sample training maps"] = (
+        worst_share((raw_maps - level) / spread),
+        None,
+    )
     mean, std = train.mean(0), train.std(0) + 1e-6
     standard = PatchOCNN(seed=task.seed).fit(lambda index: (train[index] - mean) / std, n, task.image_size)
-    out["patch-ocnn, per-position standardised"] = standard.score_maps((test - mean) / std)
-    inner = maps[:, INTERIOR:-INTERIOR, INTERIOR:-INTERIOR]
-    out[f"patch-ocnn, worst 3% of the interior (border {INTERIOR} px left out)"] = (
-        worst_share(torch.from_numpy(inner)),
-        None,
-    )
-    _, train_maps = head.score_maps(train)  # in-sample: the per-position level, not the threshold
-    level, spread = train_maps.mean(0), train_maps.std(0) + 1e-6
-    out["patch-ocnn, maps standardised per pixel on the training maps"] = (
-        worst_share(torch.from_numpy((maps - level) / spread)),
-        None,
-    )
+    out["patch-ocnn, per-position standardised features"] = standard.score_maps((test - mean) / std)
     edge = border_distance(train.shape[-2:])
     with_edge = lambda features: torch.cat([features, edge.expand(len(features), 1, -1, -1)], 1)  # noqa: E731
     aware = PatchOCNN(seed=task.seed).fit(lambda index: with_edge(train[index]), n, task.image_size)

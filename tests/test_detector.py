@@ -8,6 +8,7 @@ import torch
 
 from conftest import is_constant
 from oneclass import OneClassDetector, OneClassError
+from oneclass.detector import FORMAT_VERSION
 from oneclass.evaluation.metrics import auroc
 
 
@@ -44,7 +45,10 @@ def test_nu_holds_on_new_images_after_few_training_images(encoder, mnist_train, 
     detector = OneClassDetector(encoder=encoder, seed=0, device="cpu", quiet=True).fit(x[y == 6][:300])
     assert detector.threshold_images_ == 60
     rate = float((detector.score_samples(xt[yt == 6]) < detector.threshold_).mean())
-    assert 0.05 <= rate <= 0.15, rate  # measured 0.134 (vae), 0.115 (lite0); out of fold 0.25, 0.16
+    # a threshold from 60 images is itself uncertain: the rate it gives has sd sqrt(0.1*0.9/61)
+    # = 0.038, so the band is 2 sd; measured 0.134 (vae), 0.161 (lite0, maps standardised per
+    # pixel; 0.115 before); out of fold 0.25, 0.16
+    assert 0.025 <= rate <= 0.175, rate
 
 
 def test_threshold_split_only_for_few_images():
@@ -80,7 +84,7 @@ def test_save_load_gives_identical_scores(head, fitted_detector, digits_small, t
         ).fit(x[y == 0])
     detector.save(tmp_path / "run")
     config = json.loads((tmp_path / "run" / "config.json").read_text())
-    assert config["format_version"] == 2 and config["head"]["name"] == head
+    assert config["format_version"] == FORMAT_VERSION and config["head"]["name"] == head
     loaded = OneClassDetector.load(tmp_path / "run")
     assert np.array_equal(loaded.score_samples(xt), detector.score_samples(xt))
     assert loaded.threshold_ == detector.threshold_
@@ -152,6 +156,16 @@ def test_a_model_of_format_version_1_is_refused_with_how_to_refit(fitted_detecto
     (run / "config.json").write_text(json.dumps(config))
     with pytest.raises(OneClassError, match="format version 1.*refit it with this version"):
         OneClassDetector.load(run)
+
+
+def test_a_whole_image_model_of_format_version_2_still_loads(fitted_detector, digits_small, tmp_path):
+    """Version 3 changed only the local detector's maps: version 2 whole-image models score alike."""
+    run = fitted_detector.save(tmp_path / "run")
+    config = json.loads((run / "config.json").read_text())
+    config["format_version"] = 2
+    (run / "config.json").write_text(json.dumps(config))
+    xt = digits_small[2]
+    assert np.array_equal(OneClassDetector.load(run).score_samples(xt), fitted_detector.score_samples(xt))
 
 
 def test_small_data_trains_for_enough_steps():

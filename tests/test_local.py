@@ -74,6 +74,45 @@ def test_pro_counts_regions_alike_where_pixel_auroc_counts_pixels():
     assert pro_score(maps, masks) == pytest.approx(1.0)
 
 
+# --- the patch head on synthetic feature maps ---------------------------------------------
+
+
+def _synthetic_maps(n: int, seed: int, defect: bool = False) -> torch.Tensor:
+    """``(n, 4, 8, 8)`` descriptors: N(0, 1) inside, three times wider on the border (as the
+    padding makes real features there); a defect adds 3 to one channel of the central 2x2."""
+    features = torch.randn(n, 4, 8, 8, generator=torch.Generator().manual_seed(seed))
+    features[:, :, [0, -1], :] *= 3
+    features[:, :, :, [0, -1]] *= 3
+    if defect:
+        features[:, 0, 3:5, 3:5] += 3
+    return features
+
+
+def test_patch_head_standardises_its_maps_per_pixel_and_keeps_nu():
+    """A defect in the quiet centre is weaker than the border's normal swings: raw anomalies
+    rank the images near chance; maps standardised per pixel find the defect. The threshold,
+    set on out-of-fold maps each standardised by the other images, flags about nu of new normal
+    images."""
+    from oneclass.heads.ocnn.patch import PatchOCNN
+
+    train = _synthetic_maps(300, 0)
+    head = PatchOCNN(nu=0.1, hidden=128, seed=0).fit(lambda index: train[index], len(train), (32, 32))
+    normal, defective = _synthetic_maps(300, 1), _synthetic_maps(300, 2, defect=True)
+    is_normal = np.r_[np.ones(300, bool), np.zeros(300, bool)]
+    scores, maps = head.score_maps(torch.cat([normal, defective]))
+    assert maps.shape == (600, 32, 32) and not is_constant(scores)
+    assert auroc(scores, is_normal) > 0.7
+    scorer = head.scorer_
+    with torch.no_grad():
+        raw = scorer.image_scores(scorer.raw_maps(scorer.region_scores(torch.cat([normal, defective]))))
+    assert auroc(raw.numpy(), is_normal) < 0.6
+    border, centre = head.scorer_.spread[[0, -1]].mean(), head.scorer_.spread[12:20, 12:20].mean()
+    assert border > 1.5 * centre  # the border's maps swing more in normal images
+    fresh = head.score_samples(_synthetic_maps(2000, 3))
+    assert 0.02 <= np.mean(fresh < head.threshold_) <= 0.2
+    assert np.mean(head.train_image_scores_ < head.threshold_) == pytest.approx(0.1, abs=0.01)
+
+
 # --- pretrained weights ----------------------------------------------------------------------
 
 
@@ -171,6 +210,11 @@ def test_folder_fit_defaults_to_the_local_detector_with_maps_labels_and_export(b
     assert np.std(onnx_scores) > 0
     assert np.abs(onnx_scores - torch_scores).max() <= 1e-4 * np.abs(torch_scores).max()
     assert np.abs(onnx_maps - torch_maps).max() <= 1e-4 * np.abs(torch_maps).max()
+
+    config["format_version"] = 2  # a local model saved before maps were standardised
+    (run / "config.json").write_text(json.dumps(config))
+    with pytest.raises(OneClassError, match="format version 2.*refit it"):
+        OneClassDetector.load(run)
 
 
 def test_maps_of_a_whole_image_detector_are_refused(tmp_path, fitted_detector, brick):

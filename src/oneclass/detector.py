@@ -50,7 +50,9 @@ from .training.autoencoder import encode, train_autoencoder
 from .training.checkpoint import Checkpointer
 from .training.loop import training_schedule
 
-FORMAT_VERSION = 2  # 2: the kernel OC-NN scores log y_hat and sets its threshold out of fold
+# 2: the kernel OC-NN scores log y_hat and sets its threshold out of fold;
+# 3: the local detector's maps are standardised per pixel (global models of version 2 still load)
+FORMAT_VERSION = 3
 CONFIG_FORMAT = "oneclass-detector"
 CONFIG_FILE = "config.json"
 WEIGHTS_FILE = "model.safetensors"
@@ -560,10 +562,15 @@ class OneClassDetector(Estimator):
                 "threshold on the training scores); refit it with this version: run the same "
                 "`oneclass fit` command again (its options are in config.json's params)"
             )
-        if config.get("format_version") != FORMAT_VERSION:
+        if config.get("format_version") == 2 and config.get("head", {}).get("local"):
+            raise OneClassError(
+                f"{config_path}: a local model of format version 2 (anomaly maps not standardised "
+                "per pixel); refit it with this version: run the same `oneclass fit` command again"
+            )
+        if config.get("format_version") not in (2, FORMAT_VERSION):
             raise OneClassError(
                 f"{config_path}: format version {config.get('format_version')!r}, "
-                f"this oneclass reads version {FORMAT_VERSION}"
+                f"this oneclass reads versions 2 to {FORMAT_VERSION}"
             )
         try:
             params = {k: v for k, v in config["params"].items() if k in cls.parameters}

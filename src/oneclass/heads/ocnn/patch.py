@@ -4,14 +4,19 @@ Every region of an image has a descriptor (``networks/patches.py``: feature maps
 The head is the kernel OC-NN on those descriptors: PCA-whitened, Gaussian units centred on a
 coreset of training patches (greedy k-centre: the patches the others lie closest to, rare kinds
 included), output weights trained by Frank-Wolfe. A region's score is its log y_hat; its
-anomaly -log y_hat. An image's score is minus the mean anomaly of its worst ``top_share`` of
-regions; its anomaly map is the region anomalies upsampled to the image and smoothed.
+anomaly -log y_hat. The region anomalies, upsampled to the image and smoothed, are standardised
+pixel by pixel: minus the pixel's mean over the training images' maps, divided by their standard
+deviation. That is the anomaly map, in units of the training images' own spread at that pixel, so
+that a place where every normal image scores high (the border, where the features see padding)
+does not pass for a defect. An image's score is minus the mean of its worst ``top_share`` pixels.
 
 nu, the threshold and the conformal p-values keep their meaning on image scores: the threshold
 is the nu-quantile of out-of-fold image scores (each training image scored without the units
 centred on its own patches, by output weights fitted without it), so about a share nu of new
-normal images falls below it. The pixel threshold for the maps is the same number in anomaly
-units: a pixel brighter than it is flagged.
+normal images falls below it. The per-pixel mean and spread come from those out-of-fold maps,
+each training image standardised by the other images' statistics (leave one out), so that its
+score is again as a new image would get it. The pixel threshold for the maps is the same number
+in anomaly units: a pixel brighter than it is flagged.
 
 Fitting reads the training images at most twice, in batches, and keeps a bounded sample of
 patches (``PATCH_BUDGET``), so memory does not grow with the number of images.
@@ -42,17 +47,27 @@ PATCH_BUDGET = 100_000  # patches kept from them (coreset and whitening statisti
 SOLVER_PATCHES = 20_000  # patches Frank-Wolfe runs on
 CORESET_POOL = 40_000  # patches the coreset is chosen from
 BATCH = 64  # images per feature batch
+SPREAD_FLOOR = 0.01  # a pixel's spread is at least this share of the mean spread over the map
 
 
 class PatchScorer(nn.Module):
     """Feature maps ``(n, D, h, w)`` -> image scores ``(n,)`` (higher = more normal) and anomaly
-    maps ``(n, H, W)`` (higher = more abnormal) at the image size."""
+    maps ``(n, H, W)`` (higher = more abnormal, standardised per pixel) at the image size."""
 
-    def __init__(self, net: KernelOCNNNet, image_size: tuple[int, int], top_share: float):
+    def __init__(
+        self,
+        net: KernelOCNNNet,
+        image_size: tuple[int, int],
+        top_share: float,
+        level: torch.Tensor | None = None,
+        spread: torch.Tensor | None = None,
+    ):
         super().__init__()
         self.net = net
         self.image_size = tuple(int(s) for s in image_size)
         self.top_share = float(top_share)
+        self.register_buffer("level", torch.zeros(self.image_size) if level is None else level.float())
+        self.register_buffer("spread", torch.ones(self.image_size) if spread is None else spread.float())
 
     def region_scores(self, features: torch.Tensor) -> torch.Tensor:
         """log y_hat of every region ``(n, h, w)``."""
@@ -60,19 +75,30 @@ class PatchScorer(nn.Module):
         flat = features.permute(0, 2, 3, 1).reshape(-1, dim)
         return self.net(flat).view(n, h, w)
 
-    def image_scores(self, regions: torch.Tensor) -> torch.Tensor:
-        """Minus the mean anomaly of the worst ``top_share`` regions: ``(n, h, w)`` -> ``(n,)``."""
-        flat = regions.flatten(1)
-        count = max(1, round(self.top_share * flat.shape[1]))
-        return -torch.topk(-flat, count, dim=1).values.mean(1)
-
-    def anomaly_maps(self, regions: torch.Tensor) -> torch.Tensor:
-        """-log y_hat of every region, as a map at the image size (``smooth_maps``)."""
+    def raw_maps(self, regions: torch.Tensor) -> torch.Tensor:
+        """-log y_hat of every region ``(n, h, w)``, as maps ``(n, H, W)`` (``smooth_maps``)."""
         return smooth_maps(-regions, self.image_size)
 
+    def image_scores(self, maps: torch.Tensor) -> torch.Tensor:
+        """Minus the mean of the worst ``top_share`` pixels of anomaly maps: ``(n, H, W)`` -> ``(n,)``."""
+        flat = maps.flatten(1)
+        count = max(1, round(self.top_share * flat.shape[1]))
+        return -torch.topk(flat, count, dim=1).values.mean(1)
+
     def forward(self, features: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        regions = self.region_scores(features)
-        return self.image_scores(regions), self.anomaly_maps(regions)
+        maps = (self.raw_maps(self.region_scores(features)) - self.level) / self.spread
+        return self.image_scores(maps), maps
+
+
+def level_and_spread(
+    total: torch.Tensor, square: torch.Tensor, count: int
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Per-pixel mean and spread (standard deviation, floored at ``SPREAD_FLOOR`` of its mean
+    over the map) of ``count`` maps from their sum and sum of squares ``(..., H, W)``."""
+    level = total / count
+    spread = (square / count - level**2).clamp(min=0).sqrt()
+    floor = SPREAD_FLOOR * spread.mean(dim=(-2, -1), keepdim=True)
+    return level, spread.clamp(min=floor).clamp(min=torch.finfo(spread.dtype).tiny)
 
 
 def smooth_maps(anomaly: torch.Tensor, image_size: tuple[int, int]) -> torch.Tensor:
@@ -81,7 +107,8 @@ def smooth_maps(anomaly: torch.Tensor, image_size: tuple[int, int]) -> torch.Ten
     maps = F.interpolate(anomaly[:, None], size=tuple(image_size), mode="bilinear", align_corners=False)
     sigma = max(image_size) / 16.0
     radius = int(math.ceil(3 * sigma))
-    taps = torch.exp(-(torch.arange(-radius, radius + 1, dtype=maps.dtype) ** 2) / (2 * sigma**2))
+    offsets = torch.arange(-radius, radius + 1, dtype=maps.dtype, device=maps.device)
+    taps = torch.exp(-(offsets**2) / (2 * sigma**2))
     taps = taps / taps.sum()
     maps = F.conv2d(F.pad(maps, (radius, radius, 0, 0), mode="replicate"), taps.view(1, 1, 1, -1))
     maps = F.conv2d(F.pad(maps, (0, 0, radius, radius), mode="replicate"), taps.view(1, 1, -1, 1))
@@ -204,14 +231,15 @@ class PatchOCNN(Head):
             on_epoch=on_epoch,
         )
         self.scorer_ = PatchScorer(self.net_, image_size, self.top_share)
-        scores = self._out_of_fold_image_scores(features_of, images, fold, unit_group, fitted, device)
+        self.grid_ = grid
+        regions = self._out_of_fold_regions(features_of, images, fold, unit_group, fitted, device)
+        scores = self._standardise_maps(regions, len(images), device)
         self.net_.w.weight.copy_(fitted.weights[None])
         self.net_.keep_units(fitted.weights > 0)
         self.net_.cpu()
         self.threshold_ = nu_quantile(scores, self.nu)
         self.train_image_scores_ = scores
         self.history_ = fitted.history
-        self.grid_ = grid
         self.n_features_in_ = int(sample.shape[1])
         return self
 
@@ -255,11 +283,12 @@ class PatchOCNN(Head):
         ).cpu()
         return sample, sample_image, mean.cpu(), transform.cpu(), grid
 
-    def _out_of_fold_image_scores(self, features_of, images, fold, unit_group, fitted, device) -> np.ndarray:
-        """Every sampled training image's score as a new image would get it (second pass)."""
+    def _out_of_fold_regions(self, features_of, images, fold, unit_group, fitted, device) -> torch.Tensor:
+        """Region scores ``(k, h, w)`` of this rank's share of the sampled training images, each
+        as a new image would get them (second pass over the images)."""
         block = np.arange(len(images))[distributed.shard(len(images))]
         units = torch.as_tensor(unit_group, dtype=torch.long, device=device)
-        scores = torch.zeros(len(block), dtype=torch.float32, device=device)
+        out = []
         self.net_.to(device)
         for start in range(0, len(block), BATCH):
             rows = block[start : start + BATCH]
@@ -269,8 +298,34 @@ class PatchOCNN(Head):
             row_group = torch.as_tensor(np.repeat(rows, h * w), dtype=torch.long, device=device)
             row_fold = torch.as_tensor(np.repeat(fold[rows], h * w), dtype=torch.long, device=device)
             regions = out_of_fold_log_scores(self.net_, flat, row_group, units, row_fold, fitted.fold_weights)
-            scores[start : start + len(rows)] = self.scorer_.image_scores(regions.view(n, h, w))
-        return distributed.gather_shards(scores, len(images)).cpu().numpy().astype(np.float64)
+            out.append(regions.view(n, h, w))
+        return torch.cat(out) if out else torch.zeros(0, *self.grid_, device=device)
+
+    def _standardise_maps(self, regions: torch.Tensor, n_images: int, device) -> np.ndarray:
+        """Set the scorer's per-pixel level and spread from the out-of-fold maps of every rank's
+        training images; return every image's score ``(n_images,)``, each standardised by the
+        statistics of the other images (leave one out)."""
+        size = self.scorer_.image_size
+        total = torch.zeros(size, dtype=torch.float64, device=device)
+        square = torch.zeros(size, dtype=torch.float64, device=device)
+        for chunk in regions.split(BATCH):
+            maps = self.scorer_.raw_maps(chunk).double()
+            total += maps.sum(0)
+            square += (maps**2).sum(0)
+        total, square = distributed.sum_over_ranks(total), distributed.sum_over_ranks(square)
+        if n_images < 2:  # no spread to measure: the maps stay raw anomalies
+            total, square = torch.zeros_like(total), torch.ones_like(square)
+            n_images = others = 1
+        else:
+            others = n_images - 1
+        level, spread = level_and_spread(total, square, n_images)
+        self.scorer_.level, self.scorer_.spread = level.float().cpu(), spread.float().cpu()
+        scores = torch.zeros(len(regions), dtype=torch.float32, device=device)
+        for start in range(0, len(regions), BATCH):
+            maps = self.scorer_.raw_maps(regions[start : start + BATCH]).double()
+            level, spread = level_and_spread(total - maps, square - maps**2, others)
+            scores[start : start + len(maps)] = self.scorer_.image_scores(((maps - level) / spread).float())
+        return distributed.gather_shards(scores, n_images).cpu().numpy().astype(np.float64)
 
     # -- scoring ---------------------------------------------------------------------------------
 
@@ -290,17 +345,19 @@ class PatchOCNN(Head):
         return {**super().get_config(), "local": True, "image_size": list(self.scorer_.image_size)}
 
     def state_tensors(self) -> dict[str, torch.Tensor]:
-        return {f"head.{k}": v for k, v in self.net_.state_dict().items()}
+        tensors = {f"head.{k}": v for k, v in self.net_.state_dict().items()}
+        return {**tensors, "head.map_level": self.scorer_.level, "head.map_spread": self.scorer_.spread}
 
     @classmethod
     def from_state(cls, config: dict[str, Any], tensors: dict[str, torch.Tensor]) -> PatchOCNN:
         head = cls(**config["params"])
         weights = {k.removeprefix("head."): v for k, v in tensors.items() if k.startswith("head.")}
+        level, spread = weights.pop("map_level"), weights.pop("map_spread")
         head.net_ = KernelOCNNNet(
             weights["mean"], weights["transform"], weights["V.weight"], float(weights["gamma"])
         )
         head.net_.load_state_dict(weights)
-        head.scorer_ = PatchScorer(head.net_, tuple(config["image_size"]), head.top_share)
+        head.scorer_ = PatchScorer(head.net_, tuple(config["image_size"]), head.top_share, level, spread)
         head.threshold_ = float(config["threshold"])
         head.n_features_in_ = weights["V.weight"].shape[1]
         head.history_ = []
