@@ -126,9 +126,9 @@ class PatchOCNNMethod(InspectionMethod):
             setattr(detector, key, value)
         detector.fit(task.train)
         scores, maps = detector.scores_and_maps(task.test)
-        net = detector.head_.net_
-        memory = _bytes(net.V.weight, net.w.weight, net.mean, net.transform)
-        return InspectionOutput(scores, detector.threshold_, maps, memory, {"units": net.units})
+        memory = _bytes(*detector.head_.state_tensors().values())  # units, whitening, map statistics
+        units = detector.head_.net_.units
+        return InspectionOutput(scores, detector.threshold_, maps, memory, {"units": units})
 
 
 class PatchCoreMethod(InspectionMethod):
