@@ -57,6 +57,9 @@ CONFIG_FORMAT = "oneclass-detector"
 CONFIG_FILE = "config.json"
 WEIGHTS_FILE = "model.safetensors"
 SCORE_CHUNK = 1024  # images scored per chunk: memory stays flat however many are passed
+# images per pass through the patch encoder: its activations for 8 images at 64x64 (enlarged to
+# 160x160) stay in the cache; at 64 per pass it ran 5x slower (BENCHMARKS.md, local speed)
+PATCH_BATCH = 8
 # Below SMALL_DATA training images the threshold comes from held-out images (THRESHOLD_SHARE of
 # them, never trained on): an encoder trained on a few hundred images knows them better than any
 # new one, and out-of-fold head scores cannot undo that (BENCHMARKS.md, "False alarms").
@@ -391,7 +394,18 @@ class OneClassDetector(Estimator):
     def _patch_features(self, images: np.ndarray) -> torch.Tensor:
         """Patch descriptors ``(n, D, h, w)`` of validated images, on the CPU."""
         self.encoder_.eval()
-        return self.encoder_(to_tensor(images)).float()
+        batches = range(0, len(images), PATCH_BATCH)
+        return torch.cat([self.encoder_(to_tensor(images[i : i + PATCH_BATCH])).float() for i in batches])
+
+    def _local_scores(self, images: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Image scores ``(n,)`` and anomaly maps ``(n, H, W)`` of validated images, a few
+        images at a time (features and maps of a whole chunk would not stay in the cache)."""
+        scores = np.empty(len(images), dtype=np.float64)
+        maps = np.empty((len(images), *self.image_shape_[1:]), dtype=np.float32)
+        for start in range(0, len(images), PATCH_BATCH):
+            part = slice(start, start + PATCH_BATCH)
+            scores[part], maps[part] = self.head_.score_maps(self._patch_features(images[part]))
+        return scores, maps
 
     @staticmethod
     def _chunks(images):
@@ -448,7 +462,7 @@ class OneClassDetector(Estimator):
             for start in starts:
                 chunk = images[start : start + SCORE_CHUNK]
                 if self.local:
-                    scores, found = self.head_.score_maps(self._patch_features(chunk))
+                    scores, found = self._local_scores(chunk)
                 else:
                     found = None
                     scores = self.head_.score_samples(

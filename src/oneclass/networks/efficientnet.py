@@ -59,7 +59,7 @@ class ConvNorm(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = self.norm(self.conv(x))
-        return F.relu6(x) if self.act else x
+        return F.relu6(x, inplace=True) if self.act else x
 
     @torch.no_grad()
     def fuse(self) -> None:

@@ -47,6 +47,7 @@ PATCH_BUDGET = 100_000  # patches kept from them (coreset and whitening statisti
 SOLVER_PATCHES = 20_000  # patches Frank-Wolfe runs on
 CORESET_POOL = 40_000  # patches the coreset is chosen from
 BATCH = 64  # images per feature batch
+SCORING_ROWS = 1024  # regions per pass of the scorer: its (rows, units) terms stay in the cache
 SPREAD_FLOOR = 0.01  # a pixel's spread is at least this share of the mean spread over the map
 
 
@@ -332,8 +333,13 @@ class PatchOCNN(Head):
     @torch.no_grad()
     def score_maps(self, features: torch.Tensor) -> tuple[np.ndarray, np.ndarray]:
         """Image scores ``(n,)`` and anomaly maps ``(n, H, W)`` of feature maps ``(n, D, h, w)``."""
-        scores, maps = self.scorer_(features.float())
-        return scores.double().numpy(), maps.numpy()
+        per_pass = max(1, SCORING_ROWS // (features.shape[-2] * features.shape[-1]))
+        scores = np.empty(len(features), dtype=np.float64)
+        maps = np.empty((len(features), *self.scorer_.image_size), dtype=np.float32)
+        for start in range(0, len(features), per_pass):
+            part_scores, part_maps = self.scorer_(features[start : start + per_pass].float())
+            scores[start : start + per_pass], maps[start : start + per_pass] = part_scores, part_maps
+        return scores, maps
 
     def score_samples(self, features: torch.Tensor) -> np.ndarray:
         return self.score_maps(features)[0]
