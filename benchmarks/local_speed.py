@@ -5,11 +5,13 @@ and peak resident memory, which should stay flat: at most 2,000 images and 100,0
 used), then scoring 2,000 images in PyTorch (images/s, anomaly maps included). The images are
 random 64x64 crops of scikit-image's brick photograph (benchmarks/inspection_data.py).
 
-    python benchmarks/local_speed.py          # about 3 minutes
+    python benchmarks/local_speed.py                          # about 3 minutes
+    python benchmarks/local_speed.py --encoder lite0-fast     # the faster local detector
 """
 
 from __future__ import annotations
 
+import argparse
 import json
 import platform
 import resource
@@ -36,13 +38,13 @@ def crops(count: int, seed: int) -> np.ndarray:
     return np.stack([image[t : t + 64, s : s + 64][None] for t, s in zip(tops, lefts, strict=True)])
 
 
-def measure(n: int) -> dict:
+def measure(n: int, encoder: str) -> dict:
     from oneclass import OneClassDetector
 
     train = crops(n, 0)
     before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     started = time.perf_counter()
-    detector = OneClassDetector(encoder="lite0", device="cpu", quiet=True).fit(train)
+    detector = OneClassDetector(encoder=encoder, device="cpu", quiet=True).fit(train)
     fit_s = time.perf_counter() - started
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     test = crops(SCORED, 1)
@@ -61,17 +63,25 @@ def measure(n: int) -> dict:
 
 
 def main() -> int:
-    if len(sys.argv) > 1:  # one measurement, in its own process
-        print(json.dumps(measure(int(sys.argv[1]))))
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--encoder", default="lite0", help="the local detector's encoder")
+    parser.add_argument("--measure", type=int, help=argparse.SUPPRESS)  # one measurement, own process
+    args = parser.parse_args()
+    if args.measure:
+        print(json.dumps(measure(args.measure, args.encoder)))
         return 0
-    print(f"machine: {platform.machine()}, torch {torch.__version__} ({torch.get_num_threads()} threads)\n")
+    print(
+        f"encoder {args.encoder}; machine: {platform.machine()}, torch {torch.__version__} "
+        f"({torch.get_num_threads()} threads)\n"
+    )
     print(
         "| training images | fit (s) | peak RSS during fit (MB) | RSS before fit (MB) "
         "| scoring, maps included (images/s) |"
     )
     print("|---|---|---|---|---|")
     for n in SIZES:
-        done = subprocess.run([sys.executable, __file__, str(n)], capture_output=True, text=True, check=True)
+        command = [sys.executable, __file__, "--encoder", args.encoder, "--measure", str(n)]
+        done = subprocess.run(command, capture_output=True, text=True, check=True)
         r = json.loads(done.stdout.strip().splitlines()[-1])
         print(
             f"| {n} | {r['fit_s']:.1f} | {r['rss_peak_fit_mb']:.0f} | {r['rss_before_mb']:.0f} | "

@@ -171,6 +171,21 @@ def test_local_detector_scores_and_maps_find_the_defects(brick):
     assert detector.threshold_ == pytest.approx(-detector.pixel_threshold_)
 
 
+def test_the_fast_local_detector_scores_every_other_region(brick, tmp_path):
+    """lite0-fast: a quarter of the regions and 1024 units; maps still at the image size, the
+    defects still found, and the model saved and loaded scores alike."""
+    train, _ = _folder(brick / "brick", "train")
+    test, paths = _folder(brick / "brick", "test")
+    is_normal = np.array([p.parent.name == "good" for p in paths])
+    detector = OneClassDetector(encoder="lite0-fast", device="cpu", quiet=True).fit(train)
+    assert detector.head_.grid_ == (16, 16) and detector.head_.net_.units <= 1024
+    scores, maps = detector.scores_and_maps(test)
+    assert maps.shape == (len(test), 64, 64) and not is_constant(scores)
+    assert auroc(scores, is_normal) > 0.85
+    loaded = OneClassDetector.load(detector.save(tmp_path / "fast"))
+    assert loaded.encoder == "lite0-fast" and np.array_equal(loaded.score_samples(test), scores)
+
+
 @pytest.mark.slow
 def test_folder_fit_defaults_to_the_local_detector_with_maps_labels_and_export(brick, tmp_path):
     run = tmp_path / "run"

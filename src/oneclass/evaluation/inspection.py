@@ -121,9 +121,9 @@ class PatchOCNNMethod(InspectionMethod):
             self.name, self.description = name, f"the local detector with {settings}"
 
     def run(self, task: InspectionTask) -> InspectionOutput:
-        detector = OneClassDetector(encoder="lite0", seed=task.seed, nu=task.nu, device="cpu", quiet=True)
-        for key, value in self.params.items():
-            setattr(detector, key, value)
+        detector = OneClassDetector(
+            **{"encoder": "lite0", **self.params}, seed=task.seed, nu=task.nu, device="cpu", quiet=True
+        )
         detector.fit(task.train)
         scores, maps = detector.scores_and_maps(task.test)
         memory = _bytes(*detector.head_.state_tensors().values())  # units, whitening, map statistics
@@ -266,6 +266,7 @@ INSPECTION_METHODS: dict[str, InspectionMethod] = {
     for m in (
         PatchOCNNMethod(),
         PatchOCNNMethod("patch-ocnn-512", hidden=512),
+        PatchOCNNMethod("patch-ocnn-fast", encoder="lite0-fast"),
         PatchCoreMethod(),
         PaDiMMethod(),
         RandomKNNMethod(),

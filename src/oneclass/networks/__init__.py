@@ -19,7 +19,7 @@ from .encoders import (
     training_bytes,
 )
 from .lenet import ConvAutoencoder, ConvVAE
-from .patches import PATCH_ENCODERS, PatchFeatures, build_patch_features, feature_bytes
+from .patches import PATCH_ENCODERS, PATCH_HEAD_UNITS, PatchFeatures, build_patch_features, feature_bytes
 
 __all__ = [
     "DEFAULT_BATCH",
@@ -27,6 +27,7 @@ __all__ = [
     "ENCODERS",
     "JOINT_ENCODERS",
     "PATCH_ENCODERS",
+    "PATCH_HEAD_UNITS",
     "SCORING_BATCH",
     "THRESHOLD_FROM_HELD_OUT",
     "ConvAutoencoder",
