@@ -27,10 +27,16 @@ Candidates (image score: higher = more normal; maps where the rule gives one):
 - ``fisher patch-ocnn + padim``: Fisher's combination of the two image scores (tail probabilities
   among each rule's training-image scores).
 
+``--candidates cost``: the patch OC-NN's cost against its accuracy instead: 2048 / 1024 / 512
+units on every region, and 2048 / 1024 units on every other region in each direction (a quarter
+of the regions, as ``lite0-fast`` describes them); the head's scoring time per image is a column.
+
     for k in 0 1 2 3; do
         python benchmarks/inspection_data.py --set validation --fold $k --out data/inspection-validation-$k
     done
     python benchmarks/patch_folds.py data/inspection-validation-{0,1,2,3}      # ~11 min on 2 cores
+    python benchmarks/patch_folds.py data/inspection-validation-{0,1,2,3} --candidates cost \
+        --out benchmarks/defaults/patch-cost.md                                   # ~9 min
 """
 
 from __future__ import annotations
@@ -131,36 +137,62 @@ def candidates(task) -> dict[str, tuple[np.ndarray, np.ndarray | None]]:
     return out
 
 
+@torch.no_grad()
+def cost_candidates(task) -> dict[str, tuple[np.ndarray, np.ndarray, float]]:
+    """(scores, maps, head milliseconds per test image) of the patch OC-NN at several costs."""
+    train, test = task.features("lite0")
+    out = {}
+    for name, units, step in (
+        ("2048 units, every region (lite0)", 2048, 1),
+        ("1024 units, every region", 1024, 1),
+        ("512 units, every region", 512, 1),
+        ("2048 units, every other region", 2048, 2),
+        ("1024 units, every other region (lite0-fast)", 1024, 2),
+    ):
+        kept, seen = train[..., ::step, ::step].contiguous(), test[..., ::step, ::step].contiguous()
+        head = PatchOCNN(hidden=units, seed=task.seed)
+        head.fit(lambda index, kept=kept: kept[index], len(kept), task.image_size)
+        clock = time.perf_counter()
+        scores, maps = head.score_maps(seen)
+        out[name] = (scores, maps, 1000 * (time.perf_counter() - clock) / len(seen))
+    return out
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("roots", type=Path, nargs="+", help="validation folders, one per fold")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--candidates", choices=("rules", "cost"), default="rules")
     parser.add_argument("--out", type=Path, default=Path("benchmarks/defaults/patch-folds.md"))
     args = parser.parse_args(argv)
-    image, pixel = {}, {}
+    image, pixel, milliseconds = {}, {}, {}
     for fold, root in enumerate(args.roots):
         for category in categories(root):
             clock = time.perf_counter()
             task = load_task(category, args.seed, 0.1)
-            for name, (scores, maps) in candidates(task).items():
+            found = candidates(task) if args.candidates == "rules" else cost_candidates(task)
+            for name, (scores, maps, *cost) in found.items():
                 image.setdefault(name, np.zeros((len(args.roots), 0)).tolist())
                 image[name][fold].append(auroc(scores, task.test_is_normal))
                 if maps is not None:
                     pixel.setdefault(name, []).append(pixel_auroc(maps, task.masks))
+                if cost:
+                    milliseconds.setdefault(name, []).append(cost[0])
             print(f"{root} {category.name}: {time.perf_counter() - clock:.0f} s", file=sys.stderr, flush=True)
     command = shlex.join(["python", "benchmarks/patch_folds.py", *map(str, argv or sys.argv[1:])])
     lines = [
         f"Command: `{command}` (seed {args.seed}; validation folds only, no test image)",
         "",
         "| candidate | mean image AUROC (%) | " + " | ".join(f"fold {k}" for k in range(len(args.roots)))
-        + " | pixel AUROC (%) |",
-        "|---" * (len(args.roots) + 3) + "|",
+        + " | pixel AUROC (%) |" + (" head ms / image |" if milliseconds else ""),
+        "|---" * (len(args.roots) + 3 + bool(milliseconds)) + "|",
     ]  # fmt: skip
     for name, folds in image.items():
         means = [100 * np.mean(f) for f in folds]
         cell = f"{100 * np.mean(pixel[name]):.1f}" if name in pixel else "-"
         row = " | ".join(f"{m:.1f}" for m in means)
-        lines.append(f"| {name} | **{np.mean(means):.1f}** | {row} | {cell} |")
+        cost = f" {np.mean(milliseconds[name]):.2f} |" if name in milliseconds else ""
+        lines.append(f"| {name} | **{np.mean(means):.1f}** | {row} | {cell} |{cost}")
     text = "\n".join(lines) + "\n"
     print(text)
     args.out.parent.mkdir(parents=True, exist_ok=True)
