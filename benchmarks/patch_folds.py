@@ -30,6 +30,8 @@ Candidates (image score: higher = more normal; maps where the rule gives one):
 ``--candidates cost``: the patch OC-NN's cost against its accuracy instead: 2048 / 1024 / 512
 units on every region, and 2048 / 1024 units on every other region in each direction (a quarter
 of the regions, as ``lite0-fast`` describes them); the head's scoring time per image is a column.
+``--candidates pooling``: the product's standardised maps pooled over other shares of the worst
+pixels (0.5% to 10%).
 
     for k in 0 1 2 3; do
         python benchmarks/inspection_data.py --set validation --fold $k --out data/inspection-validation-$k
@@ -37,6 +39,8 @@ of the regions, as ``lite0-fast`` describes them); the head's scoring time per i
     python benchmarks/patch_folds.py data/inspection-validation-{0,1,2,3}      # ~11 min on 2 cores
     python benchmarks/patch_folds.py data/inspection-validation-{0,1,2,3} --candidates cost \
         --out benchmarks/defaults/patch-cost.md                                   # ~9 min
+    python benchmarks/patch_folds.py data/inspection-validation-{0,1,2,3} --candidates pooling \
+        --out benchmarks/defaults/patch-pooling.md                                # ~3 min
 """
 
 from __future__ import annotations
@@ -138,6 +142,21 @@ def candidates(task) -> dict[str, tuple[np.ndarray, np.ndarray | None]]:
 
 
 @torch.no_grad()
+def pooling_candidates(task) -> dict[str, tuple[np.ndarray, None]]:
+    """The product head's standardised maps pooled over other shares of their worst pixels."""
+    train, test = task.features("lite0")
+    head = PatchOCNN(seed=task.seed).fit(lambda index: train[index], len(train), task.image_size)
+    _, maps = head.score_maps(test)
+    flat = torch.from_numpy(maps).flatten(1)
+    out = {}
+    for share in (0.005, 0.01, 0.02, 0.03, 0.05, 0.1):
+        count = max(1, round(share * flat.shape[1]))
+        label = f"worst {100 * share:g}% of the pixels" + (" (the default)" if share == TOP_SHARE else "")
+        out[label] = (-flat.topk(count, dim=1).values.mean(1).double().numpy(), None)
+    return out
+
+
+@torch.no_grad()
 def cost_candidates(task) -> dict[str, tuple[np.ndarray, np.ndarray, float]]:
     """(scores, maps, head milliseconds per test image) of the patch OC-NN at several costs."""
     train, test = task.features("lite0")
@@ -162,7 +181,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("roots", type=Path, nargs="+", help="validation folders, one per fold")
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--candidates", choices=("rules", "cost"), default="rules")
+    parser.add_argument("--candidates", choices=("rules", "cost", "pooling"), default="rules")
     parser.add_argument("--out", type=Path, default=Path("benchmarks/defaults/patch-folds.md"))
     args = parser.parse_args(argv)
     image, pixel, milliseconds = {}, {}, {}
@@ -170,7 +189,9 @@ def main(argv: list[str] | None = None) -> int:
         for category in categories(root):
             clock = time.perf_counter()
             task = load_task(category, args.seed, 0.1)
-            found = candidates(task) if args.candidates == "rules" else cost_candidates(task)
+            found = {"rules": candidates, "cost": cost_candidates, "pooling": pooling_candidates}[
+                args.candidates
+            ](task)
             for name, (scores, maps, *cost) in found.items():
                 image.setdefault(name, np.zeros((len(args.roots), 0)).tolist())
                 image[name][fold].append(auroc(scores, task.test_is_normal))
