@@ -31,7 +31,8 @@ Candidates (image score: higher = more normal; maps where the rule gives one):
 units on every region, and 2048 / 1024 units on every other region in each direction (a quarter
 of the regions, as ``lite0-fast`` describes them); the head's scoring time per image is a column.
 ``--candidates pooling``: the product's standardised maps pooled over other shares of the worst
-pixels (0.5% to 10%).
+pixels (0.5% to 10%). ``--candidates features``: the product head on lite0 features tapped at
+blocks 2 and 4 (lite0's), 2, 4 and 7, or 2, 4 and 10.
 
     for k in 0 1 2 3; do
         python benchmarks/inspection_data.py --set validation --fold $k --out data/inspection-validation-$k
@@ -41,6 +42,8 @@ pixels (0.5% to 10%).
         --out benchmarks/defaults/patch-cost.md                                   # ~9 min
     python benchmarks/patch_folds.py data/inspection-validation-{0,1,2,3} --candidates pooling \
         --out benchmarks/defaults/patch-pooling.md                                # ~3 min
+    python benchmarks/patch_folds.py data/inspection-validation-{0,1,2,3} --candidates features \
+        --out benchmarks/defaults/patch-features.md                               # ~12 min
 """
 
 from __future__ import annotations
@@ -55,9 +58,10 @@ import numpy as np
 import torch
 
 from oneclass.calibration import p_values
-from oneclass.evaluation.inspection import padim_regions
+from oneclass.evaluation.inspection import extract_features, padim_regions
 from oneclass.evaluation.metrics import auroc, pixel_auroc
 from oneclass.heads.ocnn.patch import PatchOCNN, smooth_maps
+from oneclass.networks.patches import build_patch_features
 from oneclass.services.inspection import categories, load_task
 
 TOP_SHARE = 0.03
@@ -157,6 +161,21 @@ def pooling_candidates(task) -> dict[str, tuple[np.ndarray, None]]:
 
 
 @torch.no_grad()
+def feature_candidates(task) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    """The product head on lite0 features tapped at other depths (blocks 2 and 4 are lite0's)."""
+    out = {}
+    for taps in ((2, 4), (2, 4, 7), (2, 4, 10)):
+        extractor = build_patch_features("lite0", task.train.shape[1:], pretrained=True, taps=taps)
+        train, test = (extract_features(extractor, images) for images in (task.train, task.test))
+        head = PatchOCNN(seed=task.seed).fit(
+            lambda index, train=train: train[index], len(train), task.image_size
+        )
+        name = f"blocks {', '.join(map(str, taps))}" + (" (lite0)" if taps == (2, 4) else "")
+        out[name] = head.score_maps(test)
+    return out
+
+
+@torch.no_grad()
 def cost_candidates(task) -> dict[str, tuple[np.ndarray, np.ndarray, float]]:
     """(scores, maps, head milliseconds per test image) of the patch OC-NN at several costs."""
     train, test = task.features("lite0")
@@ -181,7 +200,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("roots", type=Path, nargs="+", help="validation folders, one per fold")
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--candidates", choices=("rules", "cost", "pooling"), default="rules")
+    parser.add_argument("--candidates", choices=("rules", "cost", "pooling", "features"), default="rules")
     parser.add_argument("--out", type=Path, default=Path("benchmarks/defaults/patch-folds.md"))
     args = parser.parse_args(argv)
     image, pixel, milliseconds = {}, {}, {}
@@ -189,9 +208,12 @@ def main(argv: list[str] | None = None) -> int:
         for category in categories(root):
             clock = time.perf_counter()
             task = load_task(category, args.seed, 0.1)
-            found = {"rules": candidates, "cost": cost_candidates, "pooling": pooling_candidates}[
-                args.candidates
-            ](task)
+            found = {
+                "rules": candidates,
+                "cost": cost_candidates,
+                "pooling": pooling_candidates,
+                "features": feature_candidates,
+            }[args.candidates](task)
             for name, (scores, maps, *cost) in found.items():
                 image.setdefault(name, np.zeros((len(args.roots), 0)).tolist())
                 image[name][fold].append(auroc(scores, task.test_is_normal))

@@ -58,12 +58,16 @@ class InspectionTask:
                 extractor = PatchFeatures(self.train.shape[1:], "random", scale=1.0, seed=self.seed).eval()
             else:
                 extractor = build_patch_features(name, self.train.shape[1:], pretrained=True)
-            self._features[name] = (_apply(extractor, self.train), _apply(extractor, self.test))
+            self._features[name] = (
+                extract_features(extractor, self.train),
+                extract_features(extractor, self.test),
+            )
         return self._features[name]
 
 
 @torch.no_grad()
-def _apply(extractor, images: np.ndarray) -> torch.Tensor:
+def extract_features(extractor, images: np.ndarray) -> torch.Tensor:
+    """Patch descriptors ``(n, D, h, w)`` of uint8 images ``(n, C, H, W)``, a chunk at a time."""
     return torch.cat([extractor(to_tensor(images[i : i + CHUNK])) for i in range(0, len(images), CHUNK)])
 
 

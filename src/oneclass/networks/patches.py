@@ -146,13 +146,13 @@ def feature_bytes(name: str, image_shape: tuple[int, int, int], batch: int) -> i
 
 
 def build_patch_features(
-    name: str, image_shape: tuple[int, int, int], pretrained: bool = False
+    name: str, image_shape: tuple[int, int, int], pretrained: bool = False, **overrides
 ) -> PatchFeatures:
     """The patch encoder ``name`` for images of ``image_shape``; ``pretrained`` loads its ImageNet
-    weights (a saved detector brings its own)."""
+    weights (a saved detector brings its own); ``overrides`` replace its settings (benchmarks)."""
     if name not in PATCH_ENCODERS:
         raise OneClassError(f"unknown patch encoder {name!r}; expected one of {', '.join(PATCH_ENCODERS)}")
-    features = PatchFeatures(tuple(image_shape), **PATCH_ENCODERS[name])
+    features = PatchFeatures(tuple(image_shape), **{**PATCH_ENCODERS[name], **overrides})
     if features.backbone_name == "lite0":
         if pretrained:
             from .pretrained import lite0_weights
