@@ -257,5 +257,10 @@ def test_inspection_benchmark_through_the_cli(brick, tmp_path):
         assert 0.5 < record["auroc"] <= 1.0 and 0.5 < record["pixel_auroc"] <= 1.0
         assert 0.0 <= record["false_alarm_rate"] <= 1.0
     assert by_method["patch-ocnn"]["auroc"] > 0.85
+    # each defect kind against the good images: between the kinds lies the image AUROC
+    kinds = by_method["patch-ocnn"]["kind_auroc"]
+    assert set(kinds) == {"scratch", "stain", "missing"}
+    assert min(kinds.values()) - 1e-9 <= by_method["patch-ocnn"]["auroc"] <= max(kinds.values()) + 1e-9
     table = (out / "results.md").read_text()
     assert "pixel AUROC" in table and "PRO" in table and "patch-ocnn" in table
+    assert "brick scratch" in table and "brick missing" in table

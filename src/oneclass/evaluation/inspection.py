@@ -45,6 +45,7 @@ class InspectionTask:
     test_is_normal: np.ndarray  # bool (m,)
     masks: np.ndarray | None  # bool (m, H, W), all False for good images
     nu: float = 0.1
+    test_kinds: np.ndarray | None = None  # str (m,): "good" or the defect kind (its folder name)
     _features: dict[str, tuple[torch.Tensor, torch.Tensor]] = field(default_factory=dict)
 
     @property

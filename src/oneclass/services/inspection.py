@@ -18,7 +18,7 @@ import numpy as np
 from ..data.folders import GOOD, defect_masks, folder_splits
 from ..errors import OneClassError
 from ..evaluation.inspection import INSPECTION_METHODS, InspectionMethod, InspectionTask
-from ..evaluation.metrics import detection_metrics, pixel_auroc, pro_score
+from ..evaluation.metrics import auroc, detection_metrics, pixel_auroc, pro_score
 from ..fileio import atomic_open, write_json
 from ..timing import Stopwatch
 from .bench import machine_description, select_methods
@@ -43,9 +43,19 @@ def load_task(category: Path, seed: int, nu: float) -> InspectionTask:
     train, test = folder_splits(category)
     if test is None or test.is_normal.all() or not test.is_normal.any():
         raise OneClassError(f"{category}/test: needs good and defective images to be scored")
+    kinds = np.array([Path(path).parent.name for path in test.paths])
+    kinds[test.is_normal] = GOOD
     return InspectionTask(
-        category.name, seed, train[:], test[:], test.is_normal, defect_masks(test, category), nu
+        category.name, seed, train[:], test[:], test.is_normal, defect_masks(test, category), nu, kinds
     )
+
+
+def kind_aurocs(scores: np.ndarray, is_normal: np.ndarray, kinds: np.ndarray) -> dict[str, float]:
+    """Image AUROC of the good test images against each defect kind alone: which kind is missed."""
+    return {
+        str(kind): auroc(scores[is_normal | (kinds == kind)], is_normal[is_normal | (kinds == kind)])
+        for kind in sorted(set(kinds[~is_normal].tolist()))
+    }
 
 
 def run_inspection_benchmark(
@@ -82,6 +92,10 @@ def run_inspection_benchmark(
                     "seconds": round(seconds, 2),
                     **output.extra,
                 }
+                if task.test_kinds is not None:
+                    record["kind_auroc"] = kind_aurocs(
+                        output.test_scores, task.test_is_normal, task.test_kinds
+                    )
                 if output.maps is not None and task.masks is not None:
                     record["pixel_auroc"] = pixel_auroc(output.maps, task.masks)
                     record["pro"] = pro_score(output.maps, task.masks)
@@ -129,6 +143,32 @@ def _mean(rows: list[dict[str, Any]], key: str) -> float:
     return float(np.mean(values)) if values else float("nan")
 
 
+def _kind_table(records: list[dict[str, Any]], methods: list[str], cats: list[str]) -> list[str]:
+    """Image AUROC (%) of the good test images against each defect kind, per category (mean over
+    seeds): where a method misses."""
+    columns = [
+        (c, kind)
+        for c in cats
+        for kind in sorted({k for r in records if r["category"] == c for k in r.get("kind_auroc", {})})
+    ]
+    if not columns:
+        return []
+    lines = ["", "Image AUROC (%) of the good test images against each defect kind, mean over seeds:", ""]
+    lines.append("| method | " + " | ".join(f"{c} {kind}" for c, kind in columns) + " |")
+    lines.append("|---" * (len(columns) + 1) + "|")
+    for method in methods:
+        cells = []
+        for c, kind in columns:
+            values = [
+                r["kind_auroc"][kind]
+                for r in records
+                if r["method"] == method and r["category"] == c and kind in r.get("kind_auroc", {})
+            ]
+            cells.append(f"{100 * np.mean(values):.1f}" if values else "-")
+        lines.append(f"| {method} | " + " | ".join(cells) + " |")
+    return lines
+
+
 def inspection_markdown(records: list[dict[str, Any]], command: str = "", elapsed: float = 0.0) -> str:
     """Image AUROC (%) per category and method (mean over seeds), then pixel AUROC, PRO, the
     rates at each method's threshold, memory and time, means over categories and seeds."""
@@ -157,6 +197,7 @@ def inspection_markdown(records: list[dict[str, Any]], command: str = "", elapse
             + ("-" if np.isnan(pro) else f"{pro:.1f}")
             + " |"
         )
+    lines += _kind_table(records, methods, cats)
     lines += ["", "At each method's own threshold (nu-based), means over categories and seeds:", ""]
     lines.append(
         "| method | false-alarm rate (good test images) | detection rate | model memory (MB) "
