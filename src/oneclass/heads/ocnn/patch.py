@@ -314,17 +314,12 @@ class PatchOCNN(Head):
             total += maps.sum(0)
             square += (maps**2).sum(0)
         total, square = distributed.sum_over_ranks(total), distributed.sum_over_ranks(square)
-        if n_images < 2:  # no spread to measure: the maps stay raw anomalies
-            total, square = torch.zeros_like(total), torch.ones_like(square)
-            n_images = others = 1
-        else:
-            others = n_images - 1
         level, spread = level_and_spread(total, square, n_images)
         self.scorer_.level, self.scorer_.spread = level.float().cpu(), spread.float().cpu()
         scores = torch.zeros(len(regions), dtype=torch.float32, device=device)
         for start in range(0, len(regions), BATCH):
             maps = self.scorer_.raw_maps(regions[start : start + BATCH]).double()
-            level, spread = level_and_spread(total - maps, square - maps**2, others)
+            level, spread = level_and_spread(total - maps, square - maps**2, n_images - 1)
             scores[start : start + len(maps)] = self.scorer_.image_scores(((maps - level) / spread).float())
         return distributed.gather_shards(scores, n_images).cpu().numpy().astype(np.float64)
 
