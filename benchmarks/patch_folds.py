@@ -58,10 +58,10 @@ import numpy as np
 import torch
 
 from oneclass.calibration import p_values
-from oneclass.evaluation.inspection import extract_features, padim_regions
+from oneclass.evaluation.inspection import CHUNK, padim_regions
 from oneclass.evaluation.metrics import auroc, pixel_auroc
 from oneclass.heads.ocnn.patch import PatchOCNN, smooth_maps
-from oneclass.networks.patches import build_patch_features
+from oneclass.networks.patches import build_patch_features, patch_descriptors
 from oneclass.services.inspection import categories, load_task
 
 TOP_SHARE = 0.03
@@ -166,7 +166,7 @@ def feature_candidates(task) -> dict[str, tuple[np.ndarray, np.ndarray]]:
     out = {}
     for taps in ((2, 4), (2, 4, 7), (2, 4, 10)):
         extractor = build_patch_features("lite0", task.train.shape[1:], pretrained=True, taps=taps)
-        train, test = (extract_features(extractor, images) for images in (task.train, task.test))
+        train, test = (patch_descriptors(extractor, images, CHUNK) for images in (task.train, task.test))
         head = PatchOCNN(seed=task.seed).fit(
             lambda index, train=train: train[index], len(train), task.image_size
         )

@@ -21,7 +21,7 @@ from tqdm.auto import tqdm
 
 from . import __version__, calibration
 from .calibration import NU
-from .data.arrays import check_images, to_tensor
+from .data.arrays import check_images
 from .devices import DEVICES, check_memory, resolve_device
 from .errors import OneClassError
 from .heads import HEADS, Head, head_class
@@ -31,6 +31,7 @@ from .networks import (
     DEFAULT_BATCH,
     DEFAULT_EPOCHS,
     ENCODERS,
+    PATCH_BATCH,
     PATCH_ENCODERS,
     PATCH_HEAD_UNITS,
     build_encoder,
@@ -39,6 +40,7 @@ from .networks import (
     feature_bytes,
     holds_out_threshold,
     part_kinds,
+    patch_descriptors,
     scoring_batch,
     trained_parts,
     training_bytes,
@@ -58,9 +60,6 @@ CONFIG_FORMAT = "oneclass-detector"
 CONFIG_FILE = "config.json"
 WEIGHTS_FILE = "model.safetensors"
 SCORE_CHUNK = 1024  # images scored per chunk: memory stays flat however many are passed
-# images per pass through the patch encoder: its activations for 8 images at 64x64 (enlarged to
-# 160x160) stay in the cache; at 64 per pass it ran 5x slower (BENCHMARKS.md, local speed)
-PATCH_BATCH = 8
 # Below SMALL_DATA training images the threshold comes from held-out images (THRESHOLD_SHARE of
 # them, never trained on): an encoder trained on a few hundred images knows them better than any
 # new one, and out-of-fold head scores cannot undo that (BENCHMARKS.md, "False alarms").
@@ -393,12 +392,9 @@ class OneClassDetector(Estimator):
     def _scoring_batch(self) -> int:
         return scoring_batch(self.encoder, SCORE_CHUNK)
 
-    @torch.no_grad()
     def _patch_features(self, images: np.ndarray) -> torch.Tensor:
         """Patch descriptors ``(n, D, h, w)`` of validated images, on the CPU."""
-        self.encoder_.eval()
-        batches = range(0, len(images), PATCH_BATCH)
-        return torch.cat([self.encoder_(to_tensor(images[i : i + PATCH_BATCH])).float() for i in batches])
+        return patch_descriptors(self.encoder_, images)
 
     def _local_scores(self, images: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Image scores ``(n,)`` and anomaly maps ``(n, H, W)`` of validated images, a few

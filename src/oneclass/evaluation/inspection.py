@@ -25,11 +25,10 @@ import numpy as np
 import torch
 
 from ..calibration import nu_quantile
-from ..data.arrays import to_tensor
 from ..detector import OneClassDetector
 from ..errors import OneClassError
 from ..heads.ocnn.patch import greedy_coreset, smooth_maps
-from ..networks.patches import PatchFeatures, build_patch_features
+from ..networks.patches import PatchFeatures, build_patch_features, patch_descriptors
 
 CHUNK = 64
 
@@ -60,16 +59,10 @@ class InspectionTask:
             else:
                 extractor = build_patch_features(name, self.train.shape[1:], pretrained=True)
             self._features[name] = (
-                extract_features(extractor, self.train),
-                extract_features(extractor, self.test),
+                patch_descriptors(extractor, self.train, CHUNK),
+                patch_descriptors(extractor, self.test, CHUNK),
             )
         return self._features[name]
-
-
-@torch.no_grad()
-def extract_features(extractor, images: np.ndarray) -> torch.Tensor:
-    """Patch descriptors ``(n, D, h, w)`` of uint8 images ``(n, C, H, W)``, a chunk at a time."""
-    return torch.cat([extractor(to_tensor(images[i : i + CHUNK])) for i in range(0, len(images), CHUNK)])
 
 
 @dataclass

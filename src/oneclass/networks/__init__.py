@@ -19,13 +19,22 @@ from .encoders import (
     training_bytes,
 )
 from .lenet import ConvAutoencoder, ConvVAE
-from .patches import PATCH_ENCODERS, PATCH_HEAD_UNITS, PatchFeatures, build_patch_features, feature_bytes
+from .patches import (
+    PATCH_BATCH,
+    PATCH_ENCODERS,
+    PATCH_HEAD_UNITS,
+    PatchFeatures,
+    build_patch_features,
+    feature_bytes,
+    patch_descriptors,
+)
 
 __all__ = [
     "DEFAULT_BATCH",
     "DEFAULT_EPOCHS",
     "ENCODERS",
     "JOINT_ENCODERS",
+    "PATCH_BATCH",
     "PATCH_ENCODERS",
     "PATCH_HEAD_UNITS",
     "SCORING_BATCH",
@@ -35,6 +44,7 @@ __all__ = [
     "PatchFeatures",
     "build_encoder",
     "build_patch_features",
+    "patch_descriptors",
     "check_channels",
     "default_channels",
     "feature_bytes",

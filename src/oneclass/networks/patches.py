@@ -14,10 +14,12 @@ Backbones:
 
 from __future__ import annotations
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ..data.arrays import to_tensor
 from ..errors import OneClassError
 from .efficientnet import EfficientNetLite0Features
 
@@ -124,6 +126,20 @@ class PatchFeatures(nn.Module):
         if self.step > 1:
             features = features[..., :: self.step, :: self.step]
         return features
+
+
+# images per pass through the patch encoder: its activations for 8 images at 64x64 (enlarged to
+# 160x160) stay in the cache; at 64 per pass it ran 5x slower (BENCHMARKS.md, local speed)
+PATCH_BATCH = 8
+
+
+@torch.no_grad()
+def patch_descriptors(features: nn.Module, images: np.ndarray, batch: int = PATCH_BATCH) -> torch.Tensor:
+    """Patch descriptors ``(n, D, h, w)`` (float32, on the CPU) of uint8 images ``(n, C, H, W)``,
+    ``batch`` images per pass through the patch encoder ``features``."""
+    features.eval()
+    passes = range(0, len(images), batch)
+    return torch.cat([features(to_tensor(images[i : i + batch])).float() for i in passes])
 
 
 # the patch encoders a detector can use, by name: their settings (chosen on the validation split

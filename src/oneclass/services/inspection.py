@@ -52,10 +52,8 @@ def load_task(category: Path, seed: int, nu: float) -> InspectionTask:
 
 def kind_aurocs(scores: np.ndarray, is_normal: np.ndarray, kinds: np.ndarray) -> dict[str, float]:
     """Image AUROC of the good test images against each defect kind alone: which kind is missed."""
-    return {
-        str(kind): auroc(scores[is_normal | (kinds == kind)], is_normal[is_normal | (kinds == kind)])
-        for kind in sorted(set(kinds[~is_normal].tolist()))
-    }
+    pairs = {str(kind): is_normal | (kinds == kind) for kind in sorted(set(kinds[~is_normal].tolist()))}
+    return {kind: auroc(scores[rows], is_normal[rows]) for kind, rows in pairs.items()}
 
 
 def run_inspection_benchmark(
