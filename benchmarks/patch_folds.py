@@ -60,7 +60,7 @@ import torch
 from oneclass.calibration import p_values
 from oneclass.evaluation.inspection import CHUNK, padim_regions
 from oneclass.evaluation.metrics import auroc, pixel_auroc
-from oneclass.heads.ocnn.patch import PatchOCNN, smooth_maps
+from oneclass.heads.ocnn.patch import PatchOCNN, smooth_maps, worst_share_score
 from oneclass.networks.patches import build_patch_features, patch_descriptors
 from oneclass.services.inspection import categories, load_task
 
@@ -72,9 +72,8 @@ def worst(regions: torch.Tensor) -> np.ndarray:
     return -regions.flatten(1).max(1).values.double().numpy()
 
 
-def worst_share(regions: torch.Tensor) -> np.ndarray:
-    flat = regions.flatten(1)
-    return -flat.topk(max(1, round(TOP_SHARE * flat.shape[1])), dim=1).values.mean(1).double().numpy()
+def worst_share(regions: torch.Tensor, share: float = TOP_SHARE) -> np.ndarray:
+    return worst_share_score(regions, share).double().numpy()
 
 
 def global_gaussian_regions(train: torch.Tensor, test: torch.Tensor) -> torch.Tensor:
@@ -151,12 +150,10 @@ def pooling_candidates(task) -> dict[str, tuple[np.ndarray, None]]:
     train, test = task.features("lite0")
     head = PatchOCNN(seed=task.seed).fit(lambda index: train[index], len(train), task.image_size)
     _, maps = head.score_maps(test)
-    flat = torch.from_numpy(maps).flatten(1)
     out = {}
     for share in (0.005, 0.01, 0.02, 0.03, 0.05, 0.1):
-        count = max(1, round(share * flat.shape[1]))
         label = f"worst {100 * share:g}% of the pixels" + (" (the default)" if share == TOP_SHARE else "")
-        out[label] = (-flat.topk(count, dim=1).values.mean(1).double().numpy(), None)
+        out[label] = (worst_share(torch.from_numpy(maps), share), None)
     return out
 
 

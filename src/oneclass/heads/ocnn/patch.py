@@ -82,13 +82,18 @@ class PatchScorer(nn.Module):
 
     def image_scores(self, maps: torch.Tensor) -> torch.Tensor:
         """Minus the mean of the worst ``top_share`` pixels of anomaly maps: ``(n, H, W)`` -> ``(n,)``."""
-        flat = maps.flatten(1)
-        count = max(1, round(self.top_share * flat.shape[1]))
-        return -torch.topk(flat, count, dim=1).values.mean(1)
+        return worst_share_score(maps, self.top_share)
 
     def forward(self, features: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         maps = (self.raw_maps(self.region_scores(features)) - self.level) / self.spread
         return self.image_scores(maps), maps
+
+
+def worst_share_score(anomaly: torch.Tensor, share: float) -> torch.Tensor:
+    """Minus the mean of the largest ``share`` of each row's anomalies: ``(n, ...)`` -> ``(n,)``
+    (higher = more normal), at least one value per row."""
+    flat = anomaly.flatten(1)
+    return -torch.topk(flat, max(1, round(share * flat.shape[1])), dim=1).values.mean(1)
 
 
 def level_and_spread(
