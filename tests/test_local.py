@@ -20,7 +20,8 @@ from oneclass import OneClassDetector
 from oneclass.cli import main
 from oneclass.errors import OneClassError
 from oneclass.evaluation.metrics import auroc, pixel_auroc, pro_score
-from oneclass.networks import pretrained
+from oneclass.heads.ocnn.patch import fit_bytes as patch_fit_bytes
+from oneclass.networks import PATCH_BATCH, build_patch_features, descriptor_shape, feature_bytes, pretrained
 
 BUILDER = Path(__file__).resolve().parents[1] / "benchmarks" / "inspection_data.py"
 
@@ -184,6 +185,33 @@ def test_the_fast_local_detector_scores_every_other_region(brick, tmp_path):
     assert auroc(scores, is_normal) > 0.85
     loaded = OneClassDetector.load(detector.save(tmp_path / "fast"))
     assert loaded.encoder == "lite0-fast" and np.array_equal(loaded.score_samples(test), scores)
+
+
+@pytest.mark.parametrize("encoder", ["lite0", "lite0-fast"])
+def test_descriptor_shape_is_what_the_patch_encoder_returns_and_sizes_the_memory_check(encoder):
+    """The memory check sizes the fit from the descriptors' shape without running the network;
+    the shape must be the network's, and a 64x64 fit must not be refused on a laptop."""
+    for shape in [(1, 64, 64), (3, 31, 45), (1, 100, 77), (1, 17, 200)]:
+        features = build_patch_features(encoder, shape)
+        with torch.no_grad():
+            expected = tuple(features(torch.zeros(1, *shape)).shape[1:])
+        assert descriptor_shape(encoder, shape) == expected
+    detector = OneClassDetector(encoder=encoder, device="cpu")
+    small = feature_bytes(encoder, (1, 64, 64), PATCH_BATCH) + patch_fit_bytes(64, 32 * 32, 2048)
+    assert small < 2**30  # the fit measured 0.7 GB peak RSS (BENCHMARKS.md): 8 GB laptops are fine
+    detector.check_memory((1, 64, 64), 10_000)  # does not raise on this 24 GB machine
+
+
+def test_a_local_fit_on_too_few_images_is_refused_in_one_line(brick, tmp_path):
+    folder = tmp_path / "data" / "train" / "good"
+    folder.mkdir(parents=True)
+    for source in sorted((brick / "brick" / "train" / "good").glob("*.png"))[:2]:
+        (folder / source.name).write_bytes(source.read_bytes())
+    out = tmp_path / "run"
+    result = CliRunner().invoke(main, ["fit", "--data", f"folder:{tmp_path / 'data'}", "--out", str(out)])
+    error = result.output.strip().splitlines()[-1]  # after the fit's one progress line
+    assert result.exit_code == 2 and error.startswith("error: ") and result.output.count("error") == 1
+    assert "needs at least 3 normal training images" in error and error.endswith("got 2")
 
 
 @pytest.mark.slow

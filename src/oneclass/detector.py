@@ -27,6 +27,7 @@ from .errors import OneClassError
 from .heads import HEADS, Head, head_class
 from .heads.combination import FisherCombination
 from .heads.ocnn.patch import PatchOCNN
+from .heads.ocnn.patch import fit_bytes as patch_fit_bytes
 from .networks import (
     DEFAULT_BATCH,
     DEFAULT_EPOCHS,
@@ -37,6 +38,7 @@ from .networks import (
     build_encoder,
     build_patch_features,
     check_channels,
+    descriptor_shape,
     feature_bytes,
     holds_out_threshold,
     part_kinds,
@@ -310,8 +312,11 @@ class OneClassDetector(Estimator):
         images held at once."""
         size = "x".join(str(s) for s in image_shape[1:])
         if self.local:
-            needed = feature_bytes(self.encoder, tuple(image_shape), SCORE_CHUNK)
-            what = f"patch features of {size} images, {SCORE_CHUNK} at a time"
+            dim, height, width = descriptor_shape(self.encoder, tuple(image_shape))
+            hidden = self.hidden or PATCH_HEAD_UNITS[self.encoder]
+            needed = feature_bytes(self.encoder, tuple(image_shape), PATCH_BATCH)
+            needed += patch_fit_bytes(dim, height * width, hidden)
+            what = f"patch features of {size} images ({PATCH_BATCH} at a time) and the patch head's fit"
         else:
             needed, batch_size = max(
                 (training_bytes(kind, tuple(image_shape), self.channels, batch), batch)

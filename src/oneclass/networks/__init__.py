@@ -25,6 +25,7 @@ from .patches import (
     PATCH_HEAD_UNITS,
     PatchFeatures,
     build_patch_features,
+    descriptor_shape,
     feature_bytes,
     patch_descriptors,
 )
@@ -47,6 +48,7 @@ __all__ = [
     "patch_descriptors",
     "check_channels",
     "default_channels",
+    "descriptor_shape",
     "feature_bytes",
     "holds_out_threshold",
     "part_kinds",

@@ -14,6 +14,8 @@ Backbones:
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import torch
 import torch.nn.functional as F
@@ -159,6 +161,21 @@ def feature_bytes(name: str, image_shape: tuple[int, int, int], batch: int) -> i
     pad = 2 * round(settings["margin"] * settings["scale"])
     height, width = (round(s * settings["scale"]) + pad for s in image_shape[1:])
     return batch * (3 * height * width + 96 * (height // 2) * (width // 2)) * 4 * 4
+
+
+def descriptor_shape(name: str, image_shape: tuple[int, int, int]) -> tuple[int, int, int]:
+    """``(D, h, w)``: the patch descriptors' size for images of ``image_shape``, computed without
+    running the network (the backbone's strided stages round up; the reflected margin is cut)."""
+    features = PatchFeatures(tuple(image_shape), **PATCH_ENCODERS[name])
+    pad = round(features.margin * features.scale)
+    cut = pad // features.stride
+    grid = [
+        math.ceil(
+            (math.ceil((round(side * features.scale) + 2 * pad) / features.stride) - 2 * cut) / features.step
+        )
+        for side in image_shape[1:]
+    ]
+    return (features.dim, *grid)
 
 
 def build_patch_features(

@@ -35,6 +35,7 @@ from torch import nn
 
 from ...calibration import nu_quantile
 from ...devices import resolve_device
+from ...errors import OneClassError
 from ...params import Interval, Param
 from ...training import distributed
 from ..base import Head
@@ -49,6 +50,8 @@ CORESET_POOL = 40_000  # patches the coreset is chosen from
 BATCH = 64  # images per feature batch
 SCORING_ROWS = 1024  # regions per pass of the scorer: its (rows, units) terms stay in the cache
 SPREAD_FLOOR = 0.01  # a pixel's spread is at least this share of the mean spread over the map
+# each training image is standardised by the other images' per-pixel spread: at least two others
+MIN_IMAGES = 3
 
 
 class PatchScorer(nn.Module):
@@ -94,6 +97,17 @@ def worst_share_score(anomaly: torch.Tensor, share: float) -> torch.Tensor:
     (higher = more normal), at least one value per row."""
     flat = anomaly.flatten(1)
     return -torch.topk(flat, max(1, round(share * flat.shape[1])), dim=1).values.mean(1)
+
+
+def fit_bytes(dim: int, regions: int, hidden: int) -> int:
+    """A generous estimate of the patch head's fitting memory for descriptors of ``dim`` numbers
+    on ``regions`` regions per image and ``hidden`` units: one batch of descriptors (float32 and a
+    float64 copy, twice), the patch sample (and its whitened copy), Frank-Wolfe's patch x unit
+    kernel terms and the training images' region scores."""
+    batch = BATCH * regions * dim * (4 + 8) * 2
+    sample = PATCH_BUDGET * dim * 4 * 2
+    solver = SOLVER_PATCHES * hidden * 4 * 2
+    return batch + sample + solver + FIT_IMAGES * regions * 4
 
 
 def level_and_spread(
@@ -211,6 +225,11 @@ class PatchOCNN(Head):
     ) -> PatchOCNN:
         """Fit on ``n_images`` normal images whose feature maps ``(k, D, h, w)`` ``features_of(index)``
         returns for an index array (read in batches: memory stays bounded)."""
+        if n_images < MIN_IMAGES:
+            raise OneClassError(
+                f"the patch detector needs at least {MIN_IMAGES} normal training images (a spread per "
+                f"pixel from the others for each), got {n_images}"
+            )
         device = distributed.setup(resolve_device(self.device))
         rng = np.random.default_rng(self.seed)
         generator = torch.Generator().manual_seed(self.seed)
