@@ -32,7 +32,9 @@ units on every region, and 2048 / 1024 units on every other region in each direc
 of the regions, as ``lite0-fast`` describes them); the head's scoring time per image is a column.
 ``--candidates pooling``: the product's standardised maps pooled over other shares of the worst
 pixels (0.5% to 10%). ``--candidates features``: the product head on lite0 features tapped at
-blocks 2 and 4 (lite0's), 2, 4 and 7, or 2, 4 and 10.
+blocks 2 and 4 (lite0's), 2, 4 and 7, or 2, 4 and 10. ``--candidates scoring``: the product head
+with the maps smoothed less (sigma 1/32 or 1/64 of the image instead of 1/16) and narrower kernels
+(bandwidth 0.1 or 0.15 of the median distance instead of 0.2).
 
     for k in 0 1 2 3; do
         python benchmarks/inspection_data.py --set validation --fold $k --out data/inspection-validation-$k
@@ -44,6 +46,8 @@ blocks 2 and 4 (lite0's), 2, 4 and 7, or 2, 4 and 10.
         --out benchmarks/defaults/patch-pooling.md                                # ~3 min
     python benchmarks/patch_folds.py data/inspection-validation-{0,1,2,3} --candidates features \
         --out benchmarks/defaults/patch-features.md                               # ~12 min
+    python benchmarks/patch_folds.py data/inspection-validation-{0,1,2,3} --candidates scoring \
+        --out benchmarks/defaults/patch-scoring.md                                # ~12 min
 """
 
 from __future__ import annotations
@@ -173,6 +177,27 @@ def feature_candidates(task) -> dict[str, tuple[np.ndarray, np.ndarray]]:
 
 
 @torch.no_grad()
+def scoring_candidates(task) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    """The product head with other map smoothing and kernel bandwidths."""
+    train, test = task.features("lite0")
+    out = {}
+    for smoothing, bandwidth in (
+        (1 / 16, 0.2),
+        (1 / 32, 0.2),
+        (1 / 64, 0.2),
+        (1 / 16, 0.1),
+        (1 / 32, 0.1),
+        (1 / 32, 0.15),
+    ):
+        head = PatchOCNN(smoothing=smoothing, bandwidth=bandwidth, seed=task.seed)
+        head.fit(lambda index: train[index], len(train), task.image_size)
+        name = f"smoothing 1/{round(1 / smoothing)}, bandwidth {bandwidth:g}"
+        default = (smoothing, bandwidth) == (PatchOCNN().smoothing, PatchOCNN().bandwidth)
+        out[name + (" (the default)" if default else "")] = head.score_maps(test)
+    return out
+
+
+@torch.no_grad()
 def cost_candidates(task) -> dict[str, tuple[np.ndarray, np.ndarray, float]]:
     """(scores, maps, head milliseconds per test image) of the patch OC-NN at several costs."""
     train, test = task.features("lite0")
@@ -197,7 +222,9 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("roots", type=Path, nargs="+", help="validation folders, one per fold")
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--candidates", choices=("rules", "cost", "pooling", "features"), default="rules")
+    parser.add_argument(
+        "--candidates", choices=("rules", "cost", "pooling", "features", "scoring"), default="rules"
+    )
     parser.add_argument("--out", type=Path, default=Path("benchmarks/defaults/patch-folds.md"))
     args = parser.parse_args(argv)
     image, pixel, milliseconds = {}, {}, {}
@@ -210,6 +237,7 @@ def main(argv: list[str] | None = None) -> int:
                 "cost": cost_candidates,
                 "pooling": pooling_candidates,
                 "features": feature_candidates,
+                "scoring": scoring_candidates,
             }[args.candidates](task)
             for name, (scores, maps, *cost) in found.items():
                 image.setdefault(name, np.zeros((len(args.roots), 0)).tolist())

@@ -13,7 +13,8 @@ Candidates:
 - the OC-NN on the ssl features combined with the OC-NN on the autoencoder latent, Fisher's
   way: the sum of the log tail probabilities of each score among the training scores (in-sample
   or the OC-NN's out-of-fold scores; the ``ssl+ae`` encoder's head uses the latter); also with
-  the VAE's latent, both, or the ssl encoder's own GEOM score as further members;
+  the VAE's latent, both, the ssl encoder's own GEOM score, or ImageNet features (lite0 patch
+  features averaged over the image, as ``ocnn@lite0-pooled``) as further members;
 - one OC-NN on the ssl features and the autoencoder latent side by side;
 - with ``--encoders``: the whole detector (held-out threshold) with other encoder settings.
 
@@ -140,6 +141,7 @@ CANDIDATES: list[Method] = [
     FisherCandidate("vae", reference="out-of-fold"),
     FisherCandidate("ae", "vae", reference="out-of-fold"),
     FisherCandidate("ae", reference="out-of-fold", geom=True),
+    FisherCandidate("ae", "lite0", reference="out-of-fold"),
 ]
 ENCODER_VARIANTS: list[Method] = [
     EncoderVariant("detector, default encoder (3 epochs, batch 64, channels 16-32-64-64)"),

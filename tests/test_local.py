@@ -114,6 +114,32 @@ def test_patch_head_standardises_its_maps_per_pixel_and_keeps_nu():
     assert np.mean(head.train_image_scores_ < head.threshold_) == pytest.approx(0.1, abs=0.01)
 
 
+def test_patch_head_smoothing_sharpens_its_maps_and_is_kept_by_a_saved_model():
+    """The maps' smoothing is the head's setting: a narrower Gaussian gives sharper maps, a saved
+    head is rebuilt with its own, and a head saved before the setting existed with 1/16."""
+    from oneclass.heads.ocnn.patch import PatchOCNN
+
+    train, test = _synthetic_maps(100, 0), _synthetic_maps(20, 2, defect=True)
+    heads = {
+        share: PatchOCNN(hidden=64, smoothing=share, seed=0).fit(lambda i: train[i], len(train), (32, 32))
+        for share in (1 / 16, 1 / 64)
+    }
+    with torch.no_grad():
+        regions = [heads[share].scorer_.region_scores(test) for share in (1 / 16, 1 / 64)]
+        wide, sharp = (
+            heads[share].scorer_.raw_maps(r).numpy()
+            for share, r in zip((1 / 16, 1 / 64), regions, strict=True)
+        )
+    assert torch.equal(*regions)  # the fit does not depend on the smoothing; the maps do
+    assert np.abs(np.diff(sharp, axis=2)).mean() > 1.5 * np.abs(np.diff(wide, axis=2)).mean()
+    assert not is_constant(heads[1 / 64].score_maps(test)[0])
+    for share, head in heads.items():
+        config, tensors = head.get_config(), head.state_tensors()
+        assert PatchOCNN.from_state(config, tensors).scorer_.smoothing == share
+        older = {**config, "params": {k: v for k, v in config["params"].items() if k != "smoothing"}}
+        assert PatchOCNN.from_state(older, tensors).scorer_.smoothing == 1 / 16
+
+
 # --- pretrained weights ----------------------------------------------------------------------
 
 

@@ -49,6 +49,8 @@ SOLVER_PATCHES = 20_000  # patches Frank-Wolfe runs on
 CORESET_POOL = 40_000  # patches the coreset is chosen from
 BATCH = 64  # images per feature batch
 SCORING_ROWS = 1024  # regions per pass of the scorer: its (rows, units) terms stay in the cache
+SAVED_BEFORE_SMOOTHING = 1 / 16  # the smoothing of models saved before it was a parameter
+SMOOTHING = 1 / 16  # sigma of the maps' Gaussian smoothing, a share of the image's larger side
 SPREAD_FLOOR = 0.01  # a pixel's spread is at least this share of the mean spread over the map
 # each training image is standardised by the other images' per-pixel spread: at least two others
 MIN_IMAGES = 3
@@ -65,11 +67,12 @@ class PatchScorer(nn.Module):
         top_share: float,
         level: torch.Tensor | None = None,
         spread: torch.Tensor | None = None,
+        smoothing: float = SMOOTHING,
     ):
         super().__init__()
         self.net = net
         self.image_size = tuple(int(s) for s in image_size)
-        self.top_share = float(top_share)
+        self.top_share, self.smoothing = float(top_share), float(smoothing)
         self.register_buffer("level", torch.zeros(self.image_size) if level is None else level.float())
         self.register_buffer("spread", torch.ones(self.image_size) if spread is None else spread.float())
 
@@ -81,7 +84,7 @@ class PatchScorer(nn.Module):
 
     def raw_maps(self, regions: torch.Tensor) -> torch.Tensor:
         """-log y_hat of every region ``(n, h, w)``, as maps ``(n, H, W)`` (``smooth_maps``)."""
-        return smooth_maps(-regions, self.image_size)
+        return smooth_maps(-regions, self.image_size, self.smoothing)
 
     def image_scores(self, maps: torch.Tensor) -> torch.Tensor:
         """Minus the mean of the worst ``top_share`` pixels of anomaly maps: ``(n, H, W)`` -> ``(n,)``."""
@@ -121,11 +124,13 @@ def level_and_spread(
     return level, spread.clamp(min=floor).clamp(min=torch.finfo(spread.dtype).tiny)
 
 
-def smooth_maps(anomaly: torch.Tensor, image_size: tuple[int, int]) -> torch.Tensor:
+def smooth_maps(
+    anomaly: torch.Tensor, image_size: tuple[int, int], smoothing: float = SMOOTHING
+) -> torch.Tensor:
     """Region anomalies ``(n, h, w)`` upsampled (bilinear) to ``image_size`` and smoothed by a
-    Gaussian of sigma = size / 16 (4 px for 64 px images), as PatchCore and PaDiM draw them."""
+    Gaussian of sigma = ``smoothing`` x the image's larger side, as PatchCore and PaDiM draw them."""
     maps = F.interpolate(anomaly[:, None], size=tuple(image_size), mode="bilinear", align_corners=False)
-    sigma = max(image_size) / 16.0
+    sigma = max(image_size) * smoothing
     radius = int(math.ceil(3 * sigma))
     offsets = torch.arange(-radius, radius + 1, dtype=maps.dtype, device=maps.device)
     taps = torch.exp(-(offsets**2) / (2 * sigma**2))
@@ -180,6 +185,7 @@ class PatchOCNN(Head):
     bandwidth : kernel width, a multiple of the median distance between whitened patches.
     epochs, tol : Frank-Wolfe's most passes and its relative duality gap.
     top_share : an image's score is minus the mean anomaly of its worst ``top_share`` regions.
+    smoothing : the maps' Gaussian smoothing, sigma as a share of the image's larger side.
     seed : drives the sampling of images, patches and the coreset's first point.
     """
 
@@ -194,6 +200,9 @@ class PatchOCNN(Head):
         "top_share": Param(
             Interval(float, 0, 1, closed="right"), "An image's score: the mean of its worst regions' share."
         ),
+        "smoothing": Param(
+            Interval(float, 0, closed="neither"), "Sigma of the maps' smoothing, a share of the image size."
+        ),
         "seed": Param(Interval(int, 0), "Seed of the sampling."),
     }
 
@@ -205,12 +214,14 @@ class PatchOCNN(Head):
         epochs: int = 100,
         tol: float = 1e-3,
         top_share: float = 0.03,  # chosen on the inspection validation folders (BENCHMARKS.md)
+        smoothing: float = SMOOTHING,
         seed: int = 0,
         device: str = "cpu",
         quiet: bool = True,
     ):
         self.nu, self.hidden, self.bandwidth, self.epochs, self.tol = nu, hidden, bandwidth, epochs, tol
-        self.top_share, self.seed, self.device, self.quiet = top_share, seed, device, quiet
+        self.top_share, self.smoothing = top_share, smoothing
+        self.seed, self.device, self.quiet = seed, device, quiet
         self.validate_params()
 
     # -- fitting ---------------------------------------------------------------------------------
@@ -255,7 +266,7 @@ class PatchOCNN(Head):
             device=device,
             on_epoch=on_epoch,
         )
-        self.scorer_ = PatchScorer(self.net_, image_size, self.top_share)
+        self.scorer_ = PatchScorer(self.net_, image_size, self.top_share, smoothing=self.smoothing)
         self.grid_ = grid
         regions = self._out_of_fold_regions(features_of, images, fold, unit_group, fitted, device)
         scores = self._standardise_maps(regions, len(images), device)
@@ -375,14 +386,16 @@ class PatchOCNN(Head):
 
     @classmethod
     def from_state(cls, config: dict[str, Any], tensors: dict[str, torch.Tensor]) -> PatchOCNN:
-        head = cls(**config["params"])
+        head = cls(**{"smoothing": SAVED_BEFORE_SMOOTHING, **config["params"]})
         weights = {k.removeprefix("head."): v for k, v in tensors.items() if k.startswith("head.")}
         level, spread = weights.pop("map_level"), weights.pop("map_spread")
         head.net_ = KernelOCNNNet(
             weights["mean"], weights["transform"], weights["V.weight"], float(weights["gamma"])
         )
         head.net_.load_state_dict(weights)
-        head.scorer_ = PatchScorer(head.net_, tuple(config["image_size"]), head.top_share, level, spread)
+        head.scorer_ = PatchScorer(
+            head.net_, tuple(config["image_size"]), head.top_share, level, spread, head.smoothing
+        )
         head.threshold_ = float(config["threshold"])
         head.n_features_in_ = weights["V.weight"].shape[1]
         head.history_ = []
