@@ -156,7 +156,7 @@ def test_an_image_size_that_cannot_fit_in_memory_is_refused_before_training(tmp_
     )
     assert result.exit_code == 2 and len(result.output.strip().splitlines()) == 1
     assert (
-        "patch features of 100000x100000 images (8 at a time) and the patch head's fit needs about"
+        "patch features of 100000x100000 images (1 at a time) and the patch head's fit needs about"
         in result.output
     )
     assert "GiB of memory" in result.output and "lower --image-size or --batch-size" in result.output

@@ -20,8 +20,16 @@ from oneclass import OneClassDetector
 from oneclass.cli import main
 from oneclass.errors import OneClassError
 from oneclass.evaluation.metrics import auroc, pixel_auroc, pro_score
+from oneclass.heads.ocnn.patch import ROWS_PER_BATCH, images_per_batch
 from oneclass.heads.ocnn.patch import fit_bytes as patch_fit_bytes
-from oneclass.networks import PATCH_BATCH, build_patch_features, descriptor_shape, feature_bytes, pretrained
+from oneclass.networks import (
+    PATCH_BATCH,
+    build_patch_features,
+    descriptor_shape,
+    feature_bytes,
+    images_per_pass,
+    pretrained,
+)
 
 BUILDER = Path(__file__).resolve().parents[1] / "benchmarks" / "inspection_data.py"
 
@@ -226,6 +234,15 @@ def test_descriptor_shape_is_what_the_patch_encoder_returns_and_sizes_the_memory
     small = feature_bytes(encoder, (1, 64, 64), PATCH_BATCH) + patch_fit_bytes(64, 32 * 32, 2048)
     assert small < 2**30  # the fit measured 0.7 GB peak RSS (BENCHMARKS.md): 8 GB laptops are fine
     detector.check_memory((1, 64, 64), 10_000)  # does not raise on this 24 GB machine
+    # large images go through the encoder and the head's batches fewer at a time, so that a fit
+    # of 1024x1024 images needs a few GiB, not the 40 GiB that 64 per batch would
+    assert images_per_pass((3, 64, 64)) == PATCH_BATCH and images_per_pass((3, 1024, 1024)) == 1
+    assert (
+        images_per_batch(32 * 32, ROWS_PER_BATCH) == 64 and images_per_batch(512 * 512, ROWS_PER_BATCH) == 1
+    )
+    dim, height, width = descriptor_shape(encoder, (3, 1024, 1024))
+    large = feature_bytes(encoder, (3, 1024, 1024), 1) + patch_fit_bytes(dim, height * width, 2048)
+    assert large < 8 * 2**30
 
 
 def test_a_local_fit_on_too_few_images_is_refused_in_one_line(brick, tmp_path):

@@ -32,7 +32,6 @@ from .networks import (
     DEFAULT_BATCH,
     DEFAULT_EPOCHS,
     ENCODERS,
-    PATCH_BATCH,
     PATCH_ENCODERS,
     PATCH_HEAD_UNITS,
     build_encoder,
@@ -41,6 +40,7 @@ from .networks import (
     descriptor_shape,
     feature_bytes,
     holds_out_threshold,
+    images_per_pass,
     part_kinds,
     patch_descriptors,
     scoring_batch,
@@ -314,9 +314,10 @@ class OneClassDetector(Estimator):
         if self.local:
             dim, height, width = descriptor_shape(self.encoder, tuple(image_shape))
             hidden = self.hidden or PATCH_HEAD_UNITS[self.encoder]
-            needed = feature_bytes(self.encoder, tuple(image_shape), PATCH_BATCH)
+            per_pass = images_per_pass(image_shape)
+            needed = feature_bytes(self.encoder, tuple(image_shape), per_pass)
             needed += patch_fit_bytes(dim, height * width, hidden)
-            what = f"patch features of {size} images ({PATCH_BATCH} at a time) and the patch head's fit"
+            what = f"patch features of {size} images ({per_pass} at a time) and the patch head's fit"
         else:
             needed, batch_size = max(
                 (training_bytes(kind, tuple(image_shape), self.channels, batch), batch)
@@ -399,15 +400,16 @@ class OneClassDetector(Estimator):
 
     def _patch_features(self, images: np.ndarray) -> torch.Tensor:
         """Patch descriptors ``(n, D, h, w)`` of validated images, on the CPU."""
-        return patch_descriptors(self.encoder_, images)
+        return patch_descriptors(self.encoder_, images, images_per_pass(self.image_shape_))
 
     def _local_scores(self, images: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Image scores ``(n,)`` and anomaly maps ``(n, H, W)`` of validated images, a few
         images at a time (features and maps of a whole chunk would not stay in the cache)."""
         scores = np.empty(len(images), dtype=np.float64)
         maps = np.empty((len(images), *self.image_shape_[1:]), dtype=np.float32)
-        for start in range(0, len(images), PATCH_BATCH):
-            part = slice(start, start + PATCH_BATCH)
+        per_pass = images_per_pass(self.image_shape_)
+        for start in range(0, len(images), per_pass):
+            part = slice(start, start + per_pass)
             scores[part], maps[part] = self.head_.score_maps(self._patch_features(images[part]))
         return scores, maps
 

@@ -27,6 +27,7 @@ from .patches import (
     build_patch_features,
     descriptor_shape,
     feature_bytes,
+    images_per_pass,
     patch_descriptors,
 )
 
@@ -50,6 +51,7 @@ __all__ = [
     "default_channels",
     "descriptor_shape",
     "feature_bytes",
+    "images_per_pass",
     "holds_out_threshold",
     "part_kinds",
     "scoring_batch",

@@ -135,6 +135,12 @@ class PatchFeatures(nn.Module):
 PATCH_BATCH = 8
 
 
+def images_per_pass(image_shape: tuple[int, ...]) -> int:
+    """Images per pass through the patch encoder: ``PATCH_BATCH`` for 64x64 images, fewer for
+    larger ones (as many pixels per pass), one at least."""
+    return max(1, PATCH_BATCH * 64 * 64 // (image_shape[-2] * image_shape[-1]))
+
+
 @torch.no_grad()
 def patch_descriptors(features: nn.Module, images: np.ndarray, batch: int = PATCH_BATCH) -> torch.Tensor:
     """Patch descriptors ``(n, D, h, w)`` (float32, on the CPU) of uint8 images ``(n, C, H, W)``,

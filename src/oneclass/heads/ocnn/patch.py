@@ -47,7 +47,9 @@ FIT_IMAGES = 2000  # at most this many training images are sampled for the fit
 PATCH_BUDGET = 100_000  # patches kept from them (coreset and whitening statistics)
 SOLVER_PATCHES = 20_000  # patches Frank-Wolfe runs on
 CORESET_POOL = 40_000  # patches the coreset is chosen from
-BATCH = 64  # images per feature batch
+BATCH = 64  # images per feature batch (fewer for large images: ROWS_PER_BATCH, PIXELS_PER_BATCH)
+ROWS_PER_BATCH = 64 * 32 * 32  # regions per feature batch: 64 images of 64x64 pixels (32x32 regions)
+PIXELS_PER_BATCH = 64 * 64 * 64  # map pixels per batch of maps: 64 images of 64x64
 SCORING_ROWS = 1024  # regions per pass of the scorer: its (rows, units) terms stay in the cache
 SAVED_BEFORE_SMOOTHING = 1 / 16  # the smoothing of models saved before it was a parameter
 SMOOTHING = 1 / 16  # sigma of the maps' Gaussian smoothing, a share of the image's larger side
@@ -102,12 +104,18 @@ def worst_share_score(anomaly: torch.Tensor, share: float) -> torch.Tensor:
     return -torch.topk(flat, max(1, round(share * flat.shape[1])), dim=1).values.mean(1)
 
 
+def images_per_batch(per_image: int, budget: int) -> int:
+    """Images per batch when each brings ``per_image`` rows (regions or map pixels) and a batch
+    holds about ``budget``: ``BATCH`` for the 64x64 images the budgets are set by, one at least."""
+    return max(1, min(BATCH, budget // max(1, per_image)))
+
+
 def fit_bytes(dim: int, regions: int, hidden: int) -> int:
     """A generous estimate of the patch head's fitting memory for descriptors of ``dim`` numbers
     on ``regions`` regions per image and ``hidden`` units: one batch of descriptors (float32 and a
     float64 copy, twice), the patch sample (and its whitened copy), Frank-Wolfe's patch x unit
     kernel terms and the training images' region scores."""
-    batch = BATCH * regions * dim * (4 + 8) * 2
+    batch = images_per_batch(regions, ROWS_PER_BATCH) * regions * dim * (4 + 8) * 2
     sample = PATCH_BUDGET * dim * 4 * 2
     solver = SOLVER_PATCHES * hidden * 4 * 2
     return batch + sample + solver + FIT_IMAGES * regions * 4
@@ -246,7 +254,9 @@ class PatchOCNN(Head):
         generator = torch.Generator().manual_seed(self.seed)
         images = np.sort(rng.choice(n_images, min(n_images, FIT_IMAGES), replace=False))
         fold = rng.permutation(len(images)) % min(THRESHOLD_FOLDS, len(images))
-        sample, sample_image, mean, transform, grid = self._sample(features_of, images, rng, device)
+        regions = math.prod(features_of(images[:1]).shape[-2:])
+        batch = images_per_batch(regions, ROWS_PER_BATCH)
+        sample, sample_image, mean, transform, grid = self._sample(features_of, images, batch, rng, device)
         mapped = ((sample - mean) @ transform).float()
         pool = torch.randperm(len(mapped), generator=generator)[:CORESET_POOL]
         centre_rows = pool[greedy_coreset(mapped[pool], self.hidden, generator)]
@@ -268,7 +278,7 @@ class PatchOCNN(Head):
         )
         self.scorer_ = PatchScorer(self.net_, image_size, self.top_share, smoothing=self.smoothing)
         self.grid_ = grid
-        regions = self._out_of_fold_regions(features_of, images, fold, unit_group, fitted, device)
+        regions = self._out_of_fold_regions(features_of, images, batch, fold, unit_group, fitted, device)
         scores = self._standardise_maps(regions, len(images), device)
         self.net_.w.weight.copy_(fitted.weights[None])
         self.net_.keep_units(fitted.weights > 0)
@@ -279,16 +289,16 @@ class PatchOCNN(Head):
         self.n_features_in_ = int(sample.shape[1])
         return self
 
-    def _sample(self, features_of, images, rng, device):
-        """One pass over this rank's share of ``images``: whitening moments and a bounded sample
-        of patches (gathered from every rank). Returns (sample, image index of each patch into
-        ``images``, mean, whitening, grid)."""
+    def _sample(self, features_of, images, batch, rng, device):
+        """One pass over this rank's share of ``images``, ``batch`` at a time: whitening moments
+        and a bounded sample of patches (gathered from every rank). Returns (sample, image index
+        of each patch into ``images``, mean, whitening, grid)."""
         block = np.arange(len(images))[distributed.shard(len(images))]
         total = outer = None
         count, kept, kept_image, grid = 0, [], [], None
         per_image = None
-        for start in range(0, len(block), BATCH):
-            rows = block[start : start + BATCH]
+        for start in range(0, len(block), batch):
+            rows = block[start : start + batch]
             maps = features_of(images[rows]).to(device=device, dtype=torch.float32)
             grid = tuple(maps.shape[-2:])
             flat = maps.permute(0, 2, 3, 1).reshape(-1, maps.shape[1]).double()
@@ -319,15 +329,17 @@ class PatchOCNN(Head):
         ).cpu()
         return sample, sample_image, mean.cpu(), transform.cpu(), grid
 
-    def _out_of_fold_regions(self, features_of, images, fold, unit_group, fitted, device) -> torch.Tensor:
+    def _out_of_fold_regions(
+        self, features_of, images, batch, fold, unit_group, fitted, device
+    ) -> torch.Tensor:
         """Region scores ``(k, h, w)`` of this rank's share of the sampled training images, each
         as a new image would get them (second pass over the images)."""
         block = np.arange(len(images))[distributed.shard(len(images))]
         units = torch.as_tensor(unit_group, dtype=torch.long, device=device)
         out = []
         self.net_.to(device)
-        for start in range(0, len(block), BATCH):
-            rows = block[start : start + BATCH]
+        for start in range(0, len(block), batch):
+            rows = block[start : start + batch]
             maps = features_of(images[rows]).to(device=device, dtype=torch.float32)
             n, dim, h, w = maps.shape
             flat = maps.permute(0, 2, 3, 1).reshape(-1, dim)
@@ -344,7 +356,8 @@ class PatchOCNN(Head):
         size = self.scorer_.image_size
         total = torch.zeros(size, dtype=torch.float64, device=device)
         square = torch.zeros(size, dtype=torch.float64, device=device)
-        for chunk in regions.split(BATCH):
+        per_batch = images_per_batch(size[0] * size[1], PIXELS_PER_BATCH)
+        for chunk in regions.split(per_batch):
             maps = self.scorer_.raw_maps(chunk).double()
             total += maps.sum(0)
             square += (maps**2).sum(0)
@@ -352,8 +365,8 @@ class PatchOCNN(Head):
         level, spread = level_and_spread(total, square, n_images)
         self.scorer_.level, self.scorer_.spread = level.float().cpu(), spread.float().cpu()
         scores = torch.zeros(len(regions), dtype=torch.float32, device=device)
-        for start in range(0, len(regions), BATCH):
-            maps = self.scorer_.raw_maps(regions[start : start + BATCH]).double()
+        for start in range(0, len(regions), per_batch):
+            maps = self.scorer_.raw_maps(regions[start : start + per_batch]).double()
             level, spread = level_and_spread(total - maps, square - maps**2, n_images - 1)
             scores[start : start + len(maps)] = self.scorer_.image_scores(((maps - level) / spread).float())
         return distributed.gather_shards(scores, n_images).cpu().numpy().astype(np.float64)
