@@ -1,12 +1,14 @@
-"""Speed and memory of the local detector (lite0 patch features + patch OC-NN) on 64x64 images.
+"""Speed and memory of the local detector (lite0 patch features + patch OC-NN).
 
 Each measurement runs in its own process: fitting on 400, 1,000 and 10,000 training images (time
 and peak resident memory, which should stay flat: at most 2,000 images and 100,000 patches are
 used), then scoring 2,000 images in PyTorch (images/s, anomaly maps included). The images are
-random 64x64 crops of scikit-image's brick photograph (benchmarks/inspection_data.py).
+random 64x64 crops of scikit-image's brick photograph (benchmarks/inspection_data.py), enlarged
+to ``--size`` pixels a side for larger images.
 
     python benchmarks/local_speed.py                          # about 3 minutes
     python benchmarks/local_speed.py --encoder lite0-fast     # the faster local detector
+    python benchmarks/local_speed.py --size 512 --images 30,100 --scored 16   # large images, ~5 min
 """
 
 from __future__ import annotations
@@ -27,28 +29,33 @@ SIZES = (400, 1000, 10000)
 SCORED = 2000
 
 
-def crops(count: int, seed: int) -> np.ndarray:
+def crops(count: int, seed: int, size: int = 64) -> np.ndarray:
+    """``count`` random 64x64 crops of the brick photograph, enlarged to ``size`` (bilinear)."""
     sys.path.insert(0, str(Path(__file__).parent))
     from inspection_data import photograph
+    from PIL import Image
 
     image = photograph("brick")
     rng = np.random.default_rng(seed)
     tops = rng.integers(0, image.shape[0] - 64, count)
     lefts = rng.integers(0, image.shape[1] - 64, count)
-    return np.stack([image[t : t + 64, s : s + 64][None] for t, s in zip(tops, lefts, strict=True)])
+    out = [image[t : t + 64, s : s + 64] for t, s in zip(tops, lefts, strict=True)]
+    if size != 64:
+        out = [np.asarray(Image.fromarray(crop).resize((size, size), Image.BILINEAR)) for crop in out]
+    return np.stack(out)[:, None]
 
 
-def measure(n: int, encoder: str) -> dict:
+def measure(n: int, encoder: str, size: int, scored: int) -> dict:
     from oneclass import OneClassDetector
 
-    train = crops(n, 0)
+    train = crops(n, 0, size)
     before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     started = time.perf_counter()
     detector = OneClassDetector(encoder=encoder, device="cpu", quiet=True).fit(train)
     fit_s = time.perf_counter() - started
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    test = crops(SCORED, 1)
-    detector.score_samples(test[:64])  # warm-up
+    test = crops(scored, 1, size)
+    detector.score_samples(test[:8])  # warm-up
     started = time.perf_counter()
     for _ in detector.scored_chunks(test, maps=True):
         pass
@@ -58,34 +65,38 @@ def measure(n: int, encoder: str) -> dict:
         "fit_s": fit_s,
         "rss_before_mb": before,
         "rss_peak_fit_mb": peak,
-        "images_per_s": SCORED / score_s,
+        "images_per_s": scored / score_s,
     }
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--encoder", default="lite0", help="the local detector's encoder")
+    parser.add_argument("--size", type=int, default=64, help="image side in pixels")
+    parser.add_argument("--images", default=",".join(map(str, SIZES)), help="training set sizes")
+    parser.add_argument("--scored", type=int, default=SCORED, help="images scored for the speed")
     parser.add_argument("--measure", type=int, help=argparse.SUPPRESS)  # one measurement, own process
     args = parser.parse_args()
     if args.measure:
-        print(json.dumps(measure(args.measure, args.encoder)))
+        print(json.dumps(measure(args.measure, args.encoder, args.size, args.scored)))
         return 0
     print(
-        f"encoder {args.encoder}; machine: {platform.machine()}, torch {torch.__version__} "
-        f"({torch.get_num_threads()} threads)\n"
+        f"encoder {args.encoder}, {args.size}x{args.size} images; machine: {platform.machine()}, "
+        f"torch {torch.__version__} ({torch.get_num_threads()} threads)\n"
     )
     print(
         "| training images | fit (s) | peak RSS during fit (MB) | RSS before fit (MB) "
         "| scoring, maps included (images/s) |"
     )
     print("|---|---|---|---|---|")
-    for n in SIZES:
+    for n in (int(count) for count in args.images.split(",")):
         command = [sys.executable, __file__, "--encoder", args.encoder, "--measure", str(n)]
+        command += ["--size", str(args.size), "--scored", str(args.scored)]
         done = subprocess.run(command, capture_output=True, text=True, check=True)
         r = json.loads(done.stdout.strip().splitlines()[-1])
+        speed = f"{r['images_per_s']:.0f}" if r["images_per_s"] >= 10 else f"{r['images_per_s']:.1f}"
         print(
-            f"| {n} | {r['fit_s']:.1f} | {r['rss_peak_fit_mb']:.0f} | {r['rss_before_mb']:.0f} | "
-            f"{r['images_per_s']:.0f} |",
+            f"| {n} | {r['fit_s']:.1f} | {r['rss_peak_fit_mb']:.0f} | {r['rss_before_mb']:.0f} | {speed} |",
             flush=True,
         )
     return 0
