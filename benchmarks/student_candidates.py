@@ -8,9 +8,14 @@ on the normal training images to regress the teacher's features, projected on th
 ``--components`` principal components (variance kept, so that the strong directions dominate the
 loss), and the kernel OC-NN is fitted on the student's outputs. Per class: the validation AUROC of
 the OC-NN on the teacher's features and on the student's, and the speed of each network's
-features in PyTorch (images/s, 2 cores, 256 images per pass).
+features in PyTorch (images/s, 2 cores, 256 images per pass). ``--with-ae`` adds the student
+in place of the ssl part of ``ssl+ae``: the OC-NN on the student's features and the OC-NN on the
+autoencoder's latent, Fisher's combination with out-of-fold references (as
+``heads.combination.FisherCombination``), beside the same with the teacher's features.
 
-    python benchmarks/student_candidates.py --datasets fashion-mnist,mnist   # ~20 min, 2 cores
+    python benchmarks/student_candidates.py --datasets fashion-mnist,mnist   # ~14 min, 2 cores
+    python benchmarks/student_candidates.py --datasets fashion-mnist,mnist --with-ae \
+        --out benchmarks/defaults/ssl-student-ae.md                            # ~16 min
 """
 
 from __future__ import annotations
@@ -26,6 +31,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from oneclass.calibration import p_values
 from oneclass.data import load_dataset
 from oneclass.evaluation.metrics import auroc
 from oneclass.evaluation.protocol import validation_split
@@ -99,9 +105,29 @@ def images_per_second(run, images: torch.Tensor, repeats: int = 5) -> float:
     return len(images) / best
 
 
-def ocnn_auroc(train_z: np.ndarray, val_z: np.ndarray, is_normal: np.ndarray, seed: int) -> float:
+def ocnn(train_z: np.ndarray, val_z: np.ndarray, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """The kernel OC-NN's out-of-fold training scores and its validation scores."""
     head = head_class("ocnn")(nu=0.1, seed=seed, device="cpu").fit(train_z)
-    return auroc(head.score_samples(val_z), is_normal)
+    return head.out_of_fold_scores_, head.score_samples(val_z)
+
+
+def fisher(*members: tuple[np.ndarray, np.ndarray]) -> np.ndarray:
+    """Sum of each member's log tail probability of its validation scores among its references."""
+    return sum(np.log(p_values(np.sort(reference), scores)) for reference, scores in members)
+
+
+def autoencoder_latents(train: np.ndarray, val: np.ndarray, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    torch.manual_seed(seed)
+    model = build_encoder("ae", train.shape[1:], 32, None)
+    schedule = {
+        "epochs": DEFAULT_EPOCHS["ae"],
+        "batch_size": DEFAULT_BATCH["ae"],
+        "lr": 1e-3,
+        "weight_decay": 1e-6,
+    }
+    train_autoencoder(model, train, **schedule, seed=seed, device=CPU, quiet=True)
+    model.eval()
+    return encode(model, train, CPU, 256), encode(model, val, CPU, 256)
 
 
 def run_class(dataset: str, x: np.ndarray, y: np.ndarray, normal: int, args) -> dict:
@@ -122,14 +148,21 @@ def run_class(dataset: str, x: np.ndarray, y: np.ndarray, normal: int, args) -> 
     student = train_student(train, (teacher_train - mean) @ projection / scale, args.epochs, args.seed)
     batch = torch.from_numpy(val[:256]).float() / 255.0
     student_train, student_val = (student_features(student, images) for images in (train, val))
-    return {
+    teacher_scores = ocnn(teacher_train, teacher_val, args.seed)
+    student_scores = ocnn(student_train, student_val, args.seed)
+    row = {
         "dataset": dataset,
         "class": normal,
-        "teacher": ocnn_auroc(teacher_train, teacher_val, is_normal, args.seed),
-        "student": ocnn_auroc(student_train, student_val, is_normal, args.seed),
+        "teacher": auroc(teacher_scores[1], is_normal),
+        "student": auroc(student_scores[1], is_normal),
         "teacher_images_per_s": images_per_second(teacher.encode, batch),
         "student_images_per_s": images_per_second(student, batch),
     }
+    if args.with_ae:
+        ae_scores = ocnn(*autoencoder_latents(train, val, args.seed), args.seed)
+        row["teacher+ae"] = auroc(fisher(teacher_scores, ae_scores), is_normal)
+        row["student+ae"] = auroc(fisher(student_scores, ae_scores), is_normal)
+    return row
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -139,6 +172,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--components", type=int, default=64)
     parser.add_argument("--epochs", type=int, default=20)
+    parser.add_argument("--with-ae", action="store_true", help="also Fisher with the autoencoder's OC-NN")
     parser.add_argument("--out", type=Path, default=Path("benchmarks/defaults/ssl-student.md"))
     args = parser.parse_args(argv)
     rows = []
@@ -155,26 +189,33 @@ def main(argv: list[str] | None = None) -> int:
                 flush=True,
             )
     command = shlex.join(["python", "benchmarks/student_candidates.py", *(argv or sys.argv[1:])])
+    columns = {
+        "teacher": "OC-NN on the ssl features (8 passes)",
+        "student": "OC-NN on the student's (1 pass)",
+        **(
+            {
+                "teacher+ae": "Fisher: ssl OC-NN + AE OC-NN (`ssl+ae`)",
+                "student+ae": "Fisher: student OC-NN + AE OC-NN",
+            }
+            if args.with_ae
+            else {}
+        ),
+    }
+    speeds = {"teacher_images_per_s": "ssl features (images/s)", "student_images_per_s": "student (images/s)"}
     lines = [
         f"Command: `{command}` (validation split, seed {args.seed}; no test image)",
         "",
-        "| data set | class | OC-NN on the ssl features (8 passes) | OC-NN on the student's (1 pass) "
-        "| ssl features (images/s) | student (images/s) |",
-        "|---|---|---|---|---|---|",
+        "| data set | class | " + " | ".join([*columns.values(), *speeds.values()]) + " |",
+        "|---" * (2 + len(columns) + len(speeds)) + "|",
     ]
     for dataset in args.datasets.split(","):
         mine = [r for r in rows if r["dataset"] == dataset]
         for r in mine:
-            lines.append(
-                f"| {dataset} | {r['class']} | {100 * r['teacher']:.2f} | {100 * r['student']:.2f} | "
-                f"{r['teacher_images_per_s']:,.0f} | {r['student_images_per_s']:,.0f} |"
-            )
-        lines.append(
-            f"| **{dataset}** | **mean** | **{100 * np.mean([r['teacher'] for r in mine]):.2f}** | "
-            f"**{100 * np.mean([r['student'] for r in mine]):.2f}** | "
-            f"{np.median([r['teacher_images_per_s'] for r in mine]):,.0f} | "
-            f"{np.median([r['student_images_per_s'] for r in mine]):,.0f} |"
-        )
+            cells = [f"{100 * r[key]:.2f}" for key in columns] + [f"{r[key]:,.0f}" for key in speeds]
+            lines.append(f"| {dataset} | {r['class']} | " + " | ".join(cells) + " |")
+        means = [f"**{100 * np.mean([r[key] for r in mine]):.2f}**" for key in columns]
+        medians = [f"{np.median([r[key] for r in mine]):,.0f}" for key in speeds]
+        lines.append(f"| **{dataset}** | **mean** | " + " | ".join(means + medians) + " |")
     text = "\n".join(lines) + "\n"
     print(text)
     args.out.parent.mkdir(parents=True, exist_ok=True)
