@@ -100,11 +100,6 @@ class PatchFeatures(nn.Module):
     def dim(self) -> int:
         return sum(self.backbone.channels())
 
-    def grid(self) -> tuple[int, int]:
-        """``(h, w)``: the size of the feature maps for this detector's images."""
-        with torch.no_grad():
-            return tuple(self(torch.zeros(1, *self.image_shape)).shape[-2:])
-
     def forward(self, images: torch.Tensor) -> torch.Tensor:
         images = images.contiguous(memory_format=torch.channels_last)
         if self.scale != 1.0:
