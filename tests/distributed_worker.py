@@ -1,7 +1,8 @@
 """Run by tests/test_distributed.py under torchrun (2 gloo processes): every rank trains the same
-kernel OC-NN head on the same latents, the autoencoder and the ssl encoder on its shard, and the
-ssl+ae detector (both parts, both heads), and writes what it ended with, so the test can compare
-the ranks with each other and with one process."""
+kernel OC-NN head on the same latents, the autoencoder and the ssl encoder on its shard, the
+ssl+ae detector (both parts, both heads) and the ssl-fast detector (teacher, then student), and
+writes what it ended with, so the test can compare the ranks with each other and with one
+process."""
 
 import sys
 from pathlib import Path
@@ -59,6 +60,10 @@ def main(out: Path) -> None:
     tensors.update({f"joint.{k}": v.contiguous() for k, v in joint.encoder_.state_dict().items()})
     tensors["joint.threshold"] = torch.tensor(joint.threshold_, dtype=torch.float64)
     tensors["joint.scores"] = torch.from_numpy(joint.score_samples(x[:200]))
+    fast = OneClassDetector(encoder="ssl-fast", encoder_epochs=1, seed=0, device="cpu", quiet=True)
+    fast.fit(x[y == 3][:600])  # the teacher under DDP, then the student on its targets
+    tensors.update({f"fast.{k}": v.contiguous() for k, v in fast.encoder_.state_dict().items()})
+    tensors["fast.scores"] = torch.from_numpy(fast.score_samples(x[:200]))
     tensors.update({f"patch.{k}": v.contiguous() for k, v in patch.net_.state_dict().items()})
     tensors["patch.threshold"] = torch.tensor(patch.threshold_, dtype=torch.float64)
     tensors["patch.train_scores"] = torch.from_numpy(patch.train_image_scores_)

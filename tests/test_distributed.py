@@ -109,3 +109,14 @@ def test_both_ranks_fit_the_same_joint_detector(ranks):
     assert float(first["joint.threshold"]) == float(second["joint.threshold"])
     assert torch.equal(first["joint.scores"], second["joint.scores"])
     assert first["joint.scores"].std() > 0
+
+
+def test_both_ranks_distil_the_same_student(ranks):
+    """ssl-fast under torchrun: the teacher trained by the ranks together, the same targets on
+    every rank (each computes them from all images), the student trained together."""
+    first, second = ranks
+    weights = [k for k in first if k.startswith("fast.") and k != "fast.scores"]
+    assert any(k.startswith("fast.student.") for k in weights) and "fast.target_projection" in weights
+    assert all(torch.equal(first[k], second[k]) for k in weights)
+    assert torch.count_nonzero(first["fast.target_projection"]) > 0
+    assert torch.equal(first["fast.scores"], second["fast.scores"]) and first["fast.scores"].std() > 0

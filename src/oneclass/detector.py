@@ -34,6 +34,7 @@ from .networks import (
     ENCODERS,
     PATCH_ENCODERS,
     PATCH_HEAD_UNITS,
+    STUDENT_KIND,
     build_encoder,
     build_patch_features,
     check_channels,
@@ -74,9 +75,10 @@ class OneClassDetector(Estimator):
 
     Parameters (declared in ``parameters``, with the constraints the command line also uses)
     ----------
-    encoder : "ssl" (transformation prediction: rotations and mirrors), "vae" or "ae" (trained to
-        reconstruct), "ssl+ae" (the ssl encoder and the autoencoder, one head on each, combined
-        by Fisher's method), all trained on the normal images; "lite0" (pretrained patch features).
+    encoder : "ssl" (transformation prediction: rotations and mirrors), "ssl-fast" (a single-pass
+        student distilled from it), "vae" or "ae" (trained to reconstruct), "ssl+ae" /
+        "ssl-fast+ae" (an ssl encoder and the autoencoder, one head on each, combined by Fisher's
+        method), all trained on the normal images; "lite0" (pretrained patch features).
     latent_dim : size of the latent vector the head sees.
     channels : convolution channels per encoder stage (None: the encoder's default).
     head : name of the one-class head (see ``oneclass.heads.HEADS``): "ocnn" (default, the kernel
@@ -95,9 +97,11 @@ class OneClassDetector(Estimator):
         "encoder": Param(
             Options({**ENCODERS, **PATCH_ENCODERS}),
             "Feature extractor: ssl, a small network trained on the normal images to tell their "
-            "rotations and mirror images apart (whole-image scores that see shape); a convolutional "
-            "VAE (posterior mean as latent) or autoencoder trained to redraw them; ssl+ae: the ssl "
-            "encoder and the autoencoder, a head on each, their scores combined (shape and texture); "
+            "rotations and mirror images apart (whole-image scores that see shape); ssl-fast: a "
+            "student of it that sees each image once (scoring several times faster); a convolutional "
+            "VAE (posterior mean as latent) or autoencoder trained to redraw them; ssl+ae (ssl-fast+ae): "
+            "the ssl (ssl-fast) encoder and the autoencoder, a head on each, their scores combined "
+            "(shape and texture); "
             "or lite0: ImageNet EfficientNet-Lite0 patch features (a score per region: anomaly maps, "
             "local defects); lite0-fast: every other region of them and 1024 units (about twice the "
             "scoring speed, coarser maps). fit's default: lite0 for folders, ssl+ae for mnist and "
@@ -116,8 +120,8 @@ class OneClassDetector(Estimator):
         ),
         "encoder_epochs": Param(
             Interval(int, 1, none_ok=True),
-            "Encoder training epochs [the encoder's default: 10 ae/vae, 3 ssl; ssl+ae: each part's, "
-            "and a value given applies to both parts].",
+            "Encoder training epochs [the encoder's default: 10 ae/vae, 3 ssl, 4 for ssl-fast's "
+            "student; a joint or distilled encoder: each network's, and a value given applies to all].",
         ),
         "head_epochs": Param(
             Interval(int, 1, none_ok=True),
@@ -126,7 +130,8 @@ class OneClassDetector(Estimator):
         ),
         "batch_size": Param(
             Interval(int, 1, none_ok=True),
-            "Mini-batch size [the encoder's default: 200 ae/vae, 64 ssl; ssl+ae: each part's].",
+            "Mini-batch size [the encoder's default: 200 ae/vae, 64 ssl, 16 ssl-fast's student; "
+            "several networks: each one's].",
         ),
         "encoder_lr": Param(Interval(float, 0, closed="neither"), "Encoder learning rate (Adam)."),
         "head_lr": Param(
@@ -272,6 +277,9 @@ class OneClassDetector(Estimator):
         self.history_["encoder"] = []
         for kind, network in parts:
             batch_size, epochs = schedules[kind]
+            if kind == STUDENT_KIND:  # its targets are the trained teacher's features
+                teacher_features = encode(network.teacher, images, self.training_device(), SCORE_CHUNK)
+                network.prepare_distillation(teacher_features)
             records = train_autoencoder(
                 network,
                 images,

@@ -228,6 +228,17 @@ METHODS: dict[str, Method] = _registry(
         "each, Fisher's combination, held-out threshold",
     ),
     DetectorMethod("ssl", "ssl encoder (rotations and mirrors), OC-NN, held-out threshold"),
+    DetectorMethod(
+        "ssl-fast+ae",
+        "ssl+ae with the ssl encoder's single-pass student in its place (one pass per image "
+        "instead of 8), held-out threshold",
+        default=False,
+    ),
+    DetectorMethod(
+        "ssl-fast",
+        "the ssl encoder's single-pass student, OC-NN, held-out threshold",
+        default=False,
+    ),
     HeadMethod("ocnn", "ae"),
     HeadMethod("ocnn", "vae"),
     HeadMethod("ocnn-paper", "ae"),

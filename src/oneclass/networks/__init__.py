@@ -2,6 +2,7 @@
 VAE, the self-supervised transformation predictor) and patch feature extractors (ImageNet
 EfficientNet-Lite0, or fixed random convolutions)."""
 
+from .distill import STUDENT_KIND
 from .encoders import (
     DEFAULT_BATCH,
     DEFAULT_EPOCHS,
@@ -40,6 +41,7 @@ __all__ = [
     "PATCH_ENCODERS",
     "PATCH_HEAD_UNITS",
     "SCORING_BATCH",
+    "STUDENT_KIND",
     "THRESHOLD_FROM_HELD_OUT",
     "ConvAutoencoder",
     "ConvVAE",

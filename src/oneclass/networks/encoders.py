@@ -1,9 +1,10 @@
 """The trained encoders, one registry: ``ae`` and ``vae`` (reconstruction, ``lenet.py``),
-``ssl`` (transformation prediction, ``transforms.py``) and ``ssl+ae`` (both side by side,
-``joint.py``). Each has ``forward(x)`` = its training loss per image (what the one training loop
-minimises) and ``encode(x)`` = the features a head sees; the single ones also
-``anomaly_score(x)`` = their own score (higher = more abnormal). The joint encoder's parts train
-one after the other, each on its own schedule (``trained_parts``)."""
+``ssl`` (transformation prediction, ``transforms.py``), ``ssl-fast`` (its single-pass student,
+``distill.py``) and ``ssl+ae`` / ``ssl-fast+ae`` (an ssl encoder and the autoencoder side by side,
+``joint.py``). Each network has ``forward(x)`` = its training loss per image (what the one
+training loop minimises) and ``encode(x)`` = the features a head sees; ae, vae and ssl also
+``anomaly_score(x)`` = their own score (higher = more abnormal). An encoder made of several
+networks trains them one after the other, each on its own schedule (``trained_parts``)."""
 
 from __future__ import annotations
 
@@ -11,43 +12,53 @@ import torch
 from torch import nn
 
 from ..errors import OneClassError
-from . import joint, lenet, transforms
+from . import distill, joint, lenet, transforms
 
 ENCODERS: dict[str, type[nn.Module]] = {
     **lenet.RECONSTRUCTION_ENCODERS,
     "ssl": transforms.TransformPredictor,
+    "ssl-fast": distill.DistilledSSL,
     "ssl+ae": joint.JointEncoder,
+    "ssl-fast+ae": joint.JointEncoder,
 }
-JOINT_ENCODERS = frozenset({"ssl+ae"})
+JOINT_ENCODERS = frozenset(joint.SHAPE_PARTS)
+# the networks each encoder trains, in order (``trained_parts`` without a model)
+PART_KINDS = {
+    "ssl-fast": (distill.TEACHER_KIND, distill.STUDENT_KIND),
+    "ssl+ae": joint.PARTS,
+    "ssl-fast+ae": (distill.TEACHER_KIND, distill.STUDENT_KIND, "ae"),
+}
 
 
 # epochs when none are given: the ssl encoder sees every image in all its transformed copies per
 # epoch (8x the images of an autoencoder epoch), and a few epochs gave its best validation
 # AUROC (docs/ssl.md)
-DEFAULT_EPOCHS = {"ae": 10, "vae": 10, "ssl": 3}
+DEFAULT_EPOCHS = {"ae": 10, "vae": 10, "ssl": 3, distill.STUDENT_KIND: 4}
 # encoders whose threshold always comes from held-out images, at every data size: the head's PCA
 # whitening of the ssl encoder's 512 features, estimated on the same ~5,000 images, makes them
 # look closer to the normal data than any new image (an out-of-fold threshold flagged 0.166 of new
 # normal digits at nu = 0.1; unwhitened, 0.103; docs/ssl.md)
 THRESHOLD_FROM_HELD_OUT = frozenset({"ssl"})  # a joint encoder with an ssl part too (holds_out_threshold)
 # images per step when none are given: each ssl step trains on 8 copies of each image
-DEFAULT_BATCH = {"ae": 200, "vae": 200, "ssl": 64}
+DEFAULT_BATCH = {"ae": 200, "vae": 200, "ssl": 64, distill.STUDENT_KIND: 16}
 # images per forward pass when scoring: the ssl encoder's 8 copies of 1,024 images overflow the
 # caches (877 images/s at 1,024 against 3,118 at 64 on 2 cores; benchmarks/throughput.py --encoder ssl)
 SCORING_BATCH = {"ssl": 64}
 
 
 def trained_parts(model: nn.Module) -> list[tuple[str, nn.Module]]:
-    """``(kind, module)`` of each network that trains on its own schedule: the joint encoder's
-    parts, or the encoder itself."""
+    """``(kind, module)`` of each network that trains on its own schedule, in training order:
+    the joint encoder's parts, the teacher then the student of ``ssl-fast``, or the encoder."""
     if model.kind in JOINT_ENCODERS:
-        return list(model.parts.items())
+        return [pair for part in model.parts.values() for pair in trained_parts(part)]
+    if isinstance(model, distill.DistilledSSL):
+        return model.trained_parts()
     return [(model.kind, model)]
 
 
 def part_kinds(kind: str) -> tuple[str, ...]:
     """The kinds of the networks an encoder ``kind`` trains (``trained_parts`` without a model)."""
-    return joint.PARTS if kind in JOINT_ENCODERS else (kind,)
+    return PART_KINDS.get(kind, (kind,))
 
 
 def holds_out_threshold(kind: str) -> bool:
@@ -57,8 +68,12 @@ def holds_out_threshold(kind: str) -> bool:
 
 
 def scoring_batch(kind: str, default: int) -> int:
-    """Images per forward pass when scoring with encoder ``kind``: the smallest of its parts'."""
-    return min(SCORING_BATCH.get(part, default) for part in part_kinds(kind))
+    """Images per forward pass when scoring with encoder ``kind``: the smallest of the parts'
+    that score (a student scores in its teacher's place)."""
+    parts = part_kinds(kind)
+    if distill.STUDENT_KIND in parts:
+        parts = tuple(part for part in parts if part != distill.TEACHER_KIND)
+    return min(SCORING_BATCH.get(part, default) for part in parts)
 
 
 def check_channels(kind: str, channels: tuple[int, ...] | None) -> None:
@@ -72,7 +87,8 @@ def check_channels(kind: str, channels: tuple[int, ...] | None) -> None:
 
 def default_channels(kind: str) -> tuple[int, ...]:
     """Convolution channels per stage that ``kind`` uses when none are given."""
-    return transforms.DEFAULT_CHANNELS if kind == "ssl" else lenet.DEFAULT_CHANNELS
+    shape_kinds = ("ssl", "ssl-fast", distill.STUDENT_KIND)
+    return transforms.DEFAULT_CHANNELS if kind in shape_kinds else lenet.DEFAULT_CHANNELS
 
 
 def build_encoder(
@@ -87,10 +103,12 @@ def build_encoder(
         raise OneClassError(f"unknown encoder {kind!r}; expected one of {', '.join(ENCODERS)}")
     check_channels(kind, channels)
     if kind in JOINT_ENCODERS:
-        return joint.JointEncoder(tuple(image_shape), latent_dim).to(memory_format=torch.channels_last)
+        return joint.JointEncoder(tuple(image_shape), latent_dim, kind).to(memory_format=torch.channels_last)
     channels = tuple(channels) if channels else default_channels(kind)
     if kind == "ssl":
         model = transforms.TransformPredictor(tuple(image_shape), channels)
+    elif kind == "ssl-fast":
+        model = distill.DistilledSSL(tuple(image_shape), channels)
     else:
         model = lenet.build_reconstructor(kind, image_shape, latent_dim, channels)
     # channels_last (NHWC) weights make the convolutions run in NHWC: for these few-channel
@@ -101,8 +119,9 @@ def build_encoder(
 def training_bytes(
     kind: str, image_shape: tuple[int, int, int], channels: tuple[int, ...] | None, batch_size: int
 ) -> int:
-    """A generous estimate of one training step's memory for encoder ``kind``."""
+    """A generous estimate of one training step's memory for network ``kind`` (an encoder or a
+    part of one: the student's step holds its own and its teacher's activations, as an ssl step)."""
     channels = tuple(channels) if channels else default_channels(kind)
-    if kind == "ssl":
+    if kind in ("ssl", distill.STUDENT_KIND):
         return transforms.transform_training_bytes(tuple(image_shape), channels, batch_size)
     return lenet.training_bytes(tuple(image_shape), channels, batch_size)

@@ -44,6 +44,21 @@ def transform_all(x: torch.Tensor, count: int) -> torch.Tensor:
     return torch.cat(copies)
 
 
+def conv_stages(in_channels: int, channels: tuple[int, ...]) -> nn.Sequential:
+    """3x3 convolution -> batch norm -> ReLU per stage, 2x2 max pooling after all but the last two."""
+    layers: list[nn.Module] = []
+    for stage, out_ch in enumerate(channels):
+        layers += [
+            nn.Conv2d(in_channels, out_ch, 3, padding=1, bias=False),
+            nn.BatchNorm2d(out_ch),
+            nn.ReLU(),
+        ]
+        if stage < len(channels) - 2:
+            layers.append(nn.MaxPool2d(2))
+        in_channels = out_ch
+    return nn.Sequential(*layers)
+
+
 class TransformPredictor(nn.Module):
     """Conv stages (3x3 convolution -> batch norm -> ReLU; 2x2 max pooling after all but the last
     two stages), global average pooling, and a linear classifier over the transformations."""
@@ -63,15 +78,8 @@ class TransformPredictor(nn.Module):
                 f"(need at least {2**pools}x{2**pools})"
             )
         self.count = transformation_count(tuple(image_shape))
-        layers: list[nn.Module] = []
-        in_ch = image_shape[0]
-        for stage, out_ch in enumerate(channels):
-            layers += [nn.Conv2d(in_ch, out_ch, 3, padding=1, bias=False), nn.BatchNorm2d(out_ch), nn.ReLU()]
-            if stage < pools:
-                layers.append(nn.MaxPool2d(2))
-            in_ch = out_ch
-        self.body = nn.Sequential(*layers)
-        self.classifier = nn.Linear(in_ch, self.count)
+        self.body = conv_stages(image_shape[0], channels)
+        self.classifier = nn.Linear(channels[-1], self.count)
 
     def _pooled(self, x: torch.Tensor) -> torch.Tensor:
         """``(m, channels[-1])`` pooled activations of already-transformed images."""
