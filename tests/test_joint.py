@@ -8,13 +8,14 @@ import numpy as np
 import pytest
 import torch
 from click.testing import CliRunner
+from torch import nn
 
 from conftest import is_constant
 from oneclass import OneClassDetector, OneClassError
 from oneclass.cli import main
 from oneclass.evaluation.metrics import auroc
 from oneclass.heads import KernelOCNN
-from oneclass.heads.combination import FisherCombination
+from oneclass.heads.combination import FisherCombination, FisherNet
 from oneclass.training.checkpoint import Checkpointer
 
 
@@ -63,6 +64,20 @@ def test_combination_saves_and_its_network_matches(gaussian_groups):
     with torch.no_grad():
         network = head.torch_module()(torch.from_numpy(test.astype(np.float32))).double().numpy()
     np.testing.assert_allclose(network, head.score_samples(test), atol=1e-5)
+
+
+@pytest.mark.parametrize("n", [1, 63, 64, 65, 4801])
+def test_the_exported_count_of_references_is_exact(n):
+    """The ONNX graph counts the references at or below a score in blocks: the same count as
+    comparing against every reference, ties, block edges and scores beyond all included."""
+    rng = np.random.default_rng(n)
+    reference = rng.normal(size=n)
+    reference[: n // 3] = np.round(reference[: n // 3], 1)  # ties
+    reference = np.sort(reference.astype(np.float32))
+    net = FisherNet([nn.Identity()], [reference.astype(np.float64)], (1,))
+    scores = np.r_[rng.normal(size=500), reference[:50], [-1e9, 1e9]].astype(np.float32)
+    counted = net.count_at_or_below(net.reference0, torch.from_numpy(scores)).numpy()
+    np.testing.assert_array_equal(counted, (reference[None, :] <= scores[:, None]).sum(1))
 
 
 def test_combination_needs_one_head_per_group():
@@ -167,10 +182,11 @@ def test_joint_encoder_refuses_channels():
         OneClassDetector(encoder="ssl+ae", channels=(8, 8))
 
 
-def test_fit_on_a_data_set_defaults_to_the_joint_encoder(tmp_path):
+def test_fit_with_the_joint_encoder_through_the_cli(tmp_path):
     result = CliRunner().invoke(
         main,
-        ["fit", "--data", "mnist", "--normal", "7", "--train-limit", "600", "--test-limit", "500",
+        ["fit", "--data", "mnist", "--normal", "7", "--encoder", "ssl+ae", "--train-limit", "600",
+         "--test-limit", "500",
          "--encoder-epochs", "1", "--head-epochs", "3", "--device", "cpu", "--quiet",
          "--out", str(tmp_path / "run")],
         catch_exceptions=False,
