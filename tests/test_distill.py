@@ -134,14 +134,13 @@ def test_ssl_fast_on_non_square_colour_images(mnist_train, tmp_path):
     assert relative_error(onnx_scores(export_onnx(detector, tmp_path), images[:50]), expected) <= SSL_PARITY
 
 
-def test_fit_with_the_fast_joint_encoder_through_the_cli(tmp_path):
-    """``fit --encoder ssl-fast+ae``: three networks trained in order (teacher, student,
-    autoencoder), a head on the student's 64 outputs and one on the latent, then scored by
-    ``oneclass score``."""
+def test_fit_on_a_data_set_defaults_to_the_fast_joint_encoder(tmp_path):
+    """``fit --data mnist`` with no encoder: ssl-fast+ae, three networks trained in order
+    (teacher, student, autoencoder), a head on the student's 64 outputs and one on the latent."""
     run = tmp_path / "run"
     result = CliRunner().invoke(
         main,
-        ["fit", "--data", "mnist", "--normal", "7", "--encoder", "ssl-fast+ae", "--train-limit", "600",
+        ["fit", "--data", "mnist", "--normal", "7", "--train-limit", "600",
          "--test-limit", "500", "--encoder-epochs", "1", "--head-epochs", "3", "--device", "cpu",
          "--quiet", "--out", str(run)],
         catch_exceptions=False,

@@ -92,7 +92,7 @@ def model_options(**defaults):
 # fit's encoder when none is given: local patch features for a user's folder (inspection
 # benchmark), the whole-image encoder for the digit and garment data sets (one-class benchmark)
 DEFAULT_FOLDER_ENCODER = "lite0"
-DEFAULT_DATASET_ENCODER = "ssl+ae"
+DEFAULT_DATASET_ENCODER = "ssl-fast+ae"
 
 
 def _detector(model: dict, quiet: bool) -> OneClassDetector:
@@ -493,7 +493,7 @@ def _int_list(text: str | None, what: str) -> list[int] | None:
     "--ssl-epochs",
     type=click.IntRange(min=1),
     default=None,
-    help="ssl encoder epochs [the detector's default].",
+    help="ssl encoder epochs (detectors with an ssl part: every network's) [the detector's default].",
 )
 @click.option(
     "--head-epochs", type=click.IntRange(min=1), default=None, help="OC-NN epochs [each head's default]."

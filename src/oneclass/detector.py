@@ -104,7 +104,7 @@ class OneClassDetector(Estimator):
             "(shape and texture); "
             "or lite0: ImageNet EfficientNet-Lite0 patch features (a score per region: anomaly maps, "
             "local defects); lite0-fast: every other region of them and 1024 units (about twice the "
-            "scoring speed, coarser maps). fit's default: lite0 for folders, ssl+ae for mnist and "
+            "scoring speed, coarser maps). fit's default: lite0 for folders, ssl-fast+ae for mnist and "
             "fashion-mnist.",
         ),
         "latent_dim": Param(Interval(int, 1), "Size of the latent vector (ae, vae)."),

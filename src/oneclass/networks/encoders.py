@@ -42,8 +42,9 @@ THRESHOLD_FROM_HELD_OUT = frozenset({"ssl"})  # a joint encoder with an ssl part
 # images per step when none are given: each ssl step trains on 8 copies of each image
 DEFAULT_BATCH = {"ae": 200, "vae": 200, "ssl": 64, distill.STUDENT_KIND: 16}
 # images per forward pass when scoring: the ssl encoder's 8 copies of 1,024 images overflow the
-# caches (877 images/s at 1,024 against 3,118 at 64 on 2 cores; benchmarks/throughput.py --encoder ssl)
-SCORING_BATCH = {"ssl": 64}
+# caches (877 images/s at 1,024 against 3,118 at 64 on 2 cores; benchmarks/throughput.py --encoder ssl);
+# the student's one copy at 256 (ssl-fast+ae: 17,600 images/s against 13,400 at 1,024)
+SCORING_BATCH = {"ssl": 64, distill.STUDENT_KIND: 256}
 
 
 def trained_parts(model: nn.Module) -> list[tuple[str, nn.Module]]:
