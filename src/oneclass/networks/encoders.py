@@ -32,7 +32,8 @@ PART_KINDS = {
 
 # epochs when none are given: the ssl encoder sees every image in all its transformed copies per
 # epoch (8x the images of an autoencoder epoch), and a few epochs gave its best validation
-# AUROC (docs/ssl.md)
+# AUROC (docs/ssl.md); ssl-fast's student: 4 epochs of 16 images (128 copies) per step, the best
+# of the schedules measured on the validation split (benchmarks/defaults/ssl-fast/schedule.md)
 DEFAULT_EPOCHS = {"ae": 10, "vae": 10, "ssl": 3, distill.STUDENT_KIND: 4}
 # encoders whose threshold always comes from held-out images, at every data size: the head's PCA
 # whitening of the ssl encoder's 512 features, estimated on the same ~5,000 images, makes them
