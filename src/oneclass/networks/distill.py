@@ -121,7 +121,7 @@ class DistilledSSL(nn.Module):
         """``(count * n, outputs)``: the projected teacher features of each of ``copies``
         (``transforms.transform_all`` of n images), from the teacher's one pass over them."""
         n = copies.shape[0] // self.count
-        pooled = F.normalize(self.teacher._pooled(copies), dim=1).view(self.count, n, -1)
+        pooled = self.teacher.copy_features(copies).view(self.count, n, -1)
         per_copy = pooled[self.composition]  # [k, j] = copy j of copy k: (count, count, n, D)
         features = per_copy.permute(0, 2, 1, 3).reshape(self.count * n, -1)
         return (features - self.target_mean) @ self.target_projection

@@ -96,10 +96,14 @@ class TransformPredictor(nn.Module):
         """The training loss per image ``(n,)``: mean cross-entropy over its transformed copies."""
         return -self._log_likelihoods(x).mean(0)
 
+    def copy_features(self, copies: torch.Tensor) -> torch.Tensor:
+        """``(m, channels[-1])``: each already-transformed image's pooled vector at unit length."""
+        return F.normalize(self._pooled(copies), dim=1)
+
     def encode(self, x: torch.Tensor) -> torch.Tensor:
         """Features ``(n, count * channels[-1])``: each copy's pooled vector at unit length."""
         n = x.shape[0]  # not len(x): the ONNX exporter would fix the batch size
-        pooled = F.normalize(self._pooled(transform_all(x, self.count)), dim=1)
+        pooled = self.copy_features(transform_all(x, self.count))
         return pooled.view(self.count, n, -1).transpose(0, 1).reshape(n, -1)
 
     def anomaly_score(self, x: torch.Tensor) -> torch.Tensor:
