@@ -278,8 +278,8 @@ class OneClassDetector(Estimator):
         for kind, network in parts:
             batch_size, epochs = schedules[kind]
             if kind == STUDENT_KIND:  # its targets are the trained teacher's features
-                teacher_features = encode(network.teacher, images, self.training_device(), SCORE_CHUNK)
-                network.prepare_distillation(teacher_features)
+                device, batch = self.training_device(), scoring_batch(network.teacher.kind, SCORE_CHUNK)
+                network.prepare_distillation(encode(network.teacher, images, device, batch))
             records = train_autoencoder(
                 network,
                 images,
