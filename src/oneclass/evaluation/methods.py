@@ -17,6 +17,7 @@ from ..calibration import nu_quantile
 from ..detector import OneClassDetector
 from ..devices import resolve_device
 from ..heads import head_class
+from ..networks import part_kinds
 from ..params import construct
 from ..timing import Stopwatch
 from ..training.autoencoder import reconstruction_scores
@@ -42,7 +43,10 @@ class BenchConfig:
     split: str = "test"  # "validation": evaluate on held-out training images (protocol.py)
 
 
-SSL_KINDS = ("ssl", "ssl-fast")  # encoders that train on their own schedule unless --ssl-epochs
+def has_ssl_part(kind: str) -> bool:
+    """Whether encoder ``kind`` trains an ssl network (ssl, ssl-fast and the joint encoders):
+    such encoders keep their own schedule unless --ssl-epochs is given."""
+    return "ssl" in part_kinds(kind)
 
 
 @dataclass
@@ -67,7 +71,7 @@ class ClassTask:
             # the ssl encoders train with their own defaults unless --ssl-epochs is given
             schedule = (
                 {"encoder_epochs": self.config.ssl_epochs}
-                if kind in SSL_KINDS
+                if has_ssl_part(kind)
                 else {"encoder_epochs": self.config.encoder_epochs, "batch_size": self.config.batch_size}
             )
             detector = OneClassDetector(
@@ -204,7 +208,7 @@ class DetectorMethod(Method):
 
     def run(self, task: ClassTask) -> MethodOutput:
         # --ssl-epochs (None: the detector's defaults) trains every network of an ssl detector
-        epochs = {"encoder_epochs": task.config.ssl_epochs} if "ssl" in self.encoder else {}
+        epochs = {"encoder_epochs": task.config.ssl_epochs} if has_ssl_part(self.encoder) else {}
         detector = OneClassDetector(
             encoder=self.encoder,
             nu=task.config.nu,

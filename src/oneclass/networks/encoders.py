@@ -22,12 +22,8 @@ ENCODERS: dict[str, type[nn.Module]] = {
     "ssl-fast+ae": joint.JointEncoder,
 }
 JOINT_ENCODERS = frozenset(joint.SHAPE_PARTS)
-# the networks each encoder trains, in order (``trained_parts`` without a model)
-PART_KINDS = {
-    "ssl-fast": (distill.TEACHER_KIND, distill.STUDENT_KIND),
-    "ssl+ae": joint.PARTS,
-    "ssl-fast+ae": (distill.TEACHER_KIND, distill.STUDENT_KIND, "ae"),
-}
+# the networks an encoder made of several trains, in order (a joint encoder: its parts' in turn)
+PART_KINDS = {"ssl-fast": (distill.TEACHER_KIND, distill.STUDENT_KIND)}
 
 
 # epochs when none are given: the ssl encoder sees every image in all its transformed copies per
@@ -60,6 +56,8 @@ def trained_parts(model: nn.Module) -> list[tuple[str, nn.Module]]:
 
 def part_kinds(kind: str) -> tuple[str, ...]:
     """The kinds of the networks an encoder ``kind`` trains (``trained_parts`` without a model)."""
+    if kind in JOINT_ENCODERS:
+        return (*part_kinds(joint.SHAPE_PARTS[kind]), "ae")
     return PART_KINDS.get(kind, (kind,))
 
 
