@@ -84,7 +84,6 @@ class DistilledSSL(nn.Module):
         self.register_buffer("target_mean", torch.zeros(features))
         self.register_buffer("target_projection", torch.zeros(features, outputs))
         self.register_buffer("composition", composition_table(self.count), persistent=False)
-        self.distilling = False
 
     def trained_parts(self) -> list[tuple[str, nn.Module]]:
         """The two stages: the teacher on its own loss, then this module on the student's."""
@@ -106,14 +105,18 @@ class DistilledSSL(nn.Module):
         self.target_mean.copy_(mean)
         self.target_projection.copy_(projection)
         self.teacher.requires_grad_(False)
-        self.distilling = True
         self.train(self.training)
+
+    @property
+    def teacher_fixed(self) -> bool:
+        """True once ``prepare_distillation`` has fixed the teacher (its weights take no gradient)."""
+        return not any(parameter.requires_grad for parameter in self.teacher.parameters())
 
     def train(self, mode: bool = True) -> DistilledSSL:
         """As ``nn.Module.train``, but a fixed teacher stays in eval mode (its batch norms keep
         their statistics while the student learns)."""
         super().train(mode)
-        if self.distilling:
+        if self.teacher_fixed:
             self.teacher.eval()
         return self
 
