@@ -80,6 +80,7 @@ class DistilledSSL(nn.Module):
         self.teacher = transforms.TransformPredictor(tuple(image_shape), channels)
         self.student = Student(tuple(image_shape), tuple(channels), outputs)
         self.count = self.teacher.count
+        self.feature_size = outputs  # columns of ``encode``
         features = self.count * channels[-1]
         self.register_buffer("target_mean", torch.zeros(features))
         self.register_buffer("target_projection", torch.zeros(features, outputs))

@@ -103,7 +103,10 @@ def build_encoder(
         raise OneClassError(f"unknown encoder {kind!r}; expected one of {', '.join(ENCODERS)}")
     check_channels(kind, channels)
     if kind in JOINT_ENCODERS:
-        return joint.JointEncoder(tuple(image_shape), latent_dim, kind).to(memory_format=torch.channels_last)
+        # built in training order (ssl, then ae), each part with its own default channels
+        kinds = {"ssl": joint.SHAPE_PARTS[kind], "ae": "ae"}
+        parts = {part: build_encoder(part_kind, image_shape, latent_dim) for part, part_kind in kinds.items()}
+        return joint.JointEncoder(kind, parts)
     channels = tuple(channels) if channels else default_channels(kind)
     if kind == "ssl":
         model = transforms.TransformPredictor(tuple(image_shape), channels)

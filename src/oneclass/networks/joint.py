@@ -13,7 +13,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from . import distill, lenet, transforms
+from ..errors import OneClassError
 
 PARTS = ("ssl", "ae")
 # the joint encoders by the kind of their ssl part
@@ -21,25 +21,17 @@ SHAPE_PARTS = {"ssl+ae": "ssl", "ssl-fast+ae": "ssl-fast"}
 
 
 class JointEncoder(nn.Module):
-    """``parts[kind]`` for kind in ``PARTS``; ``encode`` concatenates their features in that order,
-    ``group_sizes`` says how many columns each part's features take."""
+    """``parts[kind]`` for kind in ``PARTS`` (built by ``encoders.build_encoder``); ``encode``
+    concatenates their features in that order, ``group_sizes`` says how many columns each
+    part's features take (its ``feature_size``)."""
 
-    def __init__(self, image_shape: tuple[int, int, int], latent_dim: int, kind: str = "ssl+ae"):
+    def __init__(self, kind: str, parts: dict[str, nn.Module]):
         super().__init__()
+        if kind not in SHAPE_PARTS or set(parts) != set(PARTS):
+            raise OneClassError(f"a joint encoder {kind!r} needs parts {PARTS}, got {tuple(parts)}")
         self.kind = kind
-        if SHAPE_PARTS[kind] == "ssl-fast":
-            shape_part: nn.Module = distill.DistilledSSL(tuple(image_shape))
-            shape_size = distill.STUDENT_OUTPUTS
-        else:
-            shape_part = transforms.TransformPredictor(tuple(image_shape), transforms.DEFAULT_CHANNELS)
-            shape_size = shape_part.count * transforms.DEFAULT_CHANNELS[-1]
-        self.parts = nn.ModuleDict(
-            {
-                "ssl": shape_part,
-                "ae": lenet.build_reconstructor("ae", image_shape, latent_dim, lenet.DEFAULT_CHANNELS),
-            }
-        )
-        self.group_sizes = (shape_size, latent_dim)
+        self.parts = nn.ModuleDict({name: parts[name] for name in PARTS})
+        self.group_sizes = tuple(int(part.feature_size) for part in self.parts.values())
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """The parts' training losses per image, summed ``(n,)`` (each part trains on its own

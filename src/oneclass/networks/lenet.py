@@ -123,6 +123,7 @@ class _ConvReconstructor(nn.Module):
         kernel: int = 5,
     ):
         super().__init__()
+        self.feature_size = latent_dim  # columns of ``encode``
         self.body = ConvEncoderBody(image_shape, channels, kernel)
         self._latent_layers(self.body.out_features, latent_dim)
         self.decoder = ConvDecoder(image_shape, channels, kernel, latent_dim)

@@ -78,6 +78,7 @@ class TransformPredictor(nn.Module):
                 f"(need at least {2**pools}x{2**pools})"
             )
         self.count = transformation_count(tuple(image_shape))
+        self.feature_size = self.count * channels[-1]  # columns of ``encode``
         self.body = conv_stages(image_shape[0], channels)
         self.classifier = nn.Linear(channels[-1], self.count)
 
