@@ -32,7 +32,9 @@ units on every region, and 2048 / 1024 units on every other region in each direc
 of the regions, as ``lite0-fast`` describes them); the head's scoring time per image is a column.
 ``--candidates pooling``: the product's standardised maps pooled over other shares of the worst
 pixels (0.5% to 10%). ``--candidates features``: the product head on lite0 features tapped at
-blocks 2 and 4 (lite0's), 2, 4 and 7, or 2, 4 and 10. ``--candidates scoring``: the product head
+blocks 2 and 4 (lite0's), 2, 4 and 7, or 2, 4 and 10. ``--candidates scales``: the product head
+on lite0 features of the image enlarged 1.5, 2 (lite0's) or 3 times, or 1 and 2 times side by
+side. ``--candidates scoring``: the product head
 with the maps smoothed less (sigma 1/32 or 1/64 of the image instead of 1/16) and narrower kernels
 (bandwidth 0.1 or 0.15 of the median distance instead of 0.2).
 
@@ -46,6 +48,8 @@ with the maps smoothed less (sigma 1/32 or 1/64 of the image instead of 1/16) an
         --out benchmarks/defaults/patch-pooling.md                                # ~3 min
     python benchmarks/patch_folds.py data/inspection-validation-{0,1,2,3} --candidates features \
         --out benchmarks/defaults/patch-features.md                               # ~12 min
+    python benchmarks/patch_folds.py data/inspection-validation-{0,1,2,3} --candidates scales \
+        --out benchmarks/defaults/patch-scales.md                                 # ~11 min
     python benchmarks/patch_folds.py data/inspection-validation-{0,1,2,3} --candidates scoring \
         --out benchmarks/defaults/patch-scoring.md                                # ~12 min
 """
@@ -60,6 +64,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 
 from oneclass.calibration import p_values
 from oneclass.evaluation.inspection import CHUNK, padim_regions
@@ -177,6 +182,28 @@ def feature_candidates(task) -> dict[str, tuple[np.ndarray, np.ndarray]]:
 
 
 @torch.no_grad()
+def scale_candidates(task) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    """The product head on lite0 features of the image enlarged 1.5, 2 (lite0's) or 3 times, and
+    on the features at 1x and 2x side by side (the 1x ones brought to the 2x grid)."""
+    out, found = {}, {}
+    for scale in (1.0, 1.5, 2.0, 3.0):
+        extractor = build_patch_features("lite0", task.train.shape[1:], pretrained=True, scale=scale)
+        found[scale] = [patch_descriptors(extractor, images, CHUNK) for images in (task.train, task.test)]
+    grid = found[2.0][0].shape[-2:]
+    coarse = [F.interpolate(d, size=grid, mode="bilinear", align_corners=False) for d in found[1.0]]
+    found["1 and 2"] = [torch.cat(pair, 1) for pair in zip(found[2.0], coarse, strict=True)]
+    for scale, (train, test) in found.items():
+        if scale == 1.0:
+            continue
+        head = PatchOCNN(seed=task.seed).fit(
+            lambda index, train=train: train[index], len(train), task.image_size
+        )
+        name = f"enlarged {scale:g} times" if scale != "1 and 2" else "enlarged 1 and 2 times, side by side"
+        out[name + (" (lite0)" if scale == 2.0 else "")] = head.score_maps(test)
+    return out
+
+
+@torch.no_grad()
 def scoring_candidates(task) -> dict[str, tuple[np.ndarray, np.ndarray]]:
     """The product head with other map smoothing and kernel bandwidths."""
     train, test = task.features("lite0")
@@ -223,7 +250,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("roots", type=Path, nargs="+", help="validation folders, one per fold")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument(
-        "--candidates", choices=("rules", "cost", "pooling", "features", "scoring"), default="rules"
+        "--candidates", choices=("rules", "cost", "pooling", "features", "scales", "scoring"), default="rules"
     )
     parser.add_argument("--out", type=Path, default=Path("benchmarks/defaults/patch-folds.md"))
     args = parser.parse_args(argv)
@@ -237,6 +264,7 @@ def main(argv: list[str] | None = None) -> int:
                 "cost": cost_candidates,
                 "pooling": pooling_candidates,
                 "features": feature_candidates,
+                "scales": scale_candidates,
                 "scoring": scoring_candidates,
             }[args.candidates](task)
             for name, (scores, maps, *cost) in found.items():
