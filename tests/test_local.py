@@ -7,6 +7,7 @@ from __future__ import annotations
 import csv
 import importlib.util
 import json
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -335,3 +336,43 @@ def test_inspection_benchmark_through_the_cli(brick, tmp_path):
     table = (out / "results.md").read_text()
     assert "pixel AUROC" in table and "PRO" in table and "patch-ocnn" in table
     assert "brick scratch" in table and "brick missing" in table
+
+
+def test_calibrate_sets_the_threshold_from_new_good_images(brick, tmp_path):
+    """Good crops from blocks the training crops never came from: ``calibrate`` on 20 of them
+    sets the threshold to their conformal threshold at nu (1 of 20 below it) and their scores as
+    the p-values' reference, saved in the run; too few images change nothing on disk."""
+    run = tmp_path / "run"
+    fit = invoke("fit", "--data", f"folder:{brick / 'brick'}", "--out", run, "--device", "cpu", "--quiet")
+    assert fit.exit_code == 0, fit.output
+    good = sorted((brick / "brick" / "test" / "good").glob("*.png"))
+    first, rest = tmp_path / "first", tmp_path / "rest"
+    for folder, files in ((first, good[:20]), (rest, good[20:])):
+        folder.mkdir()
+        for path in files:
+            shutil.copy(path, folder / path.name)
+
+    too_few = tmp_path / "few"
+    too_few.mkdir()
+    for path in good[:5]:
+        shutil.copy(path, too_few / path.name)
+    before = {name: (run / name).read_bytes() for name in ("config.json", "model.safetensors")}
+    refused = CliRunner().invoke(main, ["calibrate", str(run), str(too_few), "--device", "cpu", "-q"])
+    assert refused.exit_code == 2 and "5 normal images are too few" in refused.output
+    assert len(refused.output.strip().splitlines()) == 1
+    assert {name: (run / name).read_bytes() for name in before} == before
+
+    old = OneClassDetector.load(run, device="cpu")
+    images, _ = _folder(tmp_path, "first")
+    old_scores = old.score_samples(images)
+    done = invoke("calibrate", run, first, "--device", "cpu", "-q")
+    assert done.exit_code == 0, done.output
+    record = json.loads((run / "calibration.json").read_text())
+    assert record["images"] == 20 and record["nu"] == 0.1
+    assert record["flagged_before"] == pytest.approx(np.mean(old_scores < old.threshold_))
+    new = OneClassDetector.load(run, device="cpu")
+    assert new.threshold_ == pytest.approx(record["threshold"]) == np.sort(old_scores)[1]
+    assert np.sum(new.score_samples(images) < new.threshold_) == 1  # k = floor(0.1 x 21) = 2
+    np.testing.assert_array_equal(new.calibration_scores_, np.sort(old_scores))
+    rest_images, _ = _folder(tmp_path, "rest")
+    np.testing.assert_array_equal(new.score_samples(rest_images), old.score_samples(rest_images))

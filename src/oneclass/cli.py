@@ -363,6 +363,40 @@ def score(run_dir, inputs, out, skip_bad, alpha, maps_dir, data_dir, device, qui
 
 
 @main.command()
+@click.argument("run_dir", type=click.Path(file_okay=False))
+@click.argument("inputs", nargs=-1, required=True)
+@click.option(
+    "--skip-bad", is_flag=True, help="Skip unreadable image files with a warning instead of stopping."
+)
+@data_dir_option
+@device_option("Where to score.")
+@quiet_option
+@user_errors
+def calibrate(run_dir, inputs, skip_bad, data_dir, device, quiet):
+    """Set the threshold of the detector in RUN_DIR from normal images INPUTS.
+
+    INPUTS (as for score; every image is taken as normal) are scored, the threshold becomes their
+    conformal threshold at the run's nu (a new normal image like them is flagged with probability
+    at most nu) and their scores become the run's calibration scores (p-values, score --alpha).
+    For when good images from production differ from the training images in ways that are not
+    defects (lighting, material batch): the run's own threshold holds nu only for images like its
+    training images. Rewrites RUN_DIR's model files and writes RUN_DIR/calibration.json.
+    """
+    from .services.calibrate import CALIBRATION_FILE, calibrate_run
+
+    done = calibrate_run(
+        run_dir, list(inputs), data_dir=data_dir, skip_bad=skip_bad, device=device, progress=not quiet
+    )
+    click.echo(
+        f"calibrate: {done.images} normal images; the threshold before flagged {done.flagged_before:.1%} "
+        f"of them; threshold {done.threshold_before:.4g} -> {done.threshold:.4g} (nu = {done.nu:g}); "
+        f"wrote {Path(run_dir) / CALIBRATION_FILE}"
+    )
+    if done.onnx_stale:
+        click.echo(f"calibrate: run `oneclass export {run_dir}` again: its ONNX files hold the old threshold")
+
+
+@main.command()
 @click.argument("experiment", type=click.Choice(["all-digits", "digits-069"]))
 @click.option(
     "--out", "out", required=True, type=click.Path(file_okay=False), help="Folder for figures and metrics."

@@ -243,10 +243,14 @@ class OneClassDetector(Estimator):
         """Set the threshold from normal images ``X`` that neither the encoder nor the head saw:
         the conformal threshold at level nu (a new normal image falls below it with probability
         at most nu, close to nu, if it is exchangeable with ``X``)."""
+        return self.threshold_from_scores(self.score_samples(X))
+
+    def threshold_from_scores(self, scores: np.ndarray) -> OneClassDetector:
+        """``threshold_from`` with the images' ``score_samples`` already computed ``(n,)``."""
         self._check_fitted()
-        scores = np.sort(self.score_samples(X).astype(np.float64))
+        scores = np.sort(np.asarray(scores, dtype=np.float64))
         self.head_.threshold_ = calibration.conformal_threshold(scores, self.nu)
-        self.threshold_images_ = len(X)
+        self.threshold_images_ = len(scores)
         return self
 
     def fit_encoder(
@@ -505,8 +509,11 @@ class OneClassDetector(Estimator):
         For a new normal image exchangeable with them, ``p_values`` is uniform up to ties, so
         flagging ``p <= alpha`` has a false-alarm rate of at most alpha (split-conformal).
         """
-        scores = self.score_samples(X)
-        self.calibration_scores_ = np.sort(scores.astype(np.float64))
+        return self.calibrate_from_scores(self.score_samples(X))
+
+    def calibrate_from_scores(self, scores: np.ndarray) -> OneClassDetector:
+        """``calibrate`` with the images' ``score_samples`` already computed ``(n,)``."""
+        self.calibration_scores_ = np.sort(np.asarray(scores, dtype=np.float64))
         return self
 
     @property

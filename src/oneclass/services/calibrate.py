@@ -1,0 +1,80 @@
+"""Recalibration, the service behind ``oneclass calibrate``: a saved run's threshold and conformal
+p-values set anew from normal images the user brings.
+
+The threshold a run was fitted with holds nu for new normal images that resemble the held-out
+training images. When production images differ from the training set in a way that is not a
+defect (new lighting, a new batch of material, or a training set of overlapping views of one
+scene), the share of good images flagged can be far above nu: on the inspection benchmark's
+test folders the local detector flagged 84% of good crops cut from the photographs' other
+blocks. Scoring a batch of known-good images from production and setting the threshold from
+them (the conformal threshold at level nu, and the calibration scores behind the p-values) makes
+the promise hold for images like those.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+
+from .. import calibration
+from ..data.sources import load_inputs
+from ..detector import OneClassDetector
+from ..errors import OneClassError
+from ..fileio import write_json
+from .export import ONNX_FILE
+
+CALIBRATION_FILE = "calibration.json"
+
+
+@dataclass
+class Recalibration:
+    images: int
+    sources: list[str]
+    nu: float
+    threshold_before: float
+    threshold: float
+    flagged_before: float  # share of these normal images the old threshold flagged
+    onnx_stale: bool  # the run folder holds an ONNX export made with the old threshold
+
+
+def calibrate_run(
+    run_dir: str | os.PathLike,
+    inputs: list[str],
+    *,
+    data_dir: str | os.PathLike | None = None,
+    skip_bad: bool = False,
+    device: str = "cpu",
+    progress: bool = False,
+) -> Recalibration:
+    """Score the normal images ``inputs`` (dataset splits, IDX files, image files, folders or
+    globs; every image is taken as normal) with the run's detector, set its threshold to their
+    conformal threshold at level nu and keep their scores as its calibration scores; save the
+    detector in place (atomically) and record what changed in ``RUN_DIR/calibration.json``."""
+    detector = OneClassDetector.load(run_dir, device=device)
+    batches = load_inputs(list(inputs), detector.image_shape_, data_dir, skip_bad)
+    scores = np.concatenate(
+        [detector.score_samples(batch.images, progress=progress) for batch in batches] or [np.empty(0)]
+    )
+    problem = calibration.unreachable_alpha(detector.nu, len(scores))
+    if problem:
+        raise OneClassError(
+            f"{', '.join(inputs)}: {len(scores)} normal images are too few for a threshold at "
+            f"nu={detector.nu:g} (at least {calibration.calibration_needed(detector.nu)} needed)"
+        )
+    before = detector.threshold_
+    detector.threshold_from_scores(scores).calibrate_from_scores(scores)
+    record = Recalibration(
+        images=len(scores),
+        sources=[batch.source for batch in batches],
+        nu=detector.nu,
+        threshold_before=before,
+        threshold=detector.threshold_,
+        flagged_before=float(np.mean(calibration.flagged(scores, before))),
+        onnx_stale=Path(run_dir, ONNX_FILE).is_file(),
+    )
+    detector.save(run_dir)
+    write_json(Path(run_dir, CALIBRATION_FILE), asdict(record))
+    return record
