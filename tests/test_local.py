@@ -367,6 +367,8 @@ def test_calibrate_sets_the_threshold_from_new_good_images(brick, tmp_path):
     old_scores = old.score_samples(images)
     done = invoke("calibrate", run, first, "--device", "cpu", "-q")
     assert done.exit_code == 0, done.output
+    assert "the threshold before flagged" in done.output
+    assert "calibrate on 20 good images" in (run / "report.html").read_text()  # the report rewritten
     record = json.loads((run / "calibration.json").read_text())
     assert record["images"] == 20 and record["nu"] == 0.1
     assert record["flagged_before"] == pytest.approx(np.mean(old_scores < old.threshold_))

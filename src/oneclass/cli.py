@@ -394,6 +394,8 @@ def calibrate(run_dir, inputs, skip_bad, data_dir, device, quiet):
     )
     if done.onnx_stale:
         click.echo(f"calibrate: run `oneclass export {run_dir}` again: its ONNX files hold the old threshold")
+    if (Path(run_dir) / "report.html").is_file():
+        _report(run_dir, data_dir, quiet)
 
 
 @main.command()

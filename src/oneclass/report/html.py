@@ -32,6 +32,7 @@ from ..errors import OneClassError  # noqa: E402
 from ..evaluation.metrics import detection_metrics  # noqa: E402
 from ..figures import map_overlay  # noqa: E402
 from ..fileio import atomic_open, read_json  # noqa: E402
+from ..services.calibrate import CALIBRATION_FILE  # noqa: E402
 from ..services.fit import rebuild_run_data  # noqa: E402
 
 GRID = 32  # images per grid
@@ -206,6 +207,10 @@ def write_report(run_dir: str | os.PathLike, data_dir: str | os.PathLike | None 
         "encoder": detector.encoder,
         "head": detector.head,
     }
+    if (run_dir / CALIBRATION_FILE).is_file():  # the threshold was set anew by `oneclass calibrate`
+        record = read_json(run_dir / CALIBRATION_FILE)
+        before = record["threshold_before"]
+        cards["threshold set by"] = f"calibrate on {record['images']} good images (was {before:.4g})"
     if is_normal is not None and is_normal.any() and not is_normal.all():
         found = detection_metrics(scores, is_normal, threshold)
         cards.update(
