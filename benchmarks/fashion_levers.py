@@ -38,6 +38,7 @@ from pathlib import Path
 import numpy as np
 import torch
 import torch.nn.functional as F
+from _record import record  # benchmarks/_record.py: this folder is on sys.path when run
 from torch import nn
 
 from oneclass import OneClassDetector
@@ -196,10 +197,7 @@ def main(argv: list[str] | None = None) -> int:
         cells = [f"{100 * per_class[c][name]:.2f}" for c in classes]
         mean = 100 * np.mean([per_class[c][name] for c in classes])
         lines.append(f"| {name} | " + " | ".join(cells) + f" | **{mean:.2f}** |")
-    text = "\n".join(lines) + "\n"
-    print(text)
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(text)
+    record(lines, args.out)
     return 0
 
 

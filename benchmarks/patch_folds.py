@@ -65,6 +65,7 @@ from pathlib import Path
 import numpy as np
 import torch
 import torch.nn.functional as F
+from _record import record  # benchmarks/_record.py: this folder is on sys.path when run
 
 from oneclass.calibration import p_values
 from oneclass.evaluation.inspection import CHUNK, padim_regions
@@ -289,10 +290,7 @@ def main(argv: list[str] | None = None) -> int:
         row = " | ".join(f"{m:.1f}" for m in means)
         cost = f" {np.mean(milliseconds[name]):.2f} |" if name in milliseconds else ""
         lines.append(f"| {name} | **{np.mean(means):.1f}** | {row} | {cell} |{cost}")
-    text = "\n".join(lines) + "\n"
-    print(text)
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(text)
+    record(lines, args.out)
     return 0
 
 

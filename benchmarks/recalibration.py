@@ -24,6 +24,7 @@ import tempfile
 from pathlib import Path
 
 import numpy as np
+from _record import record  # benchmarks/_record.py: this folder is on sys.path when run
 
 from oneclass import OneClassDetector
 from oneclass.calibration import flagged
@@ -82,10 +83,7 @@ def main(argv: list[str] | None = None) -> int:
         lines.append(f"| {name} | " + " | ".join(cells) + " |")
     means = [np.mean([row[c] for row in rates.values()]) for c in columns if "images" not in c]
     lines.append("| **mean** | " + " | ".join(f"**{m:.3f}**" for m in means) + " | | |")
-    text = "\n".join(lines) + "\n"
-    print(text)
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(text)
+    record(lines, args.out)
     return 0
 
 

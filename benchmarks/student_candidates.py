@@ -29,6 +29,7 @@ from pathlib import Path
 import numpy as np
 import torch
 import torch.nn.functional as F
+from _record import record  # benchmarks/_record.py: this folder is on sys.path when run
 from torch import nn
 
 from oneclass.calibration import p_values
@@ -216,10 +217,7 @@ def main(argv: list[str] | None = None) -> int:
         means = [f"**{100 * np.mean([r[key] for r in mine]):.2f}**" for key in columns]
         medians = [f"{np.median([r[key] for r in mine]):,.0f}" for key in speeds]
         lines.append(f"| **{dataset}** | **mean** | " + " | ".join(means + medians) + " |")
-    text = "\n".join(lines) + "\n"
-    print(text)
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(text)
+    record(lines, args.out)
     return 0
 
 

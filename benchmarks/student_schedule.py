@@ -17,6 +17,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+from _record import record  # benchmarks/_record.py: this folder is on sys.path when run
 
 from oneclass import OneClassDetector
 from oneclass.data import load_dataset
@@ -68,10 +69,7 @@ def main(argv: list[str] | None = None) -> int:
         lines.append(f"| {c} | " + " | ".join(cells) + " |")
     means = [f"**{100 * np.mean([results[c, s]['auroc'] for c in classes]):.2f}**" for s in schedules]
     lines.append("| **mean** | " + " | ".join(means) + " |")
-    text = "\n".join(lines) + "\n"
-    print(text)
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(text)
+    record(lines, args.out)
     return 0
 
 
