@@ -34,7 +34,9 @@ of the regions, as ``lite0-fast`` describes them); the head's scoring time per i
 pixels (0.5% to 10%). ``--candidates features``: the product head on lite0 features tapped at
 blocks 2 and 4 (lite0's), 2, 4 and 7, or 2, 4 and 10. ``--candidates scales``: the product head
 on lite0 features of the image enlarged 1.5, 2 (lite0's) or 3 times, or 1 and 2 times side by
-side. ``--candidates scoring``: the product head
+side. ``--candidates flips``: the product head with its training images also mirrored (4x the
+patches), and the same with each test map averaged over the test image's mirror images.
+``--candidates scoring``: the product head
 with the maps smoothed less (sigma 1/32 or 1/64 of the image instead of 1/16) and narrower kernels
 (bandwidth 0.1 or 0.15 of the median distance instead of 0.2).
 
@@ -50,6 +52,8 @@ with the maps smoothed less (sigma 1/32 or 1/64 of the image instead of 1/16) an
         --out benchmarks/defaults/patch-features.md                               # ~12 min
     python benchmarks/patch_folds.py data/inspection-validation-{0,1,2,3} --candidates scales \
         --out benchmarks/defaults/patch-scales.md                                 # ~11 min
+    python benchmarks/patch_folds.py data/inspection-validation-{0,1,2,3} --candidates flips \
+        --out benchmarks/defaults/patch-flips.md                                  # ~6 min
     python benchmarks/patch_folds.py data/inspection-validation-{0,1,2,3} --candidates scoring \
         --out benchmarks/defaults/patch-scoring.md                                # ~12 min
 """
@@ -205,6 +209,30 @@ def scale_candidates(task) -> dict[str, tuple[np.ndarray, np.ndarray]]:
 
 
 @torch.no_grad()
+def flip_candidates(task) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    """The product head with its training images also mirrored (left-right, up-down, both: 4x the
+    normal patches to remember), and the same with each test image's map averaged over its
+    mirror images (mirrored back)."""
+    extractor = build_patch_features("lite0", task.train.shape[1:], pretrained=True)
+    flips = ((), (3,), (2,), (2, 3))
+    mirrored = [np.ascontiguousarray(np.flip(task.train, axis)) if axis else task.train for axis in flips]
+    train = torch.cat([patch_descriptors(extractor, images, CHUNK) for images in mirrored])
+    head = PatchOCNN(seed=task.seed).fit(lambda index: train[index], len(train), task.image_size)
+    out = {"training images mirrored (4x)": head.score_maps(patch_descriptors(extractor, task.test, CHUNK))}
+    maps = []
+    for axis in flips:
+        images = np.ascontiguousarray(np.flip(task.test, axis)) if axis else task.test
+        found = head.score_maps(patch_descriptors(extractor, images, CHUNK))[1]
+        maps.append(np.flip(found, tuple(a - 1 for a in axis)) if axis else found)
+    mean_map = np.mean(maps, axis=0)
+    out["training mirrored, test maps averaged over mirrors"] = (
+        worst_share(torch.from_numpy(np.ascontiguousarray(mean_map))),
+        mean_map,
+    )
+    return out
+
+
+@torch.no_grad()
 def scoring_candidates(task) -> dict[str, tuple[np.ndarray, np.ndarray]]:
     """The product head with other map smoothing and kernel bandwidths."""
     train, test = task.features("lite0")
@@ -251,7 +279,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("roots", type=Path, nargs="+", help="validation folders, one per fold")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument(
-        "--candidates", choices=("rules", "cost", "pooling", "features", "scales", "scoring"), default="rules"
+        "--candidates",
+        choices=("rules", "cost", "pooling", "features", "scales", "flips", "scoring"),
+        default="rules",
     )
     parser.add_argument("--out", type=Path, default=Path("benchmarks/defaults/patch-folds.md"))
     args = parser.parse_args(argv)
@@ -266,6 +296,7 @@ def main(argv: list[str] | None = None) -> int:
                 "pooling": pooling_candidates,
                 "features": feature_candidates,
                 "scales": scale_candidates,
+                "flips": flip_candidates,
                 "scoring": scoring_candidates,
             }[args.candidates](task)
             for name, (scores, maps, *cost) in found.items():
