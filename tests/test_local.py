@@ -378,3 +378,9 @@ def test_calibrate_sets_the_threshold_from_new_good_images(brick, tmp_path):
     np.testing.assert_array_equal(new.calibration_scores_, np.sort(old_scores))
     rest_images, _ = _folder(tmp_path, "rest")
     np.testing.assert_array_equal(new.score_samples(rest_images), old.score_samples(rest_images))
+
+    labelled = invoke("calibrate", run, brick / "brick" / "test", "--device", "cpu", "-q")
+    assert labelled.exit_code == 0, labelled.output
+    assert "30 labelled abnormal left out" in labelled.output  # the defect kinds' crops
+    record = json.loads((run / "calibration.json").read_text())
+    assert record["images"] == 30 and record["left_out"] == 30

@@ -375,7 +375,9 @@ def score(run_dir, inputs, out, skip_bad, alpha, maps_dir, data_dir, device, qui
 def calibrate(run_dir, inputs, skip_bad, data_dir, device, quiet):
     """Set the threshold of the detector in RUN_DIR from normal images INPUTS.
 
-    INPUTS (as for score; every image is taken as normal) are scored, the threshold becomes their
+    INPUTS (as for score; every image is taken as normal, except those their labels call
+    abnormal: a split of the run's dataset keeps its normal classes, an MVTec-layout folder its
+    good images) are scored, the threshold becomes their
     conformal threshold at the run's nu (a new normal image like them is flagged with probability
     at most nu) and their scores become the run's calibration scores (p-values, score --alpha).
     For when good images from production differ from the training images in ways that are not
@@ -387,9 +389,11 @@ def calibrate(run_dir, inputs, skip_bad, data_dir, device, quiet):
     done = calibrate_run(
         run_dir, list(inputs), data_dir=data_dir, skip_bad=skip_bad, device=device, progress=not quiet
     )
+    left_out = f" ({done.left_out} labelled abnormal left out)" if done.left_out else ""
     click.echo(
-        f"calibrate: {done.images} normal images; the threshold before flagged {done.flagged_before:.1%} "
-        f"of them; threshold {done.threshold_before:.4g} -> {done.threshold:.4g} (nu = {done.nu:g}); "
+        f"calibrate: {done.images} normal images{left_out}; the threshold before flagged "
+        f"{done.flagged_before:.1%} of them; threshold {done.threshold_before:.4g} -> "
+        f"{done.threshold:.4g} (nu = {done.nu:g}); "
         f"wrote {Path(run_dir) / CALIBRATION_FILE}"
     )
     if done.onnx_stale:

@@ -23,8 +23,9 @@ from .. import calibration
 from ..data.sources import load_inputs
 from ..detector import OneClassDetector
 from ..errors import OneClassError
-from ..fileio import write_json
+from ..fileio import read_json, write_json
 from .export import ONNX_FILE
+from .score import known_normal
 
 CALIBRATION_FILE = "calibration.json"
 
@@ -32,6 +33,7 @@ CALIBRATION_FILE = "calibration.json"
 @dataclass
 class Recalibration:
     images: int
+    left_out: int  # images whose labels say abnormal (a labelled split, a folder's defect kinds)
     sources: list[str]
     nu: float
     threshold_before: float
@@ -50,14 +52,26 @@ def calibrate_run(
     progress: bool = False,
 ) -> Recalibration:
     """Score the normal images ``inputs`` (dataset splits, IDX files, image files, folders or
-    globs; every image is taken as normal) with the run's detector, set its threshold to their
+    globs; every image is taken as normal unless its labels say otherwise: a split of the run's
+    dataset keeps the run's normal classes, an MVTec-layout folder its good images) with the
+    run's detector, set its threshold to their
     conformal threshold at level nu and keep their scores as its calibration scores; save the
     detector in place (atomically) and record what changed in ``RUN_DIR/calibration.json``."""
     detector = OneClassDetector.load(run_dir, device=device)
+    metrics_path = Path(run_dir, "metrics.json")
+    trained_on = read_json(metrics_path) if metrics_path.is_file() else {}
     batches = load_inputs(list(inputs), detector.image_shape_, data_dir, skip_bad)
-    scores = np.concatenate(
-        [detector.score_samples(batch.images, progress=progress) for batch in batches] or [np.empty(0)]
-    )
+    kept, left_out = [], 0
+    for batch in batches:
+        scores = detector.score_samples(batch.images, progress=progress)
+        known = known_normal(batch, trained_on)
+        if known is not None:  # images the labels call abnormal are left out
+            labelled, is_normal = known
+            keep = ~(labelled & ~is_normal)
+            left_out += int((~keep).sum())
+            scores = scores[keep]
+        kept.append(scores)
+    scores = np.concatenate(kept or [np.empty(0)])
     problem = calibration.unreachable_alpha(detector.nu, len(scores))
     if problem:
         raise OneClassError(
@@ -68,6 +82,7 @@ def calibrate_run(
     detector.threshold_from_scores(scores).calibrate_from_scores(scores)
     record = Recalibration(
         images=len(scores),
+        left_out=left_out,
         sources=[batch.source for batch in batches],
         nu=detector.nu,
         threshold_before=before,

@@ -123,18 +123,27 @@ def score_inputs(
     return rows, summaries
 
 
+def known_normal(batch, trained_on: dict) -> tuple[np.ndarray, np.ndarray] | None:
+    """``(labelled, is_normal)`` bool ``(n,)`` where the labels say which images are normal: the
+    run's own labelled dataset (``trained_on``: its metrics.json), or a folder in the MVTec layout
+    (good / defect kinds); None where they do not."""
+    normal_classes = trained_on.get("normal_classes")
+    if batch.is_normal is not None:
+        return batch.labelled, batch.is_normal
+    if batch.labels is not None and normal_classes and trained_on.get("dataset") == batch.dataset:
+        return np.ones(len(batch.labels), bool), np.isin(batch.labels, normal_classes)
+    return None
+
+
 def _summary(batch, scores: np.ndarray, abnormal: np.ndarray, trained_on: dict) -> SourceSummary:
     """Count and share flagged of one source; where labels say which images are normal (the
     run's own labelled dataset, or a folder in the MVTec layout: good / defect kinds), also the
     AUROC and the false-alarm and detection rates of the rule used."""
     summary = SourceSummary(batch.source, len(scores), float(abnormal.mean()))
-    normal_classes = trained_on.get("normal_classes")
-    if batch.is_normal is not None:
-        labelled, is_normal = batch.labelled, batch.is_normal
-    elif batch.labels is not None and normal_classes and trained_on.get("dataset") == batch.dataset:
-        labelled, is_normal = np.ones(len(scores), bool), np.isin(batch.labels, normal_classes)
-    else:
+    known = known_normal(batch, trained_on)
+    if known is None:
         return summary
+    labelled, is_normal = known
     normal, other = labelled & is_normal, labelled & ~is_normal
     summary.n_normal, summary.n_abnormal = int(normal.sum()), int(other.sum())
     if summary.n_normal:
