@@ -63,6 +63,11 @@ class ImageFolder:
         )
 
 
+def take(images: np.ndarray | ImageFolder, index: np.ndarray) -> np.ndarray | ImageFolder:
+    """The images at ``index``: a view of a folder that stays on disk, else an array."""
+    return images.subset(index) if isinstance(images, ImageFolder) else images[index]
+
+
 @functools.lru_cache(maxsize=4096)
 def _kind_of_folder(folder: str) -> str:
     path = Path(folder)

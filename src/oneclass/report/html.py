@@ -34,6 +34,7 @@ from ..figures import map_overlay  # noqa: E402
 from ..fileio import atomic_open, read_json  # noqa: E402
 from ..services.calibrate import CALIBRATION_FILE  # noqa: E402
 from ..services.fit import rebuild_run_data  # noqa: E402
+from ..services.runfolder import read_metrics  # noqa: E402
 
 GRID = 32  # images per grid
 MAP_POINTS = 3000  # points in the latent map
@@ -184,7 +185,7 @@ def write_report(run_dir: str | os.PathLike, data_dir: str | os.PathLike | None 
     """Write ``run_dir/report.html`` for a run made by ``fit`` or ``reproduce``."""
     run_dir = Path(run_dir)
     detector = OneClassDetector.load(run_dir, device="cpu")
-    metrics = read_json(run_dir / "metrics.json") if (run_dir / "metrics.json").is_file() else {}
+    metrics = read_metrics(run_dir)
     config = read_json(run_dir / "config.json")
     images, is_normal = evaluation_data(metrics, data_dir)
     threshold = detector.threshold_

@@ -20,11 +20,13 @@ from pathlib import Path
 import numpy as np
 
 from .. import calibration
+from ..data.folders import take
 from ..data.sources import load_inputs
 from ..detector import OneClassDetector
 from ..errors import OneClassError
-from ..fileio import read_json, write_json
+from ..fileio import write_json
 from .export import ONNX_FILE
+from .runfolder import read_metrics
 from .score import known_normal
 
 CALIBRATION_FILE = "calibration.json"
@@ -58,19 +60,18 @@ def calibrate_run(
     conformal threshold at level nu and keep their scores as its calibration scores; save the
     detector in place (atomically) and record what changed in ``RUN_DIR/calibration.json``."""
     detector = OneClassDetector.load(run_dir, device=device)
-    metrics_path = Path(run_dir, "metrics.json")
-    trained_on = read_json(metrics_path) if metrics_path.is_file() else {}
+    trained_on = read_metrics(run_dir)
     batches = load_inputs(list(inputs), detector.image_shape_, data_dir, skip_bad)
     kept, left_out = [], 0
     for batch in batches:
-        scores = detector.score_samples(batch.images, progress=progress)
+        images = batch.images
         known = known_normal(batch, trained_on)
-        if known is not None:  # images the labels call abnormal are left out
+        if known is not None:  # images the labels call abnormal are left out, unscored
             labelled, is_normal = known
-            keep = ~(labelled & ~is_normal)
-            left_out += int((~keep).sum())
-            scores = scores[keep]
-        kept.append(scores)
+            keep = np.flatnonzero(~(labelled & ~is_normal))
+            left_out += len(images) - len(keep)
+            images = take(images, keep)
+        kept.append(detector.score_samples(images, progress=progress))
     scores = np.concatenate(kept or [np.empty(0)])
     problem = calibration.unreachable_alpha(detector.nu, len(scores))
     if problem:

@@ -14,7 +14,7 @@ import numpy as np
 from .. import calibration
 from ..data import load_dataset
 from ..data.arrays import image_shape
-from ..data.folders import ImageFolder, defect_masks, folder_splits
+from ..data.folders import ImageFolder, defect_masks, folder_splits, take
 from ..detector import OneClassDetector
 from ..errors import OneClassError
 from ..evaluation.metrics import detection_metrics, pixel_auroc, pro_score
@@ -127,11 +127,6 @@ def _bytes(images: np.ndarray | ImageFolder) -> float:
     return float(np.prod(images.shape, dtype=np.float64))
 
 
-def _take(images: np.ndarray | ImageFolder, index: np.ndarray) -> np.ndarray | ImageFolder:
-    """The images at ``index``: a view of a folder that stays on disk, else an array."""
-    return images.subset(index) if isinstance(images, ImageFolder) else images[index]
-
-
 def fit_run(
     detector: OneClassDetector,
     data: RunData,
@@ -164,11 +159,11 @@ def fit_run(
     train = in_memory_if_small(data.train)
     order = np.random.default_rng(detector.seed).permutation(len(train))
     fit_index, calibration_index = np.sort(order[n_calibration:]), np.sort(order[:n_calibration])
-    fit_images = _take(train, fit_index)
+    fit_images = take(train, fit_index)
     split = detector.threshold_split(len(fit_images))  # few images: the threshold from held-out ones
-    threshold_images = None if split is None else _take(fit_images, split[1])
+    threshold_images = None if split is None else take(fit_images, split[1])
     if split is not None:
-        fit_images = _take(fit_images, split[0])
+        fit_images = take(fit_images, split[0])
     if run is None:  # a worker process of a distributed run: train, write nothing
         detector.quiet = True
         detector.fit_encoder(fit_images, checkpoint=Checkpointer(out, "encoder"))
@@ -225,7 +220,7 @@ def fit_run(
         metrics["alpha_warning"] = problem
         run.log(f"warning: {problem}")
     if n_calibration:
-        detector.calibrate(_take(train, calibration_index))
+        detector.calibrate(take(train, calibration_index))
         metrics["calibration_share_below_threshold"] = float(
             calibration.flagged(detector.calibration_scores_, threshold).mean()
         )

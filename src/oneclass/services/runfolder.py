@@ -11,10 +11,11 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import OneClassError
-from ..fileio import write_json
+from ..fileio import read_json, write_json
 from ..training.checkpoint import Checkpointer
 
-MARKERS = ("config.json", "metrics.json", "model.safetensors")
+METRICS_FILE = "metrics.json"
+MARKERS = ("config.json", METRICS_FILE, "model.safetensors")
 
 
 class RunFolder:
@@ -77,5 +78,11 @@ class RunFolder:
         return log_epoch
 
     def write_metrics(self, metrics: dict[str, Any]) -> Path:
-        write_json(self.path / "metrics.json", metrics)
-        return self.path / "metrics.json"
+        write_json(self.path / METRICS_FILE, metrics)
+        return self.path / METRICS_FILE
+
+
+def read_metrics(run_dir: str | os.PathLike) -> dict[str, Any]:
+    """A run's metrics.json, or {} for a run without one (a model saved from Python)."""
+    path = Path(run_dir, METRICS_FILE)
+    return read_json(path) if path.is_file() else {}

@@ -17,7 +17,8 @@ from ..detector import OneClassDetector
 from ..errors import OneClassError
 from ..evaluation.metrics import auroc
 from ..figures import save_overlay
-from ..fileio import atomic_open, read_json
+from ..fileio import atomic_open
+from .runfolder import read_metrics
 
 COLUMNS = ["source", "id", "label", "score", "decision", "prediction", "p_value"]
 
@@ -74,8 +75,7 @@ def score_inputs(
             f"{run_dir}: a whole-image detector (encoder {detector.encoder!r}) has no anomaly maps; "
             "fit a local one (--encoder lite0) for --maps"
         )
-    metrics_path = Path(run_dir, "metrics.json")
-    trained_on = read_json(metrics_path) if metrics_path.is_file() else {}
+    trained_on = read_metrics(run_dir)
     threshold = detector.threshold_
     columns = [*COLUMNS, "map"] if maps_dir is not None else COLUMNS
     rows: list[dict] = []
