@@ -32,8 +32,8 @@ import contextlib
 import shlex
 import sys
 import time
-from collections.abc import Iterator
 from pathlib import Path
+from unittest.mock import patch
 
 import numpy as np
 import torch
@@ -51,27 +51,6 @@ from oneclass.networks import DEFAULT_EPOCHS, SCORING_BATCH, STUDENT_KIND, disti
 from oneclass.training.autoencoder import encode
 
 ENCODER = "ssl-fast+ae"
-
-
-@contextlib.contextmanager
-def replaced(owner: object, name: str, value: object) -> Iterator[None]:
-    """``owner.name`` is ``value`` inside the block, restored after it."""
-    before = getattr(owner, name)
-    setattr(owner, name, value)
-    try:
-        yield
-    finally:
-        setattr(owner, name, before)
-
-
-@contextlib.contextmanager
-def replaced_item(table: dict, key: str, value: object) -> Iterator[None]:
-    before = table[key]
-    table[key] = value
-    try:
-        yield
-    finally:
-        table[key] = before
 
 
 def shifted_teacher() -> contextlib.ExitStack:
@@ -93,8 +72,8 @@ def shifted_teacher() -> contextlib.ExitStack:
         return -losses.view(classes, x.shape[0])
 
     stack = contextlib.ExitStack()
-    stack.enter_context(replaced(transforms.TransformPredictor, "__init__", init))
-    stack.enter_context(replaced(transforms.TransformPredictor, "_log_likelihoods", log_likelihoods))
+    stack.enter_context(patch.object(transforms.TransformPredictor, "__init__", init))
+    stack.enter_context(patch.object(transforms.TransformPredictor, "_log_likelihoods", log_likelihoods))
     return stack
 
 
@@ -106,7 +85,7 @@ def wide_teacher() -> contextlib.AbstractContextManager:
         plain_init(self, image_shape, (32, 64, 128, 128), outputs)
         self.student = distill.Student(tuple(image_shape), transforms.DEFAULT_CHANNELS, outputs)
 
-    return replaced(distill.DistilledSSL, "__init__", init)
+    return patch.object(distill.DistilledSSL, "__init__", init)
 
 
 def wide_student_outputs() -> contextlib.AbstractContextManager:
@@ -115,14 +94,14 @@ def wide_student_outputs() -> contextlib.AbstractContextManager:
     def init(self, image_shape=(1, 28, 28), channels=transforms.DEFAULT_CHANNELS, outputs=64):
         plain_init(self, image_shape, channels, 128)
 
-    return replaced(distill.DistilledSSL, "__init__", init)
+    return patch.object(distill.DistilledSSL, "__init__", init)
 
 
 LEVERS = {
     "shift-teacher": shifted_teacher,
     "wide-teacher": wide_teacher,
     "student-128": wide_student_outputs,
-    "student-8-epochs": lambda: replaced_item(DEFAULT_EPOCHS, STUDENT_KIND, 8),
+    "student-8-epochs": lambda: patch.dict(DEFAULT_EPOCHS, {STUDENT_KIND: 8}),
 }
 
 
