@@ -117,6 +117,8 @@ def test_colour_folder_with_normal_dir_and_a_corrupt_file(mnist_train, tmp_path)
         main, [*args, "--skip-bad", "--out", str(tmp_path / "r2")], catch_exceptions=False
     )
     assert result.exit_code == 0, result.output
+    assert f"warning: skipping {normal / 'broken.png'}: not a readable image" in result.output
+    assert "UserWarning" not in result.output  # one line, not Python's warning with a source line
     config = json.loads((tmp_path / "r2" / "config.json").read_text())
     assert config["image_shape"] == [3, 32, 32]  # colour kept, resized as asked
 

@@ -268,6 +268,8 @@ def test_folder_fit_defaults_to_the_local_detector_with_maps_labels_and_export(b
     metrics = json.loads((run / "metrics.json").read_text())
     assert metrics["test_auroc"] > 0.85 and metrics["test_pixel_auroc"] > 0.85
     assert 0.0 < metrics["test_pro"] <= 1.0
+    # the head's passes are logged as what they are: region scores, not the image threshold's units
+    assert "head (region scores): epoch=0" in (run / "train.log").read_text()
     report = (run / "report.html").read_text()
     assert "brick" in report and "anomaly map" in report.lower()
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 import sys
+import warnings
 from pathlib import Path
 
 import click
@@ -152,10 +153,18 @@ def with_limits(func):
 def main() -> None:
     """Deep one-class anomaly detection on images.
 
-    An autoencoder or VAE learns a latent space from normal images; a One-Class Neural Network
-    on that latent learns the boundary between normal and abnormal, with NU the share of
-    training data allowed outside it. Scores are higher for more normal images.
+    An encoder learns features from normal images (or, for a folder of inspection images,
+    ImageNet features describe every region of them); a One-Class Neural Network on those
+    features learns the boundary between normal and abnormal, with NU the share of normal
+    images allowed outside it. Scores are higher for more normal images.
     """
+    warnings.showwarning = _one_line_warning
+
+
+def _one_line_warning(message, category, filename, lineno, file=None, line=None) -> None:
+    """Warnings as one line on stderr (``warning: ...``), not Python's two-line form with a
+    source line from inside the package."""
+    click.echo(f"warning: {message}", err=True)
 
 
 @main.command()

@@ -191,7 +191,9 @@ def fit_run(
     detector.fit_encoder(
         fit_images, on_epoch=run.epoch_logger("encoder"), checkpoint=run.checkpointer("encoder")
     )
-    detector.fit_head(fit_images, on_epoch=run.epoch_logger("head"))
+    # a local head's passes report region scores (log y_hat of one region), not image scores
+    stage = "head (region scores)" if detector.local else "head"
+    detector.fit_head(fit_images, on_epoch=run.epoch_logger(stage))
     if threshold_images is not None:
         detector.threshold_from(threshold_images)
     fit_seconds = clock.seconds()
@@ -238,7 +240,8 @@ def fit_run(
         save_grid(run.path / "most_abnormal64.png", data.test[order[:64]])
         save_grid(run.path / "most_normal64.png", data.test[order[::-1][:64]])
     if detector.history_["head"] and "score_std" in detector.history_["head"][0]:
-        plot_head_history(detector.history_["head"], run.path / "head_training.png")
+        title = "OC-NN training, region scores (the image threshold is set after)" if detector.local else ""
+        plot_head_history(detector.history_["head"], run.path / "head_training.png", title)
     detector.save(run.path)
     run.write_metrics(metrics)
     run.clear_checkpoints()
