@@ -155,3 +155,18 @@ def test_detector_trains_and_scores_straight_from_disk(mvtec_like):
     in_memory = detector.score_samples(test[:])
     np.testing.assert_allclose(streamed, in_memory, rtol=1e-6)
     assert streamed[test.is_normal].mean() > streamed[~test.is_normal].mean()
+
+
+def test_a_plain_folder_given_as_a_layout_is_refused_with_the_way_out(mnist_train, tmp_path):
+    x, _ = mnist_train
+    plain = tmp_path / "plain"
+    _write(plain, x[:5], "digit")
+    result = CliRunner().invoke(main, ["fit", "--data", f"folder:{plain}", "--out", str(tmp_path / "r")])
+    assert result.exit_code == 2
+    lines = [line for line in result.output.splitlines() if line.startswith("error:")]
+    assert len(lines) == 1 and f"{plain}/train/good/" in lines[0] and f"--normal-dir {plain}" in lines[0]
+    missing = CliRunner().invoke(
+        main, ["fit", "--data", f"folder:{tmp_path / 'nowhere'}", "--out", str(tmp_path / "r")]
+    )
+    assert missing.exit_code == 2 and "nowhere: no such folder" in missing.output
+    assert not (tmp_path / "r").exists()

@@ -139,6 +139,13 @@ def folder_splits(
     """(normal training images, evaluation images or None) from a layout described above."""
     if root is not None:
         root = Path(root)
+        if not root.is_dir():
+            raise OneClassError(f"{root}: no such folder")
+        if not (root / "train" / GOOD).is_dir():
+            raise OneClassError(
+                f"{root}: expected the layout {root}/train/{GOOD}/ (normal images) and optionally "
+                f"{root}/test/<kind>/; for a plain folder of normal images use --normal-dir {root}"
+            )
         train_paths = list_images(root / "train" / GOOD)
         test_root = root / "test"
         test_paths, kinds = [], []
