@@ -7,7 +7,7 @@ import torch
 from oneclass.calibration import nu_quantile
 from oneclass.errors import OneClassError, TrainingError
 from oneclass.heads import PaperOCNN
-from oneclass.heads.ocnn.networks import PaperOCNNNet
+from oneclass.heads.ocnn.networks import KernelOCNNNet, PaperOCNNNet, rows_per_pass
 from oneclass.heads.ocnn.solvers import ocnn_loss
 from oneclass.training.loop import check_not_collapsed
 
@@ -333,3 +333,15 @@ def test_frank_wolfe_without_room_for_the_hidden_matrix_recomputes_it_to_the_sam
     assert len(recomputed.history_) == len(in_memory.history_) > 2
     np.testing.assert_allclose(recomputed.score_samples(blobs), in_memory.score_samples(blobs), rtol=1e-5)
     assert recomputed.threshold_ == pytest.approx(in_memory.threshold_, rel=1e-5)
+
+
+def test_kernel_net_scored_in_passes_gives_the_one_piece_scores():
+    generator = torch.Generator().manual_seed(0)
+    units, dim = 4096, 8
+    net = KernelOCNNNet(torch.zeros(dim), torch.eye(dim), torch.randn(units, dim, generator=generator), 0.1)
+    net.w.weight.data = torch.rand(1, units, generator=generator)
+    z = torch.randn(1000, dim, generator=generator)
+    assert rows_per_pass(units) < len(z)  # several passes, the last one shorter
+    whole, passes = net(z), net.log_scores_in_passes(z)
+    assert passes.shape == (1000,) and passes.std() > 0.1
+    torch.testing.assert_close(passes, whole, rtol=1e-6, atol=1e-5)

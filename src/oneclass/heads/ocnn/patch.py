@@ -78,11 +78,13 @@ class PatchScorer(nn.Module):
         self.register_buffer("level", torch.zeros(self.image_size) if level is None else level.float())
         self.register_buffer("spread", torch.ones(self.image_size) if spread is None else spread.float())
 
-    def region_scores(self, features: torch.Tensor) -> torch.Tensor:
-        """log y_hat of every region ``(n, h, w)``."""
+    def region_scores(self, features: torch.Tensor, in_passes: bool = False) -> torch.Tensor:
+        """log y_hat of every region ``(n, h, w)``; ``in_passes``: a few hundred regions per
+        pass of the kernel net (eager scoring; the exported graph scores them in one piece)."""
         n, dim, h, w = features.shape
         flat = features.permute(0, 2, 3, 1).reshape(-1, dim)
-        return self.net(flat).view(n, h, w)
+        scores = self.net.log_scores_in_passes(flat) if in_passes else self.net(flat)
+        return scores.view(n, h, w)
 
     def raw_maps(self, regions: torch.Tensor) -> torch.Tensor:
         """-log y_hat of every region ``(n, h, w)``, as maps ``(n, H, W)`` (``smooth_maps``)."""
@@ -92,8 +94,8 @@ class PatchScorer(nn.Module):
         """Minus the mean of the worst ``top_share`` pixels of anomaly maps: ``(n, H, W)`` -> ``(n,)``."""
         return worst_share_score(maps, self.top_share)
 
-    def forward(self, features: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        maps = (self.raw_maps(self.region_scores(features)) - self.level) / self.spread
+    def forward(self, features: torch.Tensor, in_passes: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
+        maps = (self.raw_maps(self.region_scores(features, in_passes)) - self.level) / self.spread
         return self.image_scores(maps), maps
 
 
@@ -380,7 +382,7 @@ class PatchOCNN(Head):
         scores = np.empty(len(features), dtype=np.float64)
         maps = np.empty((len(features), *self.scorer_.image_size), dtype=np.float32)
         for start in range(0, len(features), per_pass):
-            part_scores, part_maps = self.scorer_(features[start : start + per_pass].float())
+            part_scores, part_maps = self.scorer_(features[start : start + per_pass].float(), in_passes=True)
             scores[start : start + per_pass], maps[start : start + per_pass] = part_scores, part_maps
         return scores, maps
 

@@ -25,7 +25,7 @@ from ...errors import OneClassError
 from ...timing import Stopwatch
 from ...training import distributed
 from ...training.loop import check_finite, check_not_collapsed, epoch_bar, seeded_generator
-from .networks import KernelOCNNNet
+from .networks import KernelOCNNNet, rows_per_pass
 
 # Largest hidden-value matrix (bytes) Frank-Wolfe keeps in memory; above it, recomputed per pass.
 HIDDEN_MATRIX_BUDGET = 1 << 30
@@ -314,11 +314,11 @@ def out_of_fold_log_scores(
     unit_group: torch.Tensor,
     fold: torch.Tensor,
     fold_weights: list[torch.Tensor],
-    chunk: int = 4096,
 ) -> torch.Tensor:
     """log y_hat of training rows ``(n,)`` as new points would get it: without the units of
     their own group, with the weights of the fold they were left out of. ``net``'s own weights
     are kept."""
+    chunk = rows_per_pass(net.units)
     kept = net.w.weight.detach().clone()
     scores = torch.empty(len(latents), dtype=torch.float32, device=latents.device)
     try:
