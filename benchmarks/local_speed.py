@@ -8,7 +8,10 @@ to ``--size`` pixels a side for larger images.
 
     python benchmarks/local_speed.py                          # about 3 minutes
     python benchmarks/local_speed.py --encoder lite0-fast     # the faster local detector
+    python benchmarks/local_speed.py --size 256 --images 400 --scored 100     # larger images
     python benchmarks/local_speed.py --size 512 --images 30,100 --scored 16   # large images, ~5 min
+
+Each writes ``benchmarks/local-speed/<encoder>-<size>px.md`` (or ``--out``).
 """
 
 from __future__ import annotations
@@ -17,6 +20,7 @@ import argparse
 import json
 import platform
 import resource
+import shlex
 import subprocess
 import sys
 import time
@@ -24,6 +28,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from _record import record  # benchmarks/_record.py: this folder is on sys.path when run
 
 SIZES = (400, 1000, 10000)
 SCORED = 2000
@@ -69,36 +74,40 @@ def measure(n: int, encoder: str, size: int, scored: int) -> dict:
     }
 
 
-def main() -> int:
+def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--encoder", default="lite0", help="the local detector's encoder")
     parser.add_argument("--size", type=int, default=64, help="image side in pixels")
     parser.add_argument("--images", default=",".join(map(str, SIZES)), help="training set sizes")
     parser.add_argument("--scored", type=int, default=SCORED, help="images scored for the speed")
+    parser.add_argument("--out", type=Path, help="[benchmarks/local-speed/<encoder>-<size>px.md]")
     parser.add_argument("--measure", type=int, help=argparse.SUPPRESS)  # one measurement, own process
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
     if args.measure:
         print(json.dumps(measure(args.measure, args.encoder, args.size, args.scored)))
         return 0
-    print(
+    given = argv if argv is not None else sys.argv[1:]
+    command = shlex.join(["python", "benchmarks/local_speed.py", *given])
+    lines = [
+        f"Command: `{command}`",
+        "",
         f"encoder {args.encoder}, {args.size}x{args.size} images; machine: {platform.machine()}, "
-        f"torch {torch.__version__} ({torch.get_num_threads()} threads)\n"
-    )
-    print(
+        f"torch {torch.__version__} ({torch.get_num_threads()} threads)",
+        "",
         "| training images | fit (s) | peak RSS during fit (MB) | RSS before fit (MB) "
-        "| scoring, maps included (images/s) |"
-    )
-    print("|---|---|---|---|---|")
+        "| scoring, maps included (images/s) |",
+        "|---|---|---|---|---|",
+    ]
     for n in (int(count) for count in args.images.split(",")):
         command = [sys.executable, __file__, "--encoder", args.encoder, "--measure", str(n)]
         command += ["--size", str(args.size), "--scored", str(args.scored)]
         done = subprocess.run(command, capture_output=True, text=True, check=True)
         r = json.loads(done.stdout.strip().splitlines()[-1])
         speed = f"{r['images_per_s']:.0f}" if r["images_per_s"] >= 10 else f"{r['images_per_s']:.1f}"
-        print(
-            f"| {n} | {r['fit_s']:.1f} | {r['rss_peak_fit_mb']:.0f} | {r['rss_before_mb']:.0f} | {speed} |",
-            flush=True,
-        )
+        peak, before = r["rss_peak_fit_mb"], r["rss_before_mb"]
+        lines.append(f"| {n} | {r['fit_s']:.1f} | {peak:.0f} | {before:.0f} | {speed} |")
+        print(lines[-1], file=sys.stderr, flush=True)
+    record(lines, args.out or Path(f"benchmarks/local-speed/{args.encoder}-{args.size}px.md"))
     return 0
 
 
