@@ -36,7 +36,10 @@ blocks 2 and 4 (lite0's), 2, 4 and 7, or 2, 4 and 10. ``--candidates scales``: t
 on lite0 features of the image enlarged 1.5, 2 (lite0's) or 3 times, or 1 and 2 times side by
 side. ``--candidates flips``: the product head with its training images also mirrored (4x the
 patches), and the same with each test map averaged over the test image's mirror images.
-``--candidates scoring``: the product head
+``--candidates resolution``: the product head on the same crops
+downsized (area averaging) to 48x48 and 32x32 before anything else, its maps brought back to
+64x64 for the pixel AUROC: what resizing a larger image down to the detector's size does to its
+defects. ``--candidates scoring``: the product head
 with the maps smoothed less (sigma 1/32 or 1/64 of the image instead of 1/16) and narrower kernels
 (bandwidth 0.1 or 0.15 of the median distance instead of 0.2).
 
@@ -56,6 +59,8 @@ with the maps smoothed less (sigma 1/32 or 1/64 of the image instead of 1/16) an
         --out benchmarks/defaults/patch-flips.md                                  # ~6 min
     python benchmarks/patch_folds.py data/inspection-validation-{0,1,2,3} --candidates scoring \
         --out benchmarks/defaults/patch-scoring.md                                # ~12 min
+    python benchmarks/patch_folds.py data/inspection-validation-{0,1,2,3} --candidates resolution \
+        --out benchmarks/defaults/patch-resolution.md                             # ~4 min
 """
 
 from __future__ import annotations
@@ -253,6 +258,36 @@ def scoring_candidates(task) -> dict[str, tuple[np.ndarray, np.ndarray]]:
     return out
 
 
+def downsized(images: np.ndarray, side: int) -> np.ndarray:
+    """uint8 images ``(n, C, H, W)`` resized to ``side`` x ``side`` by area averaging."""
+    resized = F.interpolate(torch.from_numpy(images).float(), size=(side, side), mode="area")
+    return resized.round().clamp(0, 255).to(torch.uint8).numpy()
+
+
+@torch.no_grad()
+def resolution_candidates(task) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    """The product head on the crops as they are (64x64) and downsized to 48x48 and 32x32, maps
+    brought back to the crops' size (bilinear)."""
+    out = {}
+    for side in (64, 48, 32):
+        train, test = (
+            (task.train, task.test)
+            if side == 64
+            else (downsized(task.train, side), downsized(task.test, side))
+        )
+        extractor = build_patch_features("lite0", train.shape[1:], pretrained=True)
+        found = [patch_descriptors(extractor, images, CHUNK) for images in (train, test)]
+        head = PatchOCNN(seed=task.seed).fit(
+            lambda index, kept=found[0]: kept[index], len(train), train.shape[-2:]
+        )
+        scores, maps = head.score_maps(found[1])
+        if side != 64:
+            maps = F.interpolate(torch.from_numpy(maps)[:, None], size=task.image_size, mode="bilinear")
+            maps = maps[:, 0].numpy()
+        out[f"{side}x{side}" + (" (the crops as they are)" if side == 64 else "")] = (scores, maps)
+    return out
+
+
 @torch.no_grad()
 def cost_candidates(task) -> dict[str, tuple[np.ndarray, np.ndarray, float]]:
     """(scores, maps, head milliseconds per test image) of the patch OC-NN at several costs."""
@@ -280,7 +315,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument(
         "--candidates",
-        choices=("rules", "cost", "pooling", "features", "scales", "flips", "scoring"),
+        choices=("rules", "cost", "pooling", "features", "scales", "flips", "scoring", "resolution"),
         default="rules",
     )
     parser.add_argument("--out", type=Path, default=Path("benchmarks/defaults/patch-folds.md"))
@@ -298,6 +333,7 @@ def main(argv: list[str] | None = None) -> int:
                 "scales": scale_candidates,
                 "flips": flip_candidates,
                 "scoring": scoring_candidates,
+                "resolution": resolution_candidates,
             }[args.candidates](task)
             for name, (scores, maps, *cost) in found.items():
                 image.setdefault(name, np.zeros((len(args.roots), 0)).tolist())

@@ -19,6 +19,7 @@ from PIL import Image
 from conftest import is_constant
 from oneclass import OneClassDetector
 from oneclass.cli import main
+from oneclass.data.folders import default_image_size
 from oneclass.errors import OneClassError
 from oneclass.evaluation.metrics import auroc, pixel_auroc, pro_score
 from oneclass.heads.ocnn.patch import ROWS_PER_BATCH, images_per_batch
@@ -31,6 +32,7 @@ from oneclass.networks import (
     images_per_pass,
     pretrained,
 )
+from oneclass.services.fit import folder_run_data
 
 BUILDER = Path(__file__).resolve().parents[1] / "benchmarks" / "inspection_data.py"
 
@@ -256,6 +258,35 @@ def test_a_local_fit_on_too_few_images_is_refused_in_one_line(brick, tmp_path):
     error = result.output.strip().splitlines()[-1]  # after the fit's one progress line
     assert result.exit_code == 2 and error.startswith("error: ") and result.output.count("error") == 1
     assert "needs at least 3 normal training images" in error and error.endswith("got 2")
+
+
+def test_the_default_image_size_keeps_detail_for_the_local_detector_only():
+    assert default_image_size(20) == default_image_size(20, keep_detail=True) == 28
+    assert default_image_size(50) == default_image_size(50, keep_detail=True) == 64
+    assert default_image_size(96) == 64 and default_image_size(96, keep_detail=True) == 96
+    assert default_image_size(1024) == 64 and default_image_size(1024, keep_detail=True) == 256
+
+
+def test_a_local_fit_keeps_larger_images_at_their_size(brick, tmp_path):
+    """Real crops enlarged to 96x96 (a user's larger images): the local detector works at 96,
+    --image-size overrides it, and a whole-image encoder's data are read at 64."""
+    root = tmp_path / "big"
+    for split, kind, count in (("train", "good", 12), ("test", "good", 4), ("test", "scratch", 4)):
+        folder = root / split / kind
+        folder.mkdir(parents=True)
+        for source in sorted((brick / "brick" / split / kind).glob("*.png"))[:count]:
+            Image.open(source).resize((96, 96), Image.BICUBIC).save(folder / source.name)
+
+    def fitted_shape(*options):
+        out = tmp_path / f"run{len(list(tmp_path.iterdir()))}"
+        result = invoke("fit", "--data", f"folder:{root}", "--out", out, "--device", "cpu", "-q", *options)
+        assert result.exit_code == 0, result.output
+        return json.loads((out / "config.json").read_text())["image_shape"]
+
+    assert fitted_shape() == [1, 96, 96]
+    assert fitted_shape("--image-size", "48") == [1, 48, 48]
+    whole_image = folder_run_data(str(root), None, None)  # as fit reads it for a whole-image encoder
+    assert whole_image.spec["image_size"] == 64 and whole_image.train[:2].shape == (2, 1, 64, 64)
 
 
 @pytest.mark.slow

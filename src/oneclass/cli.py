@@ -14,6 +14,7 @@ from . import __version__
 from .detector import OneClassDetector
 from .errors import OneClassError
 from .heads import HEADS
+from .networks import PATCH_ENCODERS
 from .params import Interval, Options, Param
 
 
@@ -194,7 +195,10 @@ def _one_line_warning(message, category, filename, lineno, file=None, line=None)
     "--image-size",
     type=click.IntRange(min=4),
     default=None,
-    help="Folder data: resize images to SIZE x SIZE [28 for small images, else 64].",
+    help=(
+        "Folder data: resize images to SIZE x SIZE [28 for images of 32 pixels or less; else the "
+        "local detector keeps the images' larger side, 64 to 256, and the others take 64]."
+    ),
 )
 @click.option(
     "--channels",
@@ -260,7 +264,10 @@ def fit(
     from .services.fit import dataset_run_data, fit_run, folder_run_data
 
     calibration.check_alpha(alpha)
-    if dataset.startswith("folder:") or normal_dir is not None:
+    folder = dataset.startswith("folder:") or normal_dir is not None
+    if model["encoder"] is None:  # the detector that measures best on such data (BENCHMARKS.md)
+        model["encoder"] = DEFAULT_FOLDER_ENCODER if folder else DEFAULT_DATASET_ENCODER
+    if folder:
         root = dataset.removeprefix("folder:") if dataset.startswith("folder:") else None
         data = folder_run_data(
             root,
@@ -270,6 +277,7 @@ def fit(
             int(channels) if channels else None,
             skip_bad,
             train_limit,
+            keep_detail=model["encoder"] in PATCH_ENCODERS,
         )
         described = root or normal_dir
     else:
@@ -279,10 +287,6 @@ def fit(
         classes = parse_classes(normal, name)
         data = dataset_run_data(name, classes, data_dir, train_limit, test_limit)
         described = f"{name} normal={','.join(map(str, classes))}"
-    if model["encoder"] is None:  # the detector that measures best on such data (BENCHMARKS.md)
-        model["encoder"] = (
-            DEFAULT_FOLDER_ENCODER if data.spec["kind"] == "folder" else DEFAULT_DATASET_ENCODER
-        )
     detector = _detector(model, quiet)
     metrics = fit_run(
         detector,

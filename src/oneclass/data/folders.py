@@ -114,13 +114,29 @@ def check_files(paths: list, skip_bad: bool) -> list:
     return good
 
 
-def infer_shape(path: Path, size: int | None, channels: int | None) -> tuple[int, int, int]:
-    """Grey images stay grey, colour images are RGB; small images become 28x28, larger 64x64."""
+# the local detector keeps larger images' detail up to this side (BENCHMARKS.md, "Image size")
+DETAIL_SIZE_CAP = 256
+
+
+def default_image_size(largest: int, keep_detail: bool = False) -> int:
+    """The side images are resized to when no size is given: 28 for small images (32 pixels or
+    less), else 64; with ``keep_detail`` (the local detector) the images' own larger side, 64 at
+    least and ``DETAIL_SIZE_CAP`` at most: downsizing blurs away the small defects it looks for."""
+    if largest <= 32:
+        return 28
+    return min(max(largest, 64), DETAIL_SIZE_CAP) if keep_detail else 64
+
+
+def infer_shape(
+    path: Path, size: int | None, channels: int | None, keep_detail: bool = False
+) -> tuple[int, int, int]:
+    """Grey images stay grey, colour images are RGB; the side is ``size`` or
+    ``default_image_size`` of the image's larger side."""
     with Image.open(path) as image:
         grey = image.mode in ("1", "L", "LA", "I", "I;16", "I;16B", "I;16L", "F")
         largest = max(image.size)
     channels = channels or (1 if grey else 3)
-    size = size or (28 if largest <= 32 else 64)
+    size = size or default_image_size(largest, keep_detail)
     if channels not in (1, 3):
         raise OneClassError(f"--channels must be 1 or 3, got {channels}")
     if size < 4:
@@ -135,8 +151,10 @@ def folder_splits(
     size: int | None = None,
     channels: int | None = None,
     skip_bad: bool = False,
+    keep_detail: bool = False,
 ) -> tuple[ImageFolder, ImageFolder | None]:
-    """(normal training images, evaluation images or None) from a layout described above."""
+    """(normal training images, evaluation images or None) from a layout described above, at
+    ``size`` (else ``default_image_size``; ``keep_detail`` for the local detector)."""
     if root is not None:
         root = Path(root)
         if not root.is_dir():
@@ -161,7 +179,7 @@ def folder_splits(
     else:
         raise OneClassError("give a folder dataset as --data folder:PATH or --normal-dir DIR")
     train_paths = check_files(train_paths, skip_bad)
-    shape = infer_shape(train_paths[0], size, channels)
+    shape = infer_shape(train_paths[0], size, channels, keep_detail)
     train = ImageFolder(train_paths, shape, np.ones(len(train_paths), bool), [GOOD] * len(train_paths))
     if not test_paths:
         return train, None

@@ -63,9 +63,11 @@ def folder_run_data(
     channels: int | None = None,
     skip_bad: bool = False,
     train_limit: int | None = None,
+    keep_detail: bool = False,
 ) -> RunData:
-    """A user's folder of images (see ``data/folders.py`` for the layouts)."""
-    train, test = folder_splits(root, normal_dir, abnormal_dir, image_size, channels, skip_bad)
+    """A user's folder of images (see ``data/folders.py`` for the layouts; ``keep_detail``: the
+    default size keeps larger images' detail, for the local detector)."""
+    train, test = folder_splits(root, normal_dir, abnormal_dir, image_size, channels, skip_bad, keep_detail)
     if train_limit is not None:
         train = train.subset(np.arange(min(train_limit, len(train))))
     spec = {
