@@ -269,7 +269,8 @@ def test_the_default_image_size_keeps_detail_for_the_local_detector_only():
 
 def test_a_local_fit_keeps_larger_images_at_their_size(brick, tmp_path):
     """Real crops enlarged to 96x96 (a user's larger images): the local detector works at 96,
-    --image-size overrides it, and a whole-image encoder's data are read at 64."""
+    --image-size overrides it, a whole-image encoder's data are read at 64, and the inspection
+    benchmark reads them as fit's local detector does."""
     root = tmp_path / "big"
     for split, kind, count in (("train", "good", 12), ("test", "good", 4), ("test", "scratch", 4)):
         folder = root / split / kind
@@ -287,6 +288,16 @@ def test_a_local_fit_keeps_larger_images_at_their_size(brick, tmp_path):
     assert fitted_shape("--image-size", "48") == [1, 48, 48]
     whole_image = folder_run_data(str(root), None, None)  # as fit reads it for a whole-image encoder
     assert whole_image.spec["image_size"] == 64 and whole_image.train[:2].shape == (2, 1, 64, 64)
+
+    def benched_size(*options):  # the benchmark's methods see the images as fit's local detector does
+        out = tmp_path / f"bench{len(list(tmp_path.iterdir()))}"
+        result = invoke("bench", "--dataset", f"folder:{root}", "--methods", "padim", "--out", out, *options)
+        assert result.exit_code == 0, result.output
+        return {r["image_size"] for r in json.loads((out / "results.json").read_text())["records"]}
+
+    assert benched_size() == {96} and benched_size("--image-size", "48") == {48}
+    refused = invoke("bench", "--dataset", "mnist", "--image-size", "48", "--out", tmp_path / "no")
+    assert refused.exit_code == 2 and "--image-size is for folder data" in refused.output
 
 
 @pytest.mark.slow

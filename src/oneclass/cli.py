@@ -561,6 +561,13 @@ def _int_list(text: str | None, what: str) -> list[int] | None:
     help="Evaluate on the test split, or on a validation split of the training images (20% of the "
     "normal class held out, other training classes as stand-in anomalies): for choosing settings.",
 )
+@click.option(
+    "--image-size",
+    type=click.IntRange(min=4),
+    default=None,
+    help="folder:ROOT only: every method sees the images at SIZE x SIZE [the size fit gives the "
+    "local detector: the images' larger side, 64 to 256; 28 for images of 32 pixels or less].",
+)
 @with_limits
 @device_option("Where to train.", default="cpu")
 @data_dir_option
@@ -580,6 +587,7 @@ def bench(
     svdd_epochs,
     nu,
     split,
+    image_size,
     train_limit,
     test_limit,
     device,
@@ -620,6 +628,7 @@ def bench(
             _int_list(seeds, "--seeds") or [0],
             out,
             nu=nu,
+            image_size=image_size,
             command=command,
             log=log,
         )
@@ -629,6 +638,8 @@ def bench(
         click.echo("bench: mean image AUROC " + ", ".join(f"{m} {np.mean(v):.4f}" for m, v in means.items()))
         click.echo(f"bench: wrote {Path(out) / 'results.md'}")
         return
+    if image_size is not None:
+        raise OneClassError("--image-size is for folder data (--dataset folder:ROOT)")
     info = dataset_info(dataset)
     chosen = select_methods(methods.split(",") if methods else None)
     class_list = _int_list(classes, "--classes") or ([0, 1] if quick else list(range(len(info.class_names))))

@@ -39,8 +39,10 @@ def select_inspection_methods(names: list[str] | None) -> list[InspectionMethod]
     return select_methods(names, INSPECTION_METHODS)
 
 
-def load_task(category: Path, seed: int, nu: float) -> InspectionTask:
-    train, test = folder_splits(category)
+def load_task(category: Path, seed: int, nu: float, image_size: int | None = None) -> InspectionTask:
+    """One category's images at ``image_size``, else at the size ``fit`` gives the local
+    detector (``default_image_size`` with ``keep_detail``): every method sees those images."""
+    train, test = folder_splits(category, size=image_size, keep_detail=True)
     if test is None or test.is_normal.all() or not test.is_normal.any():
         raise OneClassError(f"{category}/test: needs good and defective images to be scored")
     kinds = np.array([Path(path).parent.name for path in test.paths])
@@ -63,10 +65,12 @@ def run_inspection_benchmark(
     out: str | os.PathLike,
     *,
     nu: float = 0.1,
+    image_size: int | None = None,
     command: str = "",
     log: Callable[[str], None] = print,
 ) -> list[dict[str, Any]]:
-    """Run every method on every (category, seed); results are rewritten after each category."""
+    """Run every method on every (category, seed), images at ``image_size`` (``load_task``);
+    results are rewritten after each category."""
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     found = categories(root)
@@ -74,7 +78,7 @@ def run_inspection_benchmark(
     started = time.perf_counter()
     for seed in seeds:
         for category in found:
-            task = load_task(category, seed, nu)
+            task = load_task(category, seed, nu, image_size)
             for method in methods:
                 clock = Stopwatch()
                 output = method.run(task)
@@ -84,6 +88,7 @@ def run_inspection_benchmark(
                     "method": method.name,
                     "seed": seed,
                     **detection_metrics(output.test_scores, task.test_is_normal, output.threshold),
+                    "image_size": int(task.train.shape[-1]),
                     "n_train": len(task.train),
                     "n_test": len(task.test),
                     "memory_bytes": output.memory_bytes,
