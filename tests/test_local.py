@@ -269,8 +269,8 @@ def test_the_default_image_size_keeps_detail_for_the_local_detector_only():
 
 def test_a_local_fit_keeps_larger_images_at_their_size(brick, tmp_path):
     """Real crops enlarged to 96x96 (a user's larger images): the local detector works at 96,
-    --image-size overrides it, a whole-image encoder's data are read at 64, and the inspection
-    benchmark reads them as fit's local detector does."""
+    its map overlays are 192 pixels a side, --image-size overrides it, a whole-image encoder's
+    data are read at 64, and the inspection benchmark reads them as fit's local detector does."""
     root = tmp_path / "big"
     for split, kind, count in (("train", "good", 12), ("test", "good", 4), ("test", "scratch", 4)):
         folder = root / split / kind
@@ -278,14 +278,19 @@ def test_a_local_fit_keeps_larger_images_at_their_size(brick, tmp_path):
         for source in sorted((brick / "brick" / split / kind).glob("*.png"))[:count]:
             Image.open(source).resize((96, 96), Image.BICUBIC).save(folder / source.name)
 
-    def fitted_shape(*options):
+    def fitted(*options):
         out = tmp_path / f"run{len(list(tmp_path.iterdir()))}"
         result = invoke("fit", "--data", f"folder:{root}", "--out", out, "--device", "cpu", "-q", *options)
         assert result.exit_code == 0, result.output
-        return json.loads((out / "config.json").read_text())["image_shape"]
+        return out, json.loads((out / "config.json").read_text())["image_shape"]
 
-    assert fitted_shape() == [1, 96, 96]
-    assert fitted_shape("--image-size", "48") == [1, 48, 48]
+    run, shape = fitted()
+    assert shape == [1, 96, 96]
+    maps = tmp_path / "maps"  # overlays enlarged a whole number of times to about 256 pixels
+    scored = invoke("score", run, root / "test", "--out", tmp_path / "s.csv", "--maps", maps, "-q")
+    assert scored.exit_code == 0, scored.output
+    assert {Image.open(path).size for path in maps.glob("*.png")} == {(192, 192)}
+    assert fitted("--image-size", "48")[1] == [1, 48, 48]
     whole_image = folder_run_data(str(root), None, None)  # as fit reads it for a whole-image encoder
     assert whole_image.spec["image_size"] == 64 and whole_image.train[:2].shape == (2, 1, 64, 64)
 

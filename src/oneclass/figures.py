@@ -86,10 +86,14 @@ def save_grid(path: str | os.PathLike, images: np.ndarray, columns: int = 8) -> 
         image_grid(images, columns).save(tmp, format="PNG")
 
 
-def map_overlay(image: np.ndarray, anomaly: np.ndarray, threshold: float, scale: int = 4) -> Image.Image:
+def map_overlay(
+    image: np.ndarray, anomaly: np.ndarray, threshold: float, longest: int = 256, most: int = 4
+) -> Image.Image:
     """An image ``(C, H, W)`` uint8 with its anomaly map ``(H, W)`` laid over it in red: faint
     below the pixel threshold, strong above it (flagged), a logistic ramp of one anomaly unit
-    around it; enlarged ``scale`` times."""
+    around it; enlarged a whole number of times, at most ``most``, to about ``longest`` pixels
+    a side (a 64x64 image 4 times, 256x256 not at all)."""
+    scale = max(1, min(most, longest // max(anomaly.shape)))
     grey = image.mean(0) if image.shape[0] > 1 else image[0].astype(np.float64)
     base = np.repeat(grey[..., None], 3, axis=2) if image.shape[0] == 1 else image.transpose(1, 2, 0)
     strength = 0.5 + 0.5 * np.tanh(2.0 * (anomaly - threshold))  # logistic(4 x), no overflow

@@ -280,7 +280,7 @@ def _maps_section(detector, images, is_normal, metrics) -> tuple[str, np.ndarray
     cells = []
     for value, index, image, anomaly in worst:
         tag = "" if is_normal is None else ("normal" if is_normal[index] else "abnormal")
-        overlay = _png_image(map_overlay(image, anomaly, detector.pixel_threshold_, scale=2))
+        overlay = _png_image(map_overlay(image, anomaly, detector.pixel_threshold_, longest=128, most=2))
         cells.append(
             f'<figure class="{tag}"><img src="{_thumb(image)}" alt="image {index}">'
             f'<img src="{overlay}" alt="map {index}"><figcaption>{value:.3g}</figcaption></figure>'
