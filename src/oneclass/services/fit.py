@@ -180,9 +180,11 @@ def fit_run(
             for kind, (batch_size, epochs) in detector.encoder_schedules(len(fit_images)).items()
         )
     held_for_threshold = 0 if threshold_images is None else len(threshold_images)
+    height, width = train.shape[-2:]  # (n, H, W) for a dataset's digits, (n, C, H, W) for folders
+    colour = "colour" if len(train.shape) == 4 and train.shape[1] == 3 else "grey"
     run.log(
-        f"fit on {len(fit_images)} normal images ({n_calibration} more held out for calibration, "
-        f"{held_for_threshold} for the threshold); " + features
+        f"fit on {len(fit_images)} normal images of {width}x{height} ({colour}; {n_calibration} more "
+        f"held out for calibration, {held_for_threshold} for the threshold); " + features
     )
     if resume:
         run.log("resuming from the last encoder checkpoint")
