@@ -1,5 +1,7 @@
 """Thresholds and conformal calibration (calibration.py), by hand-computed cases."""
 
+import math
+
 import numpy as np
 import pytest
 
@@ -65,3 +67,23 @@ def test_unreachable_alpha_names_the_smallest_alpha_and_the_images_needed():
 def test_alpha_is_validated_in_one_place(bad):
     with pytest.raises(OneClassError, match="alpha must be a number in \\(0, 1\\)"):
         calibration.check_alpha(bad)
+
+
+def test_binomial_tail_is_the_sum_of_the_binomial_terms():
+    def direct(k, n, rate):
+        return sum(math.comb(n, i) * rate**i * (1 - rate) ** (n - i) for i in range(k, n + 1))
+
+    for k, n, rate in ((8, 20, 0.1), (3, 30, 0.1), (0, 5, 0.3), (12, 12, 0.5), (150, 1000, 0.1)):
+        assert calibration.binomial_tail(k, n, rate) == pytest.approx(direct(k, n, rate), rel=1e-9)
+
+
+def test_false_alarms_far_above_nu_are_said_and_chance_ones_are_not():
+    assert calibration.excess_false_alarms(2, 20, 0.1) is None  # what nu promises
+    assert calibration.excess_false_alarms(5, 20, 0.1) is None  # P = 0.043: chance happens
+    assert calibration.excess_false_alarms(120, 1000, 0.1) is None  # P = 0.02
+    message = calibration.excess_false_alarms(18, 30, 0.1)  # P ~ 1e-11
+    assert message.startswith("the threshold flags 60% of the 30 normal images, far above nu = 0.1")
+    assert "oneclass calibrate" in message and "\n" not in message
+    alpha = calibration.excess_false_alarms(40, 200, 0.05, "p <= 0.05", "alpha")
+    assert alpha.startswith("p <= 0.05 flags 20% of the 200 normal images, far above alpha = 0.05")
+    assert calibration.excess_false_alarms(0, 0, 0.1) is None

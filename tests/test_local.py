@@ -394,6 +394,10 @@ def test_calibrate_sets_the_threshold_from_new_good_images(brick, tmp_path):
     run = tmp_path / "run"
     fit = invoke("fit", "--data", f"folder:{brick / 'brick'}", "--out", run, "--device", "cpu", "--quiet")
     assert fit.exit_code == 0, fit.output
+    # those crops differ from the training ones, and fit says so: far more flagged than nu
+    metrics = json.loads((run / "metrics.json").read_text())
+    assert metrics["test_false_alarm_rate"] > 0.3 and "normal images, far above nu = 0.1" in fit.output
+    assert metrics["threshold_warning"] in fit.output.replace("\n", " ")
     good = sorted((brick / "brick" / "test" / "good").glob("*.png"))
     first, rest = tmp_path / "first", tmp_path / "rest"
     for folder, files in ((first, good[:20]), (rest, good[20:])):
@@ -427,6 +431,9 @@ def test_calibrate_sets_the_threshold_from_new_good_images(brick, tmp_path):
     np.testing.assert_array_equal(new.calibration_scores_, np.sort(old_scores))
     rest_images, _ = _folder(tmp_path, "rest")
     np.testing.assert_array_equal(new.score_samples(rest_images), old.score_samples(rest_images))
+    scored = invoke("score", run, brick / "brick" / "test", "--out", tmp_path / "test.csv", "-q")
+    assert scored.exit_code == 0, scored.output  # the threshold now fits crops like these
+    assert "false alarms" in scored.output and "warning" not in scored.output
 
     labelled = invoke("calibrate", run, brick / "brick" / "test", "--device", "cpu", "-q")
     assert labelled.exit_code == 0, labelled.output

@@ -84,6 +84,44 @@ def unreachable_alpha(alpha: float, n_calibration: int) -> str | None:
     )
 
 
+# a false-alarm count this unlikely under nu says the normal test images are not drawn like the
+# training ones (one run in a thousand would warn by chance)
+SHIFT_LEVEL = 1e-3
+
+
+def binomial_tail(flagged_count: int, n: int, rate: float) -> float:
+    """P(X >= flagged_count) for X ~ Binomial(n, rate), summed in log space (n in the thousands)."""
+    if flagged_count <= 0:
+        return 1.0
+    if rate <= 0.0:
+        return 0.0
+    if rate >= 1.0:
+        return 1.0
+    log_rate, log_rest = math.log(rate), math.log1p(-rate)
+    terms = [
+        math.lgamma(n + 1) - math.lgamma(k + 1) - math.lgamma(n - k + 1) + k * log_rate + (n - k) * log_rest
+        for k in range(flagged_count, n + 1)
+    ]
+    top = max(terms)
+    return min(1.0, math.exp(top) * sum(math.exp(t - top) for t in terms))
+
+
+def excess_false_alarms(
+    flagged_count: int, n_normal: int, rate: float, rule: str = "the threshold", promised: str = "nu"
+) -> str | None:
+    """A one-line warning when ``rule`` flags far more than the share ``rate`` it promises of
+    ``n_normal`` labelled-normal images (binomial tail below ``SHIFT_LEVEL``): they differ from
+    the training images, and the promise does not hold for them."""
+    if n_normal == 0 or binomial_tail(flagged_count, n_normal, rate) >= SHIFT_LEVEL:
+        return None
+    return (
+        f"{rule} flags {flagged_count / n_normal:.0%} of the {n_normal} normal images, far above "
+        f"{promised} = {rate:g}: they differ from the training images (another batch, lighting, "
+        "part); `oneclass calibrate RUN_DIR GOOD_IMAGES` sets the threshold from good images like "
+        "them (not the ones you evaluate on)"
+    )
+
+
 def p_values(calibration: np.ndarray, scores: np.ndarray) -> np.ndarray:
     """Conformal p-values of ``scores`` against the sorted ``calibration`` scores: small =
     unusually abnormal among normal images."""

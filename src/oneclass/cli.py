@@ -307,8 +307,9 @@ def fit(
     line = f"fit: {described} -> {out}"
     if "test_auroc" in metrics:
         line += f" (test AUROC {metrics['test_auroc']:.4f})"
-    if "alpha_warning" in metrics:
-        line += f"; warning: {metrics['alpha_warning']}"
+    for key in ("alpha_warning", "threshold_warning"):
+        if key in metrics:
+            line += f"; warning: {metrics[key]}"
     click.echo(line)
 
 
@@ -371,6 +372,8 @@ def score(run_dir, inputs, out, skip_bad, alpha, maps_dir, data_dir, device, qui
             line += f", false alarms {summary.false_alarm_rate:.1%} of {summary.n_normal} normal"
         if summary.detection_rate is not None:
             line += f", detected {summary.detection_rate:.1%} of {summary.n_abnormal} abnormal"
+        if summary.warning:
+            line += f"; warning: {summary.warning}"
         click.echo(line)
     click.echo(f"score: wrote {out}")
 

@@ -258,8 +258,9 @@ def fit_run(
         summary += f", false alarms at the threshold={metrics['test_false_alarm_rate']:.3f}"
     if "test_conformal_false_alarm_rate" in metrics:
         summary += f", at alpha={alpha}: {metrics['test_conformal_false_alarm_rate']:.3f}"
-    if problem:
-        summary += f"; warning: {problem}"
+    for warning in (problem, metrics.get("threshold_warning")):
+        if warning:
+            summary += f"; warning: {warning}"
     run.log(f"done in {fit_seconds:.1f}s: {summary}")
     distributed.barrier()  # the others wait here: a process leaving the group early can abort gloo
     return metrics
@@ -275,6 +276,10 @@ def _evaluate(metrics, detector, test_scores, is_normal, run) -> None:
     if is_normal is None or not is_normal.any():
         return
     threshold = detector.threshold_
+    alarms = int(calibration.flagged(test_scores[is_normal], threshold).sum())
+    shifted = calibration.excess_false_alarms(alarms, int(is_normal.sum()), detector.nu)
+    if shifted:
+        metrics["threshold_warning"] = shifted
     flagged = None
     if "alpha" in metrics:
         p = detector.p_values_of_scores(test_scores)

@@ -33,6 +33,7 @@ class SourceSummary:
     detection_rate: float | None = None  # share of the abnormal images flagged
     n_normal: int = 0
     n_abnormal: int = 0
+    warning: str | None = None  # the normal images are flagged far more often than promised
 
 
 def score_inputs(
@@ -120,6 +121,7 @@ def score_inputs(
             summaries.append(
                 _summary(batch, np.concatenate(all_scores), np.concatenate(all_flags), trained_on)
             )
+            summaries[-1].warning = _excess_false_alarms(summaries[-1], detector.nu, alpha)
     return rows, summaries
 
 
@@ -133,6 +135,16 @@ def known_normal(batch, trained_on: dict) -> tuple[np.ndarray, np.ndarray] | Non
     if batch.labels is not None and normal_classes and trained_on.get("dataset") == batch.dataset:
         return np.ones(len(batch.labels), bool), np.isin(batch.labels, normal_classes)
     return None
+
+
+def _excess_false_alarms(summary: SourceSummary, nu: float, alpha: float | None) -> str | None:
+    """``calibration.excess_false_alarms`` for the rule used: the threshold (nu) or p <= alpha."""
+    if summary.false_alarm_rate is None:
+        return None
+    alarms = round(summary.false_alarm_rate * summary.n_normal)
+    if alpha is None:
+        return calibration.excess_false_alarms(alarms, summary.n_normal, nu)
+    return calibration.excess_false_alarms(alarms, summary.n_normal, alpha, f"p <= {alpha:g}", "alpha")
 
 
 def _summary(batch, scores: np.ndarray, abnormal: np.ndarray, trained_on: dict) -> SourceSummary:
