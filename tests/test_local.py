@@ -398,6 +398,7 @@ def test_calibrate_sets_the_threshold_from_new_good_images(brick, tmp_path):
     metrics = json.loads((run / "metrics.json").read_text())
     assert metrics["test_false_alarm_rate"] > 0.3 and "normal images, far above nu = 0.1" in fit.output
     assert metrics["threshold_warning"] in fit.output.replace("\n", " ")
+    assert "class='warn'>Warning: the threshold flags" in (run / "report.html").read_text()
     good = sorted((brick / "brick" / "test" / "good").glob("*.png"))
     first, rest = tmp_path / "first", tmp_path / "rest"
     for folder, files in ((first, good[:20]), (rest, good[20:])):
@@ -421,7 +422,8 @@ def test_calibrate_sets_the_threshold_from_new_good_images(brick, tmp_path):
     done = invoke("calibrate", run, first, "--device", "cpu", "-q")
     assert done.exit_code == 0, done.output
     assert "the threshold before flagged" in done.output
-    assert "calibrate on 20 good images" in (run / "report.html").read_text()  # the report rewritten
+    report = (run / "report.html").read_text()  # rewritten: the new threshold, no warning left
+    assert "calibrate on 20 good images" in report and "class='warn'" not in report
     record = json.loads((run / "calibration.json").read_text())
     assert record["images"] == 20 and record["nu"] == 0.1
     assert record["flagged_before"] == pytest.approx(np.mean(old_scores < old.threshold_))

@@ -26,6 +26,7 @@ from PIL import Image  # noqa: E402
 from sklearn.decomposition import PCA  # noqa: E402
 from sklearn.metrics import precision_recall_curve, roc_curve  # noqa: E402
 
+from .. import calibration  # noqa: E402
 from ..data.datasets import dataset_info  # noqa: E402
 from ..detector import OneClassDetector  # noqa: E402
 from ..errors import OneClassError  # noqa: E402
@@ -169,6 +170,7 @@ figure.normal img{border-color:#2a9d8f}figure.abnormal img{border-color:#e76f51}
 img.plot{max-width:100%}pre{background:#f0f2f5;padding:10px;overflow:auto;font-size:12px}
 .two{display:flex;flex-wrap:wrap;gap:24px}.legend{font-size:12px;color:#4a5565}
 .maps{display:grid;grid-template-columns:repeat(4,136px);gap:10px}.maps figure img{width:64px;height:64px}
+.warn{background:#fff3cd;border-left:4px solid #e9a100;padding:8px 12px;margin:12px 0 0;font-size:14px}
 """
 
 CHECK_SCRIPT = """
@@ -212,6 +214,11 @@ def write_report(run_dir: str | os.PathLike, data_dir: str | os.PathLike | None 
         record = read_json(run_dir / CALIBRATION_FILE)
         before = record["threshold_before"]
         cards["threshold set by"] = f"calibrate on {record['images']} good images (was {before:.4g})"
+    warning = ""
+    if is_normal is not None and is_normal.any():
+        alarms = int(calibration.flagged(scores[is_normal], threshold).sum())
+        shifted = calibration.excess_false_alarms(alarms, int(is_normal.sum()), detector.nu)
+        warning = f"<p class='warn'>Warning: {html.escape(shifted)}.</p>" if shifted else ""
     if is_normal is not None and is_normal.any() and not is_normal.all():
         found = detection_metrics(scores, is_normal, threshold)
         cards.update(
@@ -238,7 +245,7 @@ def write_report(run_dir: str | os.PathLike, data_dir: str | os.PathLike | None 
 <p>{html.escape(str(run_dir))} &middot; {len(scores)} evaluation images &middot; scores: higher = more normal,
 below the threshold = abnormal</p></header>
 <main>
-<section><h2>Summary</h2><div class="cards">{card_html}</div></section>
+<section><h2>Summary</h2><div class="cards">{card_html}</div>{warning}</section>
 <section><h2>Most abnormal and most normal evaluation images</h2>
 <p class="legend">Frame colour: green = labelled normal, orange = labelled abnormal; number = score.</p>
 <div class="two">{_grid_html("Most abnormal (lowest scores)", images, scores, order, is_normal)}
