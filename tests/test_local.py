@@ -329,6 +329,11 @@ def test_folder_fit_defaults_to_the_local_detector_with_maps_labels_and_export(b
     assert {r["label"] for r in rows} == {"good", "scratch", "stain", "missing"}
     assert len(list(maps.glob("*.png"))) == len(rows) == 60
     assert all((maps / Path(r["map"]).name).is_file() for r in rows)
+    area = {
+        kind: np.mean([float(r["flagged_area"]) for r in rows if r["label"] == kind])
+        for kind in ("good", "scratch")
+    }
+    assert all(0.0 <= float(r["flagged_area"]) <= 1.0 for r in rows) and area["scratch"] > area["good"]
     overlay = np.asarray(Image.open(maps / Path(rows[0]["map"]).name))
     assert overlay.ndim == 3 and overlay.shape[0] == overlay.shape[1] and overlay.shape[0] % 64 == 0
     assert overlay[..., 0].std() > 0  # an image, not a blank

@@ -21,6 +21,8 @@ from ..fileio import atomic_open
 from .runfolder import read_metrics
 
 COLUMNS = ["source", "id", "label", "score", "decision", "prediction", "p_value"]
+# with --maps: the overlay's path and the share of the image's pixels past the pixel threshold
+MAP_COLUMNS = ["map", "flagged_area"]
 
 
 @dataclass
@@ -78,7 +80,7 @@ def score_inputs(
         )
     trained_on = read_metrics(run_dir)
     threshold = detector.threshold_
-    columns = [*COLUMNS, "map"] if maps_dir is not None else COLUMNS
+    columns = [*COLUMNS, *MAP_COLUMNS] if maps_dir is not None else COLUMNS
     rows: list[dict] = []
     summaries: list[SourceSummary] = []
     written = 0
@@ -111,6 +113,7 @@ def score_inputs(
                         path = Path(maps_dir) / f"{written:06d}_{Path(str(row['id'])).stem}.png"
                         save_overlay(path, images[i], maps[i], detector.pixel_threshold_)
                         row["map"] = str(path)
+                        row["flagged_area"] = float((maps[i] > detector.pixel_threshold_).mean())
                     written += 1
                     if writer is not None:
                         writer.writerow({k: repr(v) if isinstance(v, float) else v for k, v in row.items()})
