@@ -268,15 +268,18 @@ def test_the_default_image_size_keeps_detail_for_the_local_detector_only():
 
 
 def test_a_local_fit_keeps_larger_images_at_their_size(brick, tmp_path):
-    """Real crops enlarged to 96x96 (a user's larger images): the local detector works at 96,
-    its map overlays are 192 pixels a side, --image-size overrides it, a whole-image encoder's
-    data are read at 64, and the inspection benchmark reads them as fit's local detector does."""
+    """Real crops enlarged to 96x96 (a user's larger images, one 40x40 thumbnail among them): the
+    local detector works at 96, its map overlays are 192 pixels a side, --image-size overrides
+    it, a whole-image encoder's data are read at 64, and the inspection benchmark reads them as
+    fit's local detector does."""
     root = tmp_path / "big"
     for split, kind, count in (("train", "good", 12), ("test", "good", 4), ("test", "scratch", 4)):
         folder = root / split / kind
         folder.mkdir(parents=True)
         for source in sorted((brick / "brick" / split / kind).glob("*.png"))[:count]:
             Image.open(source).resize((96, 96), Image.BICUBIC).save(folder / source.name)
+    thumbnail = root / "train" / "good" / "0.png"  # read first; the median side counts
+    Image.open(next((root / "train" / "good").glob("*.png"))).resize((40, 40)).save(thumbnail)
 
     def fitted(*options):
         out = tmp_path / f"run{len(list(tmp_path.iterdir()))}"

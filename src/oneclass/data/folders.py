@@ -127,16 +127,24 @@ def default_image_size(largest: int, keep_detail: bool = False) -> int:
     return min(max(largest, 64), DETAIL_SIZE_CAP) if keep_detail else 64
 
 
+SIZE_SAMPLE = 64  # training images whose sizes set the default side (headers only)
+
+
 def infer_shape(
-    path: Path, size: int | None, channels: int | None, keep_detail: bool = False
+    paths: list, size: int | None, channels: int | None, keep_detail: bool = False
 ) -> tuple[int, int, int]:
-    """Grey images stay grey, colour images are RGB; the side is ``size`` or
-    ``default_image_size`` of the image's larger side."""
-    with Image.open(path) as image:
+    """Grey images stay grey, colour images are RGB (as the first image is); the side is ``size``
+    or ``default_image_size`` of the median larger side of up to ``SIZE_SAMPLE`` images spread
+    over ``paths`` (one odd thumbnail does not set it)."""
+    with Image.open(paths[0]) as image:
         grey = image.mode in ("1", "L", "LA", "I", "I;16", "I;16B", "I;16L", "F")
-        largest = max(image.size)
+    picks = np.unique(np.linspace(0, len(paths) - 1, min(len(paths), SIZE_SAMPLE)).round().astype(int))
+    sides = []
+    for index in picks:
+        with Image.open(paths[index]) as image:
+            sides.append(max(image.size))
     channels = channels or (1 if grey else 3)
-    size = size or default_image_size(largest, keep_detail)
+    size = size or default_image_size(int(np.median(sides)), keep_detail)
     if channels not in (1, 3):
         raise OneClassError(f"--channels must be 1 or 3, got {channels}")
     if size < 4:
@@ -179,7 +187,7 @@ def folder_splits(
     else:
         raise OneClassError("give a folder dataset as --data folder:PATH or --normal-dir DIR")
     train_paths = check_files(train_paths, skip_bad)
-    shape = infer_shape(train_paths[0], size, channels, keep_detail)
+    shape = infer_shape(train_paths, size, channels, keep_detail)
     train = ImageFolder(train_paths, shape, np.ones(len(train_paths), bool), [GOOD] * len(train_paths))
     if not test_paths:
         return train, None
