@@ -261,7 +261,7 @@ def test_a_local_fit_on_too_few_images_is_refused_in_one_line(brick, tmp_path):
 
 
 def test_the_default_image_size_keeps_detail_for_the_local_detector_only():
-    assert default_image_size(20) == default_image_size(20, keep_detail=True) == 28
+    assert default_image_size(20) == 28 and default_image_size(32, keep_detail=True) == 64
     assert default_image_size(50) == default_image_size(50, keep_detail=True) == 64
     assert default_image_size(96) == 64 and default_image_size(96, keep_detail=True) == 96
     assert default_image_size(1024) == 64 and default_image_size(1024, keep_detail=True) == 256

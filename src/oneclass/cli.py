@@ -196,8 +196,8 @@ def _one_line_warning(message, category, filename, lineno, file=None, line=None)
     type=click.IntRange(min=4),
     default=None,
     help=(
-        "Folder data: resize images to SIZE x SIZE [28 for images of 32 pixels or less; else the "
-        "local detector keeps the images' larger side, 64 to 256, and the others take 64]."
+        "Folder data: resize images to SIZE x SIZE [the local detector: the images' larger side, "
+        "64 to 256; the others: 28 for images of 32 pixels or less, else 64]."
     ),
 )
 @click.option(
@@ -569,7 +569,7 @@ def _int_list(text: str | None, what: str) -> list[int] | None:
     type=click.IntRange(min=4),
     default=None,
     help="folder:ROOT only: every method sees the images at SIZE x SIZE [the size fit gives the "
-    "local detector: the images' larger side, 64 to 256; 28 for images of 32 pixels or less].",
+    "local detector: the images' larger side, 64 to 256].",
 )
 @with_limits
 @device_option("Where to train.", default="cpu")

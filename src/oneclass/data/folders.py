@@ -121,10 +121,11 @@ DETAIL_SIZE_CAP = 256
 def default_image_size(largest: int, keep_detail: bool = False) -> int:
     """The side images are resized to when no size is given: 28 for small images (32 pixels or
     less), else 64; with ``keep_detail`` (the local detector) the images' own larger side, 64 at
-    least and ``DETAIL_SIZE_CAP`` at most: downsizing blurs away the small defects it looks for."""
-    if largest <= 32:
-        return 28
-    return min(max(largest, 64), DETAIL_SIZE_CAP) if keep_detail else 64
+    least and ``DETAIL_SIZE_CAP`` at most, small images included: downsizing blurs away the
+    small defects it looks for."""
+    if keep_detail:
+        return min(max(largest, 64), DETAIL_SIZE_CAP)
+    return 28 if largest <= 32 else 64
 
 
 SIZE_SAMPLE = 64  # training images whose sizes set the default side (headers only)
