@@ -78,12 +78,15 @@ def test_binomial_tail_is_the_sum_of_the_binomial_terms():
 
 
 def test_false_alarms_far_above_nu_are_said_and_chance_ones_are_not():
-    assert calibration.excess_false_alarms(2, 20, 0.1) is None  # what nu promises
-    assert calibration.excess_false_alarms(5, 20, 0.1) is None  # P = 0.043: chance happens
-    assert calibration.excess_false_alarms(120, 1000, 0.1) is None  # P = 0.02
-    message = calibration.excess_false_alarms(18, 30, 0.1)  # P ~ 1e-11
+    def flags(count, n):  # which of n labelled-normal images the rule flagged
+        return np.arange(n) < count
+
+    assert calibration.excess_false_alarms(flags(2, 20), 0.1) is None  # what nu promises
+    assert calibration.excess_false_alarms(flags(5, 20), 0.1) is None  # P = 0.043: chance happens
+    assert calibration.excess_false_alarms(flags(120, 1000), 0.1) is None  # P = 0.02
+    message = calibration.excess_false_alarms(flags(18, 30), 0.1)  # P ~ 1e-11
     assert message.startswith("the threshold flags 60% of the 30 normal images, far above nu = 0.1")
     assert "oneclass calibrate" in message and "\n" not in message
-    alpha = calibration.excess_false_alarms(40, 200, 0.05, "p <= 0.05", "alpha")
+    alpha = calibration.excess_false_alarms(flags(40, 200), 0.05, "p <= 0.05", "alpha")
     assert alpha.startswith("p <= 0.05 flags 20% of the 200 normal images, far above alpha = 0.05")
-    assert calibration.excess_false_alarms(0, 0, 0.1) is None
+    assert calibration.excess_false_alarms(flags(0, 0), 0.1) is None

@@ -107,11 +107,12 @@ def binomial_tail(flagged_count: int, n: int, rate: float) -> float:
 
 
 def excess_false_alarms(
-    flagged_count: int, n_normal: int, rate: float, rule: str = "the threshold", promised: str = "nu"
+    normal_flags: np.ndarray, rate: float, rule: str = "the threshold", promised: str = "nu"
 ) -> str | None:
-    """A one-line warning when ``rule`` flags far more than the share ``rate`` it promises of
-    ``n_normal`` labelled-normal images (binomial tail below ``SHIFT_LEVEL``): they differ from
-    the training images, and the promise does not hold for them."""
+    """A one-line warning when ``rule`` flags (bool ``normal_flags``, one per labelled-normal
+    image) far more than the share ``rate`` it promises (binomial tail below ``SHIFT_LEVEL``):
+    those images differ from the training images, and the promise does not hold for them."""
+    n_normal, flagged_count = len(normal_flags), int(np.count_nonzero(normal_flags))
     if n_normal == 0 or binomial_tail(flagged_count, n_normal, rate) >= SHIFT_LEVEL:
         return None
     return (

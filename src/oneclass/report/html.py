@@ -216,8 +216,9 @@ def write_report(run_dir: str | os.PathLike, data_dir: str | os.PathLike | None 
         cards["threshold set by"] = f"calibrate on {record['images']} good images (was {before:.4g})"
     warning = ""
     if is_normal is not None and is_normal.any():
-        alarms = int(calibration.flagged(scores[is_normal], threshold).sum())
-        shifted = calibration.excess_false_alarms(alarms, int(is_normal.sum()), detector.nu)
+        shifted = calibration.excess_false_alarms(
+            calibration.flagged(scores[is_normal], threshold), detector.nu
+        )
         warning = f"<p class='warn'>Warning: {html.escape(shifted)}.</p>" if shifted else ""
     if is_normal is not None and is_normal.any() and not is_normal.all():
         found = detection_metrics(scores, is_normal, threshold)

@@ -180,8 +180,8 @@ def fit_run(
             for kind, (batch_size, epochs) in detector.encoder_schedules(len(fit_images)).items()
         )
     held_for_threshold = 0 if threshold_images is None else len(threshold_images)
-    height, width = train.shape[-2:]  # (n, H, W) for a dataset's digits, (n, C, H, W) for folders
-    colour = "colour" if len(train.shape) == 4 and train.shape[1] == 3 else "grey"
+    channels, height, width = image_shape(train)
+    colour = "grey" if channels == 1 else "colour"
     run.log(
         f"fit on {len(fit_images)} normal images of {width}x{height} ({colour}; {n_calibration} more "
         f"held out for calibration, {held_for_threshold} for the threshold); " + features
@@ -276,8 +276,9 @@ def _evaluate(metrics, detector, test_scores, is_normal, run) -> None:
     if is_normal is None or not is_normal.any():
         return
     threshold = detector.threshold_
-    alarms = int(calibration.flagged(test_scores[is_normal], threshold).sum())
-    shifted = calibration.excess_false_alarms(alarms, int(is_normal.sum()), detector.nu)
+    shifted = calibration.excess_false_alarms(
+        calibration.flagged(test_scores[is_normal], threshold), detector.nu
+    )
     if shifted:
         metrics["threshold_warning"] = shifted
     flagged = None

@@ -121,10 +121,12 @@ def score_inputs(
                         rows.append(row)
                 all_scores.append(scores)
                 all_flags.append(abnormal)
-            summaries.append(
-                _summary(batch, np.concatenate(all_scores), np.concatenate(all_flags), trained_on)
+            promise = (
+                (detector.nu, "the threshold", "nu") if alpha is None else (alpha, f"p <= {alpha:g}", "alpha")
             )
-            summaries[-1].warning = _excess_false_alarms(summaries[-1], detector.nu, alpha)
+            summaries.append(
+                _summary(batch, np.concatenate(all_scores), np.concatenate(all_flags), trained_on, promise)
+            )
     return rows, summaries
 
 
@@ -140,20 +142,13 @@ def known_normal(batch, trained_on: dict) -> tuple[np.ndarray, np.ndarray] | Non
     return None
 
 
-def _excess_false_alarms(summary: SourceSummary, nu: float, alpha: float | None) -> str | None:
-    """``calibration.excess_false_alarms`` for the rule used: the threshold (nu) or p <= alpha."""
-    if summary.false_alarm_rate is None:
-        return None
-    alarms = round(summary.false_alarm_rate * summary.n_normal)
-    if alpha is None:
-        return calibration.excess_false_alarms(alarms, summary.n_normal, nu)
-    return calibration.excess_false_alarms(alarms, summary.n_normal, alpha, f"p <= {alpha:g}", "alpha")
-
-
-def _summary(batch, scores: np.ndarray, abnormal: np.ndarray, trained_on: dict) -> SourceSummary:
+def _summary(
+    batch, scores: np.ndarray, abnormal: np.ndarray, trained_on: dict, promise: tuple[float, str, str]
+) -> SourceSummary:
     """Count and share flagged of one source; where labels say which images are normal (the
     run's own labelled dataset, or a folder in the MVTec layout: good / defect kinds), also the
-    AUROC and the false-alarm and detection rates of the rule used."""
+    AUROC and the false-alarm and detection rates of the rule used, and a warning where it flags
+    far more normal images than its ``promise`` (rate, rule, name of the rate) allows."""
     summary = SourceSummary(batch.source, len(scores), float(abnormal.mean()))
     known = known_normal(batch, trained_on)
     if known is None:
@@ -163,6 +158,7 @@ def _summary(batch, scores: np.ndarray, abnormal: np.ndarray, trained_on: dict) 
     summary.n_normal, summary.n_abnormal = int(normal.sum()), int(other.sum())
     if summary.n_normal:
         summary.false_alarm_rate = float(abnormal[normal].mean())
+        summary.warning = calibration.excess_false_alarms(abnormal[normal], *promise)
     if summary.n_abnormal:
         summary.detection_rate = float(abnormal[other].mean())
     if summary.n_normal and summary.n_abnormal:
