@@ -137,13 +137,13 @@ def infer_shape(
     """Grey images stay grey, colour images are RGB (as the first image is); the side is ``size``
     or ``default_image_size`` of the median larger side of up to ``SIZE_SAMPLE`` images spread
     over ``paths`` (one odd thumbnail does not set it)."""
-    with Image.open(paths[0]) as image:
-        grey = image.mode in ("1", "L", "LA", "I", "I;16", "I;16B", "I;16L", "F")
     picks = np.unique(np.linspace(0, len(paths) - 1, min(len(paths), SIZE_SAMPLE)).round().astype(int))
-    sides = []
-    for index in picks:
+    sides, modes = [], []
+    for index in picks:  # picks[0] is the first image
         with Image.open(paths[index]) as image:
             sides.append(max(image.size))
+            modes.append(image.mode)
+    grey = modes[0] in ("1", "L", "LA", "I", "I;16", "I;16B", "I;16L", "F")
     channels = channels or (1 if grey else 3)
     size = size or default_image_size(int(np.median(sides)), keep_detail)
     if channels not in (1, 3):
