@@ -39,7 +39,10 @@ patches), and the same with each test map averaged over the test image's mirror 
 ``--candidates resolution``: the product head on the same crops
 downsized (area averaging) to 48x48 and 32x32 before anything else, its maps brought back to
 64x64 for the pixel AUROC: what resizing a larger image down to the detector's size does to its
-defects. ``--candidates scoring``: the product head
+defects. ``--candidates defects``: the product head without the discriminator of synthetic
+defects, with it (the default), and with each of its four kinds of painted defect left out in
+turn. ``--candidates discriminator``: the product head with discriminators of 64, 128 or 256 units
+per layer (the head's scoring time per image is a column). ``--candidates scoring``: the product head
 with the maps smoothed less (sigma 1/32 or 1/64 of the image instead of 1/16) and narrower kernels
 (bandwidth 0.1 or 0.15 of the median distance instead of 0.2).
 
@@ -61,11 +64,16 @@ with the maps smoothed less (sigma 1/32 or 1/64 of the image instead of 1/16) an
         --out benchmarks/defaults/patch-scoring.md                                # ~12 min
     python benchmarks/patch_folds.py data/inspection-validation-{0,1,2,3} --candidates resolution \
         --out benchmarks/defaults/patch-resolution.md                             # ~4 min
+    python benchmarks/patch_folds.py data/inspection-validation-{0,1,2,3} --candidates defects \
+        --out benchmarks/defaults/patch-defects.md                                # ~15 min
+    python benchmarks/patch_folds.py data/inspection-validation-{0,1,2,3} --candidates discriminator \
+        --out benchmarks/defaults/patch-discriminator.md                          # ~8 min
 """
 
 from __future__ import annotations
 
 import argparse
+import functools
 import shlex
 import sys
 import time
@@ -77,8 +85,11 @@ import torch.nn.functional as F
 from _record import record  # benchmarks/_record.py: this folder is on sys.path when run
 
 from oneclass.calibration import p_values
+from oneclass.data.synthetic_defects import DEFECT_KINDS, synthetic_defects
 from oneclass.evaluation.inspection import CHUNK, padim_regions
 from oneclass.evaluation.metrics import auroc, pixel_auroc
+from oneclass.heads.defects import train_discriminator
+from oneclass.heads.ocnn import patch as patch_module
 from oneclass.heads.ocnn.patch import PatchOCNN, smooth_maps, worst_share_score
 from oneclass.networks.patches import build_patch_features, patch_descriptors
 from oneclass.services.inspection import categories, load_task
@@ -309,13 +320,84 @@ def cost_candidates(task) -> dict[str, tuple[np.ndarray, np.ndarray, float]]:
     return out
 
 
+@torch.no_grad()
+def defect_candidates(task) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    """The product head without and with the discriminator of synthetic defects, and with each
+    kind of synthetic defect left out of its training in turn (is a gain on a benchmark kind bought
+    by painting a look-alike of it?)."""
+    extractor = build_patch_features("lite0", task.train.shape[1:], pretrained=True)
+    train, test = task.features("lite0")
+
+    def painted_of(index, kinds):
+        painted, masks = synthetic_defects(
+            task.train[index], np.random.default_rng([task.seed, int(index[0])]), kinds
+        )
+        return patch_descriptors(extractor, painted, CHUNK), masks
+
+    out = {}
+    head = PatchOCNN(synthetic_defects=False, seed=task.seed)
+    out["without synthetic defects"] = head.fit(
+        lambda index: train[index], len(train), task.image_size
+    ).score_maps(test)
+    for left_out in (None, *DEFECT_KINDS):
+        kinds = tuple(k for k in DEFECT_KINDS if k != left_out)
+        head = PatchOCNN(seed=task.seed).fit(
+            lambda index: train[index],
+            len(train),
+            task.image_size,
+            painted_of=lambda index, kinds=kinds: painted_of(index, kinds),
+        )
+        name = "with synthetic defects (the default)" if left_out is None else f"without {left_out} defects"
+        out[name] = head.score_maps(test)
+    return out
+
+
+@torch.no_grad()
+def discriminator_candidates(task) -> dict[str, tuple[np.ndarray, np.ndarray, float]]:
+    """The product head with discriminators of 64, 128 and 256 units per layer (scores, maps, head
+    milliseconds per test image)."""
+    extractor = build_patch_features("lite0", task.train.shape[1:], pretrained=True)
+    train, test = task.features("lite0")
+
+    def painted_of(index):
+        painted, masks = synthetic_defects(
+            task.train[index], np.random.default_rng([task.seed, int(index[0])])
+        )
+        return patch_descriptors(extractor, painted, CHUNK), masks
+
+    out = {}
+    for width in (64, 128, 256):
+        patch_module.train_discriminator = functools.partial(train_discriminator, width=width)
+        try:
+            head = PatchOCNN(seed=task.seed).fit(
+                lambda index: train[index], len(train), task.image_size, painted_of=painted_of
+            )
+        finally:
+            patch_module.train_discriminator = train_discriminator
+        clock = time.perf_counter()
+        scores, maps = head.score_maps(test)
+        out[f"{width} units per layer"] = (scores, maps, 1000 * (time.perf_counter() - clock) / len(test))
+    return out
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("roots", type=Path, nargs="+", help="validation folders, one per fold")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument(
         "--candidates",
-        choices=("rules", "cost", "pooling", "features", "scales", "flips", "scoring", "resolution"),
+        choices=(
+            "rules",
+            "cost",
+            "pooling",
+            "features",
+            "scales",
+            "flips",
+            "scoring",
+            "resolution",
+            "defects",
+            "discriminator",
+        ),
         default="rules",
     )
     parser.add_argument("--out", type=Path, default=Path("benchmarks/defaults/patch-folds.md"))
@@ -334,6 +416,8 @@ def main(argv: list[str] | None = None) -> int:
                 "flips": flip_candidates,
                 "scoring": scoring_candidates,
                 "resolution": resolution_candidates,
+                "defects": defect_candidates,
+                "discriminator": discriminator_candidates,
             }[args.candidates](task)
             for name, (scores, maps, *cost) in found.items():
                 image.setdefault(name, np.zeros((len(args.roots), 0)).tolist())

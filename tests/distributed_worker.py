@@ -1,5 +1,6 @@
 """Run by tests/test_distributed.py under torchrun (2 gloo processes): every rank trains the same
-kernel OC-NN head on the same latents, the autoencoder and the ssl encoder on its shard, the
+kernel OC-NN head on the same latents, the patch head (with and without its discriminator of
+synthetic defects), the autoencoder and the ssl encoder on its shard, the
 ssl+ae detector (both parts, both heads) and the ssl-fast detector (teacher, then student), and
 writes what it ended with, so the test can compare the ranks with each other and with one
 process."""
@@ -36,11 +37,28 @@ def fit_patch_head() -> PatchOCNN:
     return PatchOCNN(hidden=64, seed=0).fit(patch_features, 61, (24, 24))  # odd: unequal shards
 
 
+def painted_features(index: np.ndarray) -> tuple[torch.Tensor, np.ndarray]:
+    """The images' feature maps with a synthetic defect (channel 0 raised over 2x2 regions) and
+    its mask at the 24x24 image size (4x4 pixels per region)."""
+    features = patch_features(index)
+    masks = np.zeros((len(features), 24, 24), dtype=bool)
+    for j, i in enumerate(np.atleast_1d(index)):
+        row, col = int(i) % 5, (int(i) // 5) % 5
+        features[j, 0, row : row + 2, col : col + 2] += 3.0
+        masks[j, 4 * row : 4 * row + 8, 4 * col : 4 * col + 8] = True
+    return features, masks
+
+
+def fit_patch_head_with_defects() -> PatchOCNN:
+    return PatchOCNN(hidden=64, seed=0).fit(patch_features, 61, (24, 24), painted_of=painted_features)
+
+
 def main(out: Path) -> None:
     device = distributed.setup(torch.device("cpu"))
     latents = np.random.default_rng(0).normal(size=(3001, 8)).astype(np.float32)  # odd: unequal shards
     head = KernelOCNN(hidden=256, seed=0).fit(latents)
     patch = fit_patch_head()
+    painted = fit_patch_head_with_defects()  # the discriminator: painted rows gathered, trained alike
     test = np.r_[np.arange(500, 530), np.arange(1000, 1030)]
     x, y = load_dataset("mnist", "train")
     tensors = {f"head.{k}": v for k, v in head.net_.state_dict().items()}
@@ -68,6 +86,10 @@ def main(out: Path) -> None:
     tensors["patch.threshold"] = torch.tensor(patch.threshold_, dtype=torch.float64)
     tensors["patch.train_scores"] = torch.from_numpy(patch.train_image_scores_)
     tensors["patch.test_scores"] = torch.from_numpy(patch.score_samples(patch_features(test)))
+    tensors.update({f"painted.{k}": v.contiguous() for k, v in painted.state_tensors().items()})
+    tensors["painted.threshold"] = torch.tensor(painted.threshold_, dtype=torch.float64)
+    tensors["painted.train_scores"] = torch.from_numpy(painted.train_image_scores_)
+    tensors["painted.test_scores"] = torch.from_numpy(painted.score_samples(patch_features(test)))
     save_file(tensors, str(out / f"rank{distributed.rank()}.safetensors"))
     distributed.teardown()
 

@@ -88,6 +88,26 @@ def test_the_patch_head_trained_by_two_ranks(ranks):
     assert together[:30].mean() > together[30:].mean() + 1.0  # the abnormal region is seen
 
 
+def test_the_patch_heads_discriminator_trained_by_two_ranks(ranks):
+    """Each rank paints its share of the images; the defect rows are gathered and every rank
+    trains the same discriminator, whose map statistics and threshold come from the reference
+    images of both ranks."""
+    sys.path.insert(0, str(Path(__file__).parent))
+    from distributed_worker import fit_patch_head_with_defects, patch_features
+
+    first, second = ({k: v for k, v in r.items() if k.startswith("painted.")} for r in ranks)
+    assert any(k.startswith("painted.defects.layers") for k in first)
+    assert first.keys() == second.keys() and all(torch.equal(first[k], second[k]) for k in first)
+    train = first["painted.train_scores"].numpy()
+    alone = fit_patch_head_with_defects()
+    assert len(train) == len(alone.train_image_scores_) == 13  # the reference fold, from both ranks
+    assert np.mean(train < float(first["painted.threshold"])) <= NU + 1 / 13
+    together = first["painted.test_scores"].numpy()
+    assert together[:30].mean() > together[30:].mean() + 1.0  # the abnormal region is seen
+    test = np.r_[np.arange(500, 530), np.arange(1000, 1030)]
+    assert np.corrcoef(alone.score_samples(patch_features(test)), together)[0, 1] > 0.8
+
+
 @pytest.mark.parametrize("kind", ["ae", "ssl"])
 def test_both_ranks_train_the_encoder_together(kind, ranks):
     """Gradients averaged over the ranks: both end with the same weights, and both trained

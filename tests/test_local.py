@@ -181,6 +181,18 @@ def _folder(root: Path, part: str) -> tuple[np.ndarray, list[Path]]:
     return np.stack([np.asarray(Image.open(p))[None] for p in paths]), paths
 
 
+def _masks(category: Path, paths: list[Path]) -> np.ndarray:
+    truth = category / "ground_truth"
+    return np.stack(
+        [
+            np.asarray(Image.open(truth / p.parent.name / f"{p.stem}_mask.png")) > 0
+            if p.parent.name != "good"
+            else np.zeros((64, 64), bool)
+            for p in paths
+        ]
+    )
+
+
 def test_local_detector_scores_and_maps_find_the_defects(brick):
     train, _ = _folder(brick / "brick", "train")
     test, paths = _folder(brick / "brick", "test")
@@ -191,15 +203,7 @@ def test_local_detector_scores_and_maps_find_the_defects(brick):
     assert scores.shape == (len(test),) and maps.shape == (len(test), 64, 64)
     assert not is_constant(scores) and not is_constant(maps.ravel())
     assert auroc(scores, is_normal) > 0.85
-    truth = brick / "brick" / "ground_truth"
-    masks = np.stack(
-        [
-            np.asarray(Image.open(truth / p.parent.name / f"{p.stem}_mask.png")) > 0
-            if p.parent.name != "good"
-            else np.zeros((64, 64), bool)
-            for p in paths
-        ]
-    )
+    masks = _masks(brick / "brick", paths)
     assert pixel_auroc(maps, masks) > 0.85
     # the map's worst pixel lies on (or next to) the defect in most defect images
     worst = maps[~is_normal].reshape((~is_normal).sum(), -1).argmax(1)
@@ -207,6 +211,36 @@ def test_local_detector_scores_and_maps_find_the_defects(brick):
     assert grown.reshape(len(worst), -1)[np.arange(len(worst)), worst].mean() > 0.6
     # nu: about a tenth of the training images' out-of-fold scores fall below the threshold
     assert detector.threshold_ == pytest.approx(-detector.pixel_threshold_)
+
+
+def test_the_local_detector_learns_from_synthetic_defects_and_keeps_its_discriminator(brick, tmp_path):
+    """The default local detector trains a discriminator on synthetic defects painted on its
+    training images: its own map finds the real (differently made) defects, its standardised map
+    is part of every score, it is saved with the model; --no-synthetic-defects leaves it out."""
+    train, _ = _folder(brick / "brick", "train")
+    test, paths = _folder(brick / "brick", "test")
+    is_normal, masks = np.array([p.parent.name == "good" for p in paths]), _masks(brick / "brick", paths)
+    detector = OneClassDetector(encoder="lite0", device="cpu", quiet=True).fit(train)
+    scorer = detector.head_.scorer_
+    assert detector.head_.defects_used_ and scorer.discriminator is not None
+    with torch.no_grad():
+        alone = scorer.defect_maps(detector._patch_features(test)).numpy()
+    assert not is_constant(alone.ravel()) and pixel_auroc(alone, masks) > 0.8
+    scores, maps = detector.scores_and_maps(test)
+    assert auroc(scores, is_normal) > 0.9
+    scorer.discriminator, discriminator = None, scorer.discriminator  # the OC-NN's map alone
+    assert not np.allclose(detector.score_samples(test), scores)
+    scorer.discriminator = discriminator
+    loaded = OneClassDetector.load(detector.save(tmp_path / "with"))
+    assert loaded.head_.scorer_.discriminator is not None
+    assert np.array_equal(loaded.scores_and_maps(test)[1], maps)
+
+    run = tmp_path / "plain"
+    fit = invoke("fit", "--data", f"folder:{brick / 'brick'}", "--out", run, "--no-synthetic-defects", "-q")
+    assert fit.exit_code == 0, fit.output
+    config = json.loads((run / "config.json").read_text())
+    assert config["params"]["synthetic_defects"] is False and config["head"]["discriminator"] is False
+    assert OneClassDetector.load(run).head_.scorer_.discriminator is None
 
 
 def test_the_fast_local_detector_scores_every_other_region(brick, tmp_path):

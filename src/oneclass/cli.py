@@ -15,7 +15,7 @@ from .detector import OneClassDetector
 from .errors import OneClassError
 from .heads import HEADS
 from .networks import PATCH_ENCODERS
-from .params import Interval, Options, Param
+from .params import Boolean, Interval, Options, Param
 
 
 def user_errors(func):
@@ -57,8 +57,14 @@ def estimator_options(cls, names: list[str], choices: dict[str, list[str]] | Non
         for name in reversed(names):
             param = cls.parameters[name]
             default = defaults.get(name, declared[name])
+            flag = name.replace("_", "-")
+            if isinstance(param.constraint, Boolean):  # --name / --no-name
+                func = click.option(
+                    f"--{flag}/--no-{flag}", name, default=default, show_default=True, help=param.help
+                )(func)
+                continue
             func = click.option(
-                f"--{name.replace('_', '-')}",
+                f"--{flag}",
                 name,
                 type=_click_type(param, choices.get(name)),
                 default=default,
@@ -79,6 +85,7 @@ MODEL_OPTIONS = [
     "encoder_epochs",
     "head_epochs",
     "batch_size",
+    "synthetic_defects",
     "seed",
     "device",
 ]

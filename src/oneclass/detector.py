@@ -22,6 +22,7 @@ from tqdm.auto import tqdm
 from . import __version__, calibration
 from .calibration import NU
 from .data.arrays import check_images
+from .data.synthetic_defects import synthetic_defects
 from .devices import DEVICES, check_memory, resolve_device
 from .errors import OneClassError
 from .heads import HEADS, Head, head_class
@@ -48,7 +49,7 @@ from .networks import (
     trained_parts,
     training_bytes,
 )
-from .params import Estimator, Interval, Options, Param, PositiveInts, construct
+from .params import Boolean, Estimator, Interval, Options, Param, PositiveInts, construct
 from .storage import load_tensors, save_tensors
 from .timing import Stopwatch
 from .training import distributed
@@ -88,6 +89,8 @@ class OneClassDetector(Estimator):
     encoder_epochs, head_epochs : training epochs of each part (None: the encoder's / head's default).
     batch_size, encoder_lr, head_lr, weight_decay : optimiser settings (Adam; head_lr None: the
         head's default).
+    synthetic_defects : a local detector also learns from synthetic defects painted on a part of
+        the training images (a discriminator beside the patch OC-NN, ``heads/defects.py``).
     seed : one seed drives every random generator; the same seed gives the same scores.
     device : "auto", "cpu", "cuda" or "mps".
     quiet : no progress bars.
@@ -138,6 +141,11 @@ class OneClassDetector(Estimator):
             Interval(float, 0, closed="neither", none_ok=True), "OC-NN learning rate [head's default]."
         ),
         "weight_decay": Param(Interval(float, 0), "Encoder weight decay."),
+        "synthetic_defects": Param(
+            Boolean(),
+            "Local detector (lite0): also learn from synthetic defects (stains, blur, grain, foreign "
+            "texture) painted on four fifths of the training images, a discriminator beside the patch OC-NN.",
+        ),
         "seed": Param(
             Interval(int, 0), "Seed of every random generator; the same seed gives the same scores."
         ),
@@ -158,6 +166,7 @@ class OneClassDetector(Estimator):
         encoder_lr: float = 1e-3,
         head_lr: float | None = None,
         weight_decay: float = 1e-6,
+        synthetic_defects: bool = True,
         seed: int = 0,
         device: str = "auto",
         quiet: bool = False,
@@ -174,6 +183,7 @@ class OneClassDetector(Estimator):
         self.encoder_lr = encoder_lr
         self.head_lr = head_lr
         self.weight_decay = weight_decay
+        self.synthetic_defects = synthetic_defects
         self.seed = seed
         self.device = device
         self.quiet = quiet
@@ -355,6 +365,7 @@ class OneClassDetector(Estimator):
                 nu=self.nu,
                 hidden=self.hidden or PATCH_HEAD_UNITS[self.encoder],
                 epochs=self.head_epochs,
+                synthetic_defects=self.synthetic_defects,
                 seed=self.seed,
                 device=self.device,
             )
@@ -363,6 +374,7 @@ class OneClassDetector(Estimator):
                 len(images),
                 self.image_shape_[1:],
                 on_epoch,
+                painted_of=lambda index: self._painted_features(images, index),
             )
             self.history_["head"] = list(self.head_.history_)
             self.timings_["head_fit_s"] = clock.seconds()
@@ -413,6 +425,12 @@ class OneClassDetector(Estimator):
     def _patch_features(self, images: np.ndarray) -> torch.Tensor:
         """Patch descriptors ``(n, D, h, w)`` of validated images, on the CPU."""
         return patch_descriptors(self.encoder_, images, images_per_pass(self.image_shape_))
+
+    def _painted_features(self, images: np.ndarray, index: np.ndarray) -> tuple[torch.Tensor, np.ndarray]:
+        """Patch descriptors of ``images[index]`` with a synthetic defect painted on each, and the
+        defects' masks ``(k, H, W)``; the same defects for the same seed and images."""
+        painted, masks = synthetic_defects(images[index], np.random.default_rng([self.seed, int(index[0])]))
+        return self._patch_features(painted), masks
 
     def _local_scores(self, images: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Image scores ``(n,)`` and anomaly maps ``(n, H, W)`` of validated images, a few

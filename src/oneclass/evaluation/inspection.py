@@ -263,6 +263,7 @@ INSPECTION_METHODS: dict[str, InspectionMethod] = {
     m.name: m
     for m in (
         PatchOCNNMethod(),
+        PatchOCNNMethod("patch-ocnn-no-synthetic", synthetic_defects=False),
         PatchOCNNMethod("patch-ocnn-512", hidden=512),
         PatchOCNNMethod("patch-ocnn-fast", encoder="lite0-fast"),
         PatchCoreMethod(),

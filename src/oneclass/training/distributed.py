@@ -128,6 +128,14 @@ def broadcast_buffers(module: nn.Module) -> None:
             dist.broadcast(buffer, src=0)
 
 
+def broadcast_module(module: nn.Module) -> None:
+    """Copy rank 0's parameters and buffers to every rank (a model each rank trained on the same
+    gathered rows: equal up to the last bits of nondeterministic kernels, made equal)."""
+    if world_size() > 1:
+        for tensor in [*module.parameters(), *module.buffers()]:
+            dist.broadcast(tensor.data, src=0)
+
+
 def barrier() -> None:
     if world_size() > 1:
         dist.barrier()

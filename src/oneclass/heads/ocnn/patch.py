@@ -36,9 +36,18 @@ from torch import nn
 from ...calibration import nu_quantile
 from ...devices import resolve_device
 from ...errors import OneClassError
-from ...params import Interval, Param
+from ...imaging import gaussian_blur
+from ...params import Boolean, Interval, Param
 from ...training import distributed
 from ..base import Head
+from ..defects import (
+    CLEAR_ROWS,
+    DEFECT_ROWS,
+    NORMAL_ROWS,
+    DefectDiscriminator,
+    defect_rows_of,
+    train_discriminator,
+)
 from .heads import NU_PARAM, THRESHOLD_FOLDS
 from .networks import KernelOCNNNet, median_distance
 from .solvers import frank_wolfe, out_of_fold_log_scores
@@ -56,6 +65,9 @@ SMOOTHING = 1 / 16  # sigma of the maps' Gaussian smoothing, a share of the imag
 SPREAD_FLOOR = 0.01  # a pixel's spread is at least this share of the mean spread over the map
 # each training image is standardised by the other images' per-pixel spread: at least two others
 MIN_IMAGES = 3
+# reference images (one threshold fold, a fifth of the images) the discriminator's map statistics
+# and the threshold come from: at least a few besides the one left out
+DEFECT_MIN_REFERENCES = 4
 
 
 class PatchScorer(nn.Module):
@@ -70,6 +82,9 @@ class PatchScorer(nn.Module):
         level: torch.Tensor | None = None,
         spread: torch.Tensor | None = None,
         smoothing: float = SMOOTHING,
+        discriminator: DefectDiscriminator | None = None,
+        defect_level: torch.Tensor | None = None,
+        defect_spread: torch.Tensor | None = None,
     ):
         super().__init__()
         self.net = net
@@ -77,6 +92,10 @@ class PatchScorer(nn.Module):
         self.top_share, self.smoothing = float(top_share), float(smoothing)
         self.register_buffer("level", torch.zeros(self.image_size) if level is None else level.float())
         self.register_buffer("spread", torch.ones(self.image_size) if spread is None else spread.float())
+        self.discriminator = discriminator
+        zeros, ones = torch.zeros(self.image_size), torch.ones(self.image_size)
+        self.register_buffer("defect_level", zeros if defect_level is None else defect_level.float())
+        self.register_buffer("defect_spread", ones if defect_spread is None else defect_spread.float())
 
     def region_scores(self, features: torch.Tensor, in_passes: bool = False) -> torch.Tensor:
         """log y_hat of every region ``(n, h, w)``; ``in_passes``: a few hundred regions per
@@ -90,12 +109,20 @@ class PatchScorer(nn.Module):
         """-log y_hat of every region ``(n, h, w)``, as maps ``(n, H, W)`` (``smooth_maps``)."""
         return smooth_maps(-regions, self.image_size, self.smoothing)
 
+    def defect_maps(self, features: torch.Tensor) -> torch.Tensor:
+        """The discriminator's logits of every region of ``(n, D, h, w)``, as maps ``(n, H, W)``."""
+        return smooth_maps(
+            discriminator_logits(self.discriminator, features), self.image_size, self.smoothing
+        )
+
     def image_scores(self, maps: torch.Tensor) -> torch.Tensor:
         """Minus the mean of the worst ``top_share`` pixels of anomaly maps: ``(n, H, W)`` -> ``(n,)``."""
         return worst_share_score(maps, self.top_share)
 
     def forward(self, features: torch.Tensor, in_passes: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
         maps = (self.raw_maps(self.region_scores(features, in_passes)) - self.level) / self.spread
+        if self.discriminator is not None:
+            maps = maps + (self.defect_maps(features) - self.defect_level) / self.defect_spread
         return self.image_scores(maps), maps
 
 
@@ -116,11 +143,12 @@ def fit_bytes(dim: int, regions: int, hidden: int) -> int:
     """A generous estimate of the patch head's fitting memory for descriptors of ``dim`` numbers
     on ``regions`` regions per image and ``hidden`` units: one batch of descriptors (float32 and a
     float64 copy, twice), the patch sample (and its whitened copy), Frank-Wolfe's patch x unit
-    kernel terms and the training images' region scores."""
+    kernel terms, the training images' region scores and the discriminator's rows (twice)."""
     batch = images_per_batch(regions, ROWS_PER_BATCH) * regions * dim * (4 + 8) * 2
     sample = PATCH_BUDGET * dim * 4 * 2
     solver = SOLVER_PATCHES * hidden * 4 * 2
-    return batch + sample + solver + FIT_IMAGES * regions * 4
+    discriminator = (NORMAL_ROWS + CLEAR_ROWS + DEFECT_ROWS) * dim * 4 * 2
+    return batch + sample + solver + FIT_IMAGES * regions * 4 * 2 + discriminator
 
 
 def level_and_spread(
@@ -140,14 +168,13 @@ def smooth_maps(
     """Region anomalies ``(n, h, w)`` upsampled (bilinear) to ``image_size`` and smoothed by a
     Gaussian of sigma = ``smoothing`` x the image's larger side, as PatchCore and PaDiM draw them."""
     maps = F.interpolate(anomaly[:, None], size=tuple(image_size), mode="bilinear", align_corners=False)
-    sigma = max(image_size) * smoothing
-    radius = int(math.ceil(3 * sigma))
-    offsets = torch.arange(-radius, radius + 1, dtype=maps.dtype, device=maps.device)
-    taps = torch.exp(-(offsets**2) / (2 * sigma**2))
-    taps = taps / taps.sum()
-    maps = F.conv2d(F.pad(maps, (radius, radius, 0, 0), mode="replicate"), taps.view(1, 1, 1, -1))
-    maps = F.conv2d(F.pad(maps, (0, 0, radius, radius), mode="replicate"), taps.view(1, 1, -1, 1))
-    return maps[:, 0]
+    return gaussian_blur(maps[:, 0], max(image_size) * smoothing)
+
+
+def discriminator_logits(discriminator: DefectDiscriminator, features: torch.Tensor) -> torch.Tensor:
+    """The discriminator's logit of every region of feature maps ``(n, D, h, w)``: ``(n, h, w)``."""
+    n, dim, h, w = features.shape
+    return discriminator(features.float().permute(0, 2, 3, 1).reshape(-1, dim)).view(n, h, w)
 
 
 def greedy_coreset(points: torch.Tensor, count: int, generator: torch.Generator) -> torch.Tensor:
@@ -196,6 +223,9 @@ class PatchOCNN(Head):
     epochs, tol : Frank-Wolfe's most passes and its relative duality gap.
     top_share : an image's score is minus the mean anomaly of its worst ``top_share`` regions.
     smoothing : the maps' Gaussian smoothing, sigma as a share of the image's larger side.
+    synthetic_defects : also train a discriminator of synthetic defects (``heads/defects.py``) on
+        a part of the training images and add its standardised map to the OC-NN's, when ``fit``
+        is given ``painted_of`` and at least ``DEFECT_MIN_IMAGES`` images.
     seed : drives the sampling of images, patches and the coreset's first point.
     """
 
@@ -213,6 +243,7 @@ class PatchOCNN(Head):
         "smoothing": Param(
             Interval(float, 0, closed="neither"), "Sigma of the maps' smoothing, a share of the image size."
         ),
+        "synthetic_defects": Param(Boolean(), "Also learn from synthetic defects painted on the images."),
         "seed": Param(Interval(int, 0), "Seed of the sampling."),
     }
 
@@ -225,12 +256,13 @@ class PatchOCNN(Head):
         tol: float = 1e-3,
         top_share: float = 0.03,  # chosen on the inspection validation folders (BENCHMARKS.md)
         smoothing: float = SMOOTHING,
+        synthetic_defects: bool = True,
         seed: int = 0,
         device: str = "cpu",
         quiet: bool = True,
     ):
         self.nu, self.hidden, self.bandwidth, self.epochs, self.tol = nu, hidden, bandwidth, epochs, tol
-        self.top_share, self.smoothing = top_share, smoothing
+        self.top_share, self.smoothing, self.synthetic_defects = top_share, smoothing, synthetic_defects
         self.seed, self.device, self.quiet = seed, device, quiet
         self.validate_params()
 
@@ -243,9 +275,12 @@ class PatchOCNN(Head):
         n_images: int,
         image_size: tuple[int, int],
         on_epoch: Callable[[dict], None] | None = None,
+        painted_of: Callable[[np.ndarray], tuple[torch.Tensor, np.ndarray]] | None = None,
     ) -> PatchOCNN:
         """Fit on ``n_images`` normal images whose feature maps ``(k, D, h, w)`` ``features_of(index)``
-        returns for an index array (read in batches: memory stays bounded)."""
+        returns for an index array (read in batches: memory stays bounded). ``painted_of(index)``:
+        the feature maps of those images with a synthetic defect painted on each, and the defects'
+        masks ``(k, H, W)`` (``data/synthetic_defects.py``), for the discriminator."""
         if n_images < MIN_IMAGES:
             raise OneClassError(
                 f"the patch detector needs at least {MIN_IMAGES} normal training images (a spread per "
@@ -281,7 +316,17 @@ class PatchOCNN(Head):
         self.scorer_ = PatchScorer(self.net_, image_size, self.top_share, smoothing=self.smoothing)
         self.grid_ = grid
         regions = self._out_of_fold_regions(features_of, images, batch, fold, unit_group, fitted, device)
-        scores = self._standardise_maps(regions, len(images), device)
+        scores, moments = self._standardise_maps(regions, len(images), device)
+        references = fold == 0  # held out of the discriminator: its maps' statistics and the threshold
+        self.defects_used_ = bool(
+            self.synthetic_defects and painted_of is not None and references.sum() >= DEFECT_MIN_REFERENCES
+        )
+        if self.defects_used_:
+            learners = torch.as_tensor(~references)
+            self._fit_discriminator(
+                painted_of, images[~references], sample[learners[sample_image]], batch, device
+            )
+            scores = self._reference_scores(features_of, images, references, regions, moments, batch, device)
         self.net_.w.weight.copy_(fitted.weights[None])
         self.net_.keep_units(fitted.weights > 0)
         self.net_.cpu()
@@ -351,10 +396,10 @@ class PatchOCNN(Head):
             out.append(regions.view(n, h, w))
         return torch.cat(out) if out else torch.zeros(0, *self.grid_, device=device)
 
-    def _standardise_maps(self, regions: torch.Tensor, n_images: int, device) -> np.ndarray:
+    def _standardise_maps(self, regions: torch.Tensor, n_images: int, device):
         """Set the scorer's per-pixel level and spread from the out-of-fold maps of every rank's
         training images; return every image's score ``(n_images,)``, each standardised by the
-        statistics of the other images (leave one out)."""
+        statistics of the other images (leave one out), and the maps' (sum, sum of squares)."""
         size = self.scorer_.image_size
         total = torch.zeros(size, dtype=torch.float64, device=device)
         square = torch.zeros(size, dtype=torch.float64, device=device)
@@ -371,7 +416,62 @@ class PatchOCNN(Head):
             maps = self.scorer_.raw_maps(regions[start : start + per_batch]).double()
             level, spread = level_and_spread(total - maps, square - maps**2, n_images - 1)
             scores[start : start + len(maps)] = self.scorer_.image_scores(((maps - level) / spread).float())
-        return distributed.gather_shards(scores, n_images).cpu().numpy().astype(np.float64)
+        gathered = distributed.gather_shards(scores, n_images).cpu().numpy().astype(np.float64)
+        return gathered, (total, square, n_images)
+
+    def _fit_discriminator(
+        self, painted_of, learners: np.ndarray, normal: torch.Tensor, batch, device
+    ) -> None:
+        """Train the discriminator on the painted copies of this rank's share of ``learners`` (every
+        rank's rows gathered) and the clean patches ``normal`` ``(N, D)`` sampled from them."""
+        generator = torch.Generator().manual_seed(self.seed + 1)
+        mine = learners[distributed.shard(len(learners))]
+        defects, clear = defect_rows_of(painted_of, mine, batch, device, generator)
+        defects, clear = _gather_rows(defects), _gather_rows(clear)
+        net = train_discriminator(normal.to(device), defects, clear, self.seed, device)
+        distributed.broadcast_module(net)
+        self.scorer_.discriminator = net.cpu().eval()
+
+    def _reference_scores(
+        self, features_of, images, references, regions, moments, batch, device
+    ) -> np.ndarray:
+        """Set the per-pixel level and spread of the discriminator's maps from the reference images
+        (held out of its training); return their image scores on the summed maps, each map
+        standardised by the other images' statistics (leave one out), gathered from every rank."""
+        block = np.arange(len(images))[distributed.shard(len(images))]
+        mine = np.flatnonzero(references[block])  # positions in this rank's block
+        discriminator = self.scorer_.discriminator.to(device)
+        logits = torch.cat(
+            [
+                discriminator_logits(
+                    discriminator, features_of(images[block[mine[s : s + batch]]]).to(device)
+                )
+                for s in range(0, len(mine), batch)
+            ]
+            or [torch.zeros(0, *self.grid_, device=device)]
+        )
+        size, count = self.scorer_.image_size, int(references.sum())
+        per_batch = images_per_batch(size[0] * size[1], PIXELS_PER_BATCH)
+        total = torch.zeros(size, dtype=torch.float64, device=device)
+        square = torch.zeros(size, dtype=torch.float64, device=device)
+        for chunk in logits.split(per_batch):
+            maps = smooth_maps(chunk, size, self.smoothing).double()
+            total, square = total + maps.sum(0), square + (maps**2).sum(0)
+        total, square = distributed.sum_over_ranks(total), distributed.sum_over_ranks(square)
+        level, spread = level_and_spread(total, square, count)
+        self.scorer_.defect_level, self.scorer_.defect_spread = level.float().cpu(), spread.float().cpu()
+        ocnn_total, ocnn_square, n_images = moments
+        scores = []
+        for start in range(0, len(mine), per_batch):
+            ocnn = self.scorer_.raw_maps(regions[mine[start : start + per_batch]]).double()
+            ocnn_level, ocnn_spread = level_and_spread(ocnn_total - ocnn, ocnn_square - ocnn**2, n_images - 1)
+            defect = smooth_maps(logits[start : start + per_batch], size, self.smoothing).double()
+            level, spread = level_and_spread(total - defect, square - defect**2, count - 1)
+            summed = (ocnn - ocnn_level) / ocnn_spread + (defect - level) / spread
+            scores.append(self.scorer_.image_scores(summed.float()))
+        local = torch.cat(scores) if scores else torch.zeros(0, device=device)
+        self.scorer_.discriminator.cpu()
+        return _gather_rows(local).cpu().numpy().astype(np.float64)
 
     # -- scoring ---------------------------------------------------------------------------------
 
@@ -393,11 +493,25 @@ class PatchOCNN(Head):
         return self.scorer_
 
     def get_config(self) -> dict[str, Any]:
-        return {**super().get_config(), "local": True, "image_size": list(self.scorer_.image_size)}
+        return {
+            **super().get_config(),
+            "local": True,
+            "image_size": list(self.scorer_.image_size),
+            "discriminator": self.scorer_.discriminator is not None,
+        }
 
     def state_tensors(self) -> dict[str, torch.Tensor]:
         tensors = {f"head.{k}": v for k, v in self.net_.state_dict().items()}
-        return {**tensors, "head.map_level": self.scorer_.level, "head.map_spread": self.scorer_.spread}
+        tensors.update({"head.map_level": self.scorer_.level, "head.map_spread": self.scorer_.spread})
+        if self.scorer_.discriminator is not None:
+            tensors.update({f"defects.{k}": v for k, v in self.scorer_.discriminator.state_dict().items()})
+            tensors.update(
+                {
+                    "defects.map_level": self.scorer_.defect_level,
+                    "defects.map_spread": self.scorer_.defect_spread,
+                }
+            )
+        return tensors
 
     @classmethod
     def from_state(cls, config: dict[str, Any], tensors: dict[str, torch.Tensor]) -> PatchOCNN:
@@ -408,9 +522,26 @@ class PatchOCNN(Head):
             weights["mean"], weights["transform"], weights["V.weight"], float(weights["gamma"])
         )
         head.net_.load_state_dict(weights)
+        defects = {k.removeprefix("defects."): v for k, v in tensors.items() if k.startswith("defects.")}
+        discriminator = defect_level = defect_spread = None
+        if defects:
+            defect_level, defect_spread = defects.pop("map_level"), defects.pop("map_spread")
+            width = defects["layers.0.weight"].shape[0]
+            discriminator = DefectDiscriminator(defects["mean"], defects["scale"], width)
+            discriminator.load_state_dict(defects)
+            discriminator.eval()
         head.scorer_ = PatchScorer(
-            head.net_, tuple(config["image_size"]), head.top_share, level, spread, head.smoothing
+            head.net_,
+            tuple(config["image_size"]),
+            head.top_share,
+            level,
+            spread,
+            head.smoothing,
+            discriminator,
+            defect_level,
+            defect_spread,
         )
+        head.defects_used_ = discriminator is not None
         head.threshold_ = float(config["threshold"])
         head.n_features_in_ = weights["V.weight"].shape[1]
         head.history_ = []

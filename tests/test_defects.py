@@ -1,0 +1,70 @@
+"""Synthetic defects and the discriminator that learns from them (the local detector's second
+member): the painting, the region labels and the training, on small synthetic data."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from conftest import is_constant
+from oneclass.data.synthetic_defects import AREA, DEFECT_KINDS, synthetic_defects
+from oneclass.evaluation.metrics import auroc
+from oneclass.heads.defects import region_labels, train_discriminator
+
+
+def _texture(n: int, channels: int, size: int = 64, seed: int = 0) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    return rng.integers(60, 200, (n, channels, size, size)).astype(np.uint8)
+
+
+@pytest.mark.parametrize("channels", [1, 3])
+@pytest.mark.parametrize("kind", DEFECT_KINDS)
+def test_each_kind_paints_one_blob_inside_its_mask(kind, channels):
+    images = _texture(12, channels)
+    painted, masks = synthetic_defects(images, np.random.default_rng(1), (kind,))
+    assert painted.shape == images.shape and painted.dtype == np.uint8 and masks.shape == (12, 64, 64)
+    area = masks.mean((1, 2))
+    assert (area >= 0.5 * AREA[0]).all() and (area <= 1.5 * AREA[1]).all()
+    near = torch.nn.functional.max_pool2d(torch.from_numpy(masks).float()[:, None], 9, 1, 4)[:, 0].numpy() > 0
+    change = np.abs(painted.astype(int) - images.astype(int)).max(1)
+    assert (change[~near] == 0).all()  # nothing changes away from the blob (its soft edge)
+    assert change[masks].mean() > 10  # and the blob is visibly changed
+
+
+def test_the_same_generator_paints_the_same_defects():
+    images = _texture(6, 1)
+    first = synthetic_defects(images, np.random.default_rng([0, 5]))
+    again = synthetic_defects(images, np.random.default_rng([0, 5]))
+    other = synthetic_defects(images, np.random.default_rng([1, 5]))
+    assert np.array_equal(first[0], again[0]) and np.array_equal(first[1], again[1])
+    assert not np.array_equal(first[1], other[1])
+
+
+def test_region_labels_mark_covered_regions_and_leave_their_margin_out():
+    masks = torch.zeros(1, 32, 32, dtype=torch.bool)
+    masks[0, 8:16, 8:16] = True  # regions (2..3, 2..3) of an 8x8 grid of 4x4-pixel regions
+    labels = region_labels(masks, (8, 8))[0]
+    assert (labels[2:4, 2:4] == 1).all()
+    assert (labels[0:6, 0:6][labels[0:6, 0:6] != 1] == -1).all()  # within two regions: left out
+    assert (labels[6:, :] == 0).all() and (labels[:, 6:] == 0).all()
+
+
+def test_the_discriminator_learns_which_direction_marks_a_defect():
+    """Normal descriptors vary widely in every direction; defects differ in one direction only,
+    by less than that spread: the discriminator finds it where a distance to the normal mean
+    does not."""
+    generator = torch.Generator().manual_seed(0)
+    spread = torch.tensor([1.0] + [4.0] * 7)
+    normal = torch.randn(6000, 8, generator=generator) * spread
+    defects = torch.randn(600, 8, generator=generator) * spread + torch.tensor([3.0] + [0.0] * 7)
+    net = train_discriminator(
+        normal[:4000], defects[:400], normal[4000:5000], seed=0, device=torch.device("cpu")
+    )
+    with torch.no_grad():
+        logits = net(torch.cat([normal[5000:], defects[400:]])).numpy()
+    is_normal = np.r_[np.ones(1000, bool), np.zeros(200, bool)]
+    assert not is_constant(logits)
+    assert auroc(-logits, is_normal) > 0.9
+    distance = torch.cat([normal[5000:], defects[400:]]).norm(dim=1).numpy()
+    assert auroc(-distance, is_normal) < 0.75
