@@ -42,7 +42,9 @@ downsized (area averaging) to 48x48 and 32x32 before anything else, its maps bro
 defects. ``--candidates defects``: the product head without the discriminator of synthetic
 defects, with it (the default), and with each of its four kinds of painted defect left out in
 turn. ``--candidates discriminator``: the product head with discriminators of 64, 128 or 256 units
-per layer (the head's scoring time per image is a column). ``--candidates scoring``: the product head
+per layer (the head's scoring time per image is a column). ``--candidates combination``: the
+discriminator's standardised map weighted 0.5, 1 (the default) or 2 in the sum, or alone; and two
+painted copies of each training image instead of one. ``--candidates scoring``: the product head
 with the maps smoothed less (sigma 1/32 or 1/64 of the image instead of 1/16) and narrower kernels
 (bandwidth 0.1 or 0.15 of the median distance instead of 0.2).
 
@@ -68,6 +70,8 @@ with the maps smoothed less (sigma 1/32 or 1/64 of the image instead of 1/16) an
         --out benchmarks/defaults/patch-defects.md                                # ~15 min
     python benchmarks/patch_folds.py data/inspection-validation-{0,1,2,3} --candidates discriminator \
         --out benchmarks/defaults/patch-discriminator.md                          # ~8 min
+    python benchmarks/patch_folds.py data/inspection-validation-{0,1,2,3} --candidates combination \
+        --out benchmarks/defaults/patch-combination.md                            # ~6 min
 """
 
 from __future__ import annotations
@@ -380,6 +384,43 @@ def discriminator_candidates(task) -> dict[str, tuple[np.ndarray, np.ndarray, fl
     return out
 
 
+@torch.no_grad()
+def combination_candidates(task) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    """The product head's two standardised maps (OC-NN, discriminator) summed with the
+    discriminator's weighted 0.5, 1 (the default) or 2, the discriminator's alone; and the head
+    with two painted copies of each image instead of one."""
+    extractor = build_patch_features("lite0", task.train.shape[1:], pretrained=True)
+    train, test = task.features("lite0")
+
+    def painted_of(index, copies=1):
+        found = [
+            synthetic_defects(task.train[index], np.random.default_rng([task.seed, int(index[0]), copy]))
+            for copy in range(copies)
+        ]
+        images, masks = (np.concatenate(part) for part in zip(*found, strict=True))
+        return patch_descriptors(extractor, images, CHUNK), masks
+
+    out = {}
+    head = PatchOCNN(seed=task.seed).fit(
+        lambda index: train[index], len(train), task.image_size, painted_of=painted_of
+    )
+    _, summed = head.score_maps(test)
+    discriminator, head.scorer_.discriminator = head.scorer_.discriminator, None
+    _, ocnn = head.score_maps(test)
+    head.scorer_.discriminator = discriminator
+    defect = summed - ocnn
+    for weight in (0.5, 1.0, 2.0):
+        maps = ocnn + weight * defect
+        name = f"discriminator's map weighted {weight:g}" + (" (the default)" if weight == 1 else "")
+        out[name] = (worst_share(torch.from_numpy(maps)), maps)
+    out["discriminator's map alone"] = (worst_share(torch.from_numpy(defect)), defect)
+    twice = PatchOCNN(seed=task.seed).fit(
+        lambda index: train[index], len(train), task.image_size, painted_of=lambda index: painted_of(index, 2)
+    )
+    out["two painted copies of each image"] = twice.score_maps(test)
+    return out
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("roots", type=Path, nargs="+", help="validation folders, one per fold")
@@ -397,6 +438,7 @@ def main(argv: list[str] | None = None) -> int:
             "resolution",
             "defects",
             "discriminator",
+            "combination",
         ),
         default="rules",
     )
@@ -418,6 +460,7 @@ def main(argv: list[str] | None = None) -> int:
                 "resolution": resolution_candidates,
                 "defects": defect_candidates,
                 "discriminator": discriminator_candidates,
+                "combination": combination_candidates,
             }[args.candidates](task)
             for name, (scores, maps, *cost) in found.items():
                 image.setdefault(name, np.zeros((len(args.roots), 0)).tolist())

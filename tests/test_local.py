@@ -7,6 +7,7 @@ from __future__ import annotations
 import csv
 import importlib.util
 import json
+import re
 import shutil
 from pathlib import Path
 
@@ -240,6 +241,8 @@ def test_the_local_detector_learns_from_synthetic_defects_and_keeps_its_discrimi
     assert fit.exit_code == 0, fit.output
     config = json.loads((run / "config.json").read_text())
     assert config["params"]["synthetic_defects"] is False and config["head"]["discriminator"] is False
+    assert json.loads((run / "metrics.json").read_text())["synthetic_defects"] is False
+    assert "synthetic defects: off" in (run / "train.log").read_text()
     assert OneClassDetector.load(run).head_.scorer_.discriminator is None
 
 
@@ -354,6 +357,9 @@ def test_folder_fit_defaults_to_the_local_detector_with_maps_labels_and_export(b
     assert 0.0 < metrics["test_pro"] <= 1.0
     # the head's passes are logged as what they are: region scores, not the image threshold's units
     assert "head (region scores): epoch=0" in (run / "train.log").read_text()
+    logged = (run / "train.log").read_text()
+    assert re.search(r"discriminator of synthetic defects: trained on \d+ painted images", logged)
+    assert metrics["synthetic_defects"] is True
     report = (run / "report.html").read_text()
     assert "brick" in report and "anomaly map" in report.lower()
 

@@ -112,6 +112,19 @@ def in_memory_if_small(images: np.ndarray | ImageFolder) -> np.ndarray | ImageFo
     return images
 
 
+def _synthetic_defects_line(detector: OneClassDetector) -> str:
+    """What the local head did with synthetic defects, for train.log."""
+    if detector.head_.defects_used_:
+        learners, references = detector.head_.defect_images_
+        return (
+            f"discriminator of synthetic defects: trained on {learners} painted images, its map "
+            f"standardised on {references} others"
+        )
+    if not detector.synthetic_defects:
+        return "synthetic defects: off (--no-synthetic-defects); the OC-NN's map alone"
+    return "synthetic defects: too few images for the discriminator (about 16 needed); the OC-NN's map alone"
+
+
 def _head_convergence(history: list[dict]) -> dict[str, Any]:
     """Frank-Wolfe passes and final duality gap of a kernel OC-NN head; one of each per member
     of a combined head (its records carry ``group``)."""
@@ -198,6 +211,8 @@ def fit_run(
     # a local head's passes report region scores (log y_hat of one region), not image scores
     stage = "head (region scores)" if detector.local else "head"
     detector.fit_head(fit_images, on_epoch=run.epoch_logger(stage))
+    if detector.local:
+        run.log(_synthetic_defects_line(detector))
     if threshold_images is not None:
         detector.threshold_from(threshold_images)
     fit_seconds = clock.seconds()
@@ -220,6 +235,8 @@ def fit_run(
         "fit_seconds": fit_seconds,
         "world_size": distributed.world_size(),
     }
+    if detector.local:
+        metrics["synthetic_defects"] = bool(detector.head_.defects_used_)
     metrics.update(_head_convergence(detector.history_["head"]))
     problem = calibration.unreachable_alpha(alpha, n_calibration)
     if problem:  # p-values still work; only this alpha cannot flag anything

@@ -321,6 +321,9 @@ class PatchOCNN(Head):
         self.defects_used_ = bool(
             self.synthetic_defects and painted_of is not None and references.sum() >= DEFECT_MIN_REFERENCES
         )
+        self.defect_images_ = (
+            (int((~references).sum()), int(references.sum())) if self.defects_used_ else None
+        )
         if self.defects_used_:
             learners = torch.as_tensor(~references)
             self._fit_discriminator(
