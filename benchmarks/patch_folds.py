@@ -324,6 +324,24 @@ def cost_candidates(task) -> dict[str, tuple[np.ndarray, np.ndarray, float]]:
     return out
 
 
+def painter(task, extractor, kinds: tuple[str, ...] = DEFECT_KINDS, copies: int = 1):
+    """The head's ``painted_of``: ``copies`` painted copies of ``task.train[index]`` and their masks,
+    painted as ``OneClassDetector`` paints them (generator seeded by the seed and the first index;
+    a trailing copy number 0 leaves that seed as it is)."""
+
+    def painted_of(index):
+        found = [
+            synthetic_defects(
+                task.train[index], np.random.default_rng([task.seed, int(index[0]), copy]), kinds
+            )
+            for copy in range(copies)
+        ]
+        images, masks = (np.concatenate(part) for part in zip(*found, strict=True))
+        return patch_descriptors(extractor, images, CHUNK), masks
+
+    return painted_of
+
+
 @torch.no_grad()
 def defect_candidates(task) -> dict[str, tuple[np.ndarray, np.ndarray]]:
     """The product head without and with the discriminator of synthetic defects, and with each
@@ -331,12 +349,6 @@ def defect_candidates(task) -> dict[str, tuple[np.ndarray, np.ndarray]]:
     by painting a look-alike of it?)."""
     extractor = build_patch_features("lite0", task.train.shape[1:], pretrained=True)
     train, test = task.features("lite0")
-
-    def painted_of(index, kinds):
-        painted, masks = synthetic_defects(
-            task.train[index], np.random.default_rng([task.seed, int(index[0])]), kinds
-        )
-        return patch_descriptors(extractor, painted, CHUNK), masks
 
     out = {}
     head = PatchOCNN(synthetic_defects=False, seed=task.seed)
@@ -349,7 +361,7 @@ def defect_candidates(task) -> dict[str, tuple[np.ndarray, np.ndarray]]:
             lambda index: train[index],
             len(train),
             task.image_size,
-            painted_of=lambda index, kinds=kinds: painted_of(index, kinds),
+            painted_of=painter(task, extractor, kinds),
         )
         name = "with synthetic defects (the default)" if left_out is None else f"without {left_out} defects"
         out[name] = head.score_maps(test)
@@ -363,12 +375,7 @@ def discriminator_candidates(task) -> dict[str, tuple[np.ndarray, np.ndarray, fl
     extractor = build_patch_features("lite0", task.train.shape[1:], pretrained=True)
     train, test = task.features("lite0")
 
-    def painted_of(index):
-        painted, masks = synthetic_defects(
-            task.train[index], np.random.default_rng([task.seed, int(index[0])])
-        )
-        return patch_descriptors(extractor, painted, CHUNK), masks
-
+    painted_of = painter(task, extractor)
     out = {}
     for width in (64, 128, 256):
         patch_module.train_discriminator = functools.partial(train_discriminator, width=width)
@@ -392,17 +399,9 @@ def combination_candidates(task) -> dict[str, tuple[np.ndarray, np.ndarray]]:
     extractor = build_patch_features("lite0", task.train.shape[1:], pretrained=True)
     train, test = task.features("lite0")
 
-    def painted_of(index, copies=1):
-        found = [
-            synthetic_defects(task.train[index], np.random.default_rng([task.seed, int(index[0]), copy]))
-            for copy in range(copies)
-        ]
-        images, masks = (np.concatenate(part) for part in zip(*found, strict=True))
-        return patch_descriptors(extractor, images, CHUNK), masks
-
     out = {}
     head = PatchOCNN(seed=task.seed).fit(
-        lambda index: train[index], len(train), task.image_size, painted_of=painted_of
+        lambda index: train[index], len(train), task.image_size, painted_of=painter(task, extractor)
     )
     _, summed = head.score_maps(test)
     discriminator, head.scorer_.discriminator = head.scorer_.discriminator, None
@@ -415,7 +414,7 @@ def combination_candidates(task) -> dict[str, tuple[np.ndarray, np.ndarray]]:
         out[name] = (worst_share(torch.from_numpy(maps)), maps)
     out["discriminator's map alone"] = (worst_share(torch.from_numpy(defect)), defect)
     twice = PatchOCNN(seed=task.seed).fit(
-        lambda index: train[index], len(train), task.image_size, painted_of=lambda index: painted_of(index, 2)
+        lambda index: train[index], len(train), task.image_size, painted_of=painter(task, extractor, copies=2)
     )
     out["two painted copies of each image"] = twice.score_maps(test)
     return out
