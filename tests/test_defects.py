@@ -68,3 +68,23 @@ def test_the_discriminator_learns_which_direction_marks_a_defect():
     assert auroc(-logits, is_normal) > 0.9
     distance = torch.cat([normal[5000:], defects[400:]]).norm(dim=1).numpy()
     assert auroc(-distance, is_normal) < 0.75
+
+
+def _maps(index: np.ndarray) -> torch.Tensor:
+    return torch.stack([torch.randn(8, 6, 6, generator=torch.Generator().manual_seed(int(i))) for i in index])
+
+
+def test_a_head_whose_painting_marks_no_region_keeps_the_ocnn_alone():
+    """Painted images whose masks mark nothing (a defect too small for any region) give no
+    discriminator: the head is the OC-NN alone, not one trained on an empty class."""
+    from oneclass.heads.ocnn.patch import PatchOCNN
+
+    def unpainted(index):
+        return _maps(index), np.zeros((len(index), 24, 24), dtype=bool)
+
+    plain = PatchOCNN(hidden=32, synthetic_defects=False, seed=0).fit(_maps, 40, (24, 24))
+    head = PatchOCNN(hidden=32, seed=0).fit(_maps, 40, (24, 24), painted_of=unpainted)
+    assert not head.defects_used_ and head.scorer_.discriminator is None
+    test = _maps(np.arange(100, 110))
+    assert np.array_equal(head.score_samples(test), plain.score_samples(test))
+    assert head.threshold_ == plain.threshold_

@@ -103,10 +103,15 @@ def _train(normal, defects, clear, seed, device, width) -> DefectDiscriminator:
 
 
 def defect_rows_of(
-    features_of_painted, images: np.ndarray, batch: int, device: torch.device, generator: torch.Generator
+    features_of_painted,
+    images: np.ndarray,
+    batch: int,
+    device: torch.device,
+    generator: torch.Generator,
+    dim: int,
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """(defect rows, clear rows) of painted copies of ``images``, ``batch`` at a time:
-    ``features_of_painted(index)`` gives their feature maps ``(k, D, h, w)`` and masks ``(k, H, W)``."""
+    """(defect rows, clear rows) ``(k, dim)`` of painted copies of ``images``, ``batch`` at a time:
+    ``features_of_painted(index)`` gives their feature maps ``(k, dim, h, w)`` and masks ``(k, H, W)``."""
     found, clear = [], []
     for start in range(0, len(images), batch):
         features, masks = features_of_painted(images[start : start + batch])
@@ -123,6 +128,5 @@ def defect_rows_of(
             : max(1, CLEAR_ROWS * batch // len(images))
         ]
         clear.append(clear_part[keep.to(clear_part.device)])
-    dim = found[0].shape[1] if found else 0
     empty = torch.zeros(0, dim, device=device)
     return torch.cat(found) if found else empty, torch.cat(clear) if clear else empty

@@ -321,15 +321,16 @@ class PatchOCNN(Head):
         self.defects_used_ = bool(
             self.synthetic_defects and painted_of is not None and references.sum() >= DEFECT_MIN_REFERENCES
         )
+        if self.defects_used_:
+            learners = torch.as_tensor(~references)
+            self.defects_used_ = self._fit_discriminator(
+                painted_of, images[~references], sample[learners[sample_image]], batch, device
+            )
+        if self.defects_used_:
+            scores = self._reference_scores(features_of, images, references, regions, moments, batch, device)
         self.defect_images_ = (
             (int((~references).sum()), int(references.sum())) if self.defects_used_ else None
         )
-        if self.defects_used_:
-            learners = torch.as_tensor(~references)
-            self._fit_discriminator(
-                painted_of, images[~references], sample[learners[sample_image]], batch, device
-            )
-            scores = self._reference_scores(features_of, images, references, regions, moments, batch, device)
         self.net_.w.weight.copy_(fitted.weights[None])
         self.net_.keep_units(fitted.weights > 0)
         self.net_.cpu()
@@ -424,16 +425,20 @@ class PatchOCNN(Head):
 
     def _fit_discriminator(
         self, painted_of, learners: np.ndarray, normal: torch.Tensor, batch, device
-    ) -> None:
+    ) -> bool:
         """Train the discriminator on the painted copies of this rank's share of ``learners`` (every
-        rank's rows gathered) and the clean patches ``normal`` ``(N, D)`` sampled from them."""
+        rank's rows gathered) and the clean patches ``normal`` ``(N, D)`` sampled from them; False
+        (no discriminator) when no region of the painted images came out as a defect."""
         generator = torch.Generator().manual_seed(self.seed + 1)
         mine = learners[distributed.shard(len(learners))]
-        defects, clear = defect_rows_of(painted_of, mine, batch, device, generator)
+        defects, clear = defect_rows_of(painted_of, mine, batch, device, generator, normal.shape[1])
         defects, clear = _gather_rows(defects), _gather_rows(clear)
+        if len(defects) == 0 or len(clear) == 0:
+            return False
         net = train_discriminator(normal.to(device), defects, clear, self.seed, device)
         distributed.broadcast_module(net)
         self.scorer_.discriminator = net.cpu().eval()
+        return True
 
     def _reference_scores(
         self, features_of, images, references, regions, moments, batch, device
