@@ -18,8 +18,16 @@ each training image standardised by the other images' statistics (leave one out)
 score is again as a new image would get it. The pixel threshold for the maps is the same number
 in anomaly units: a pixel brighter than it is flagged.
 
-Fitting reads the training images at most twice, in batches, and keeps a bounded sample of
-patches (``PATCH_BUDGET``), so memory does not grow with the number of images.
+A second member, the discriminator of synthetic defects (``heads/defects.py``), is trained on
+painted copies of four fifths of the training images (one threshold fold held out); its logit map
+is standardised per pixel by its maps of the held-out fifth and added to the OC-NN's map. The
+image threshold and the reference scores then come from that fifth's summed maps, each map
+standardised by the other images' statistics, so nu keeps its meaning.
+
+Fitting reads the training images three times at most (twice for the OC-NN, once more painted or,
+for the held-out fifth, for the discriminator's statistics), in batches, and keeps bounded samples
+of patches (``PATCH_BUDGET``) and of the discriminator's rows, so memory does not grow with the
+number of images.
 """
 
 from __future__ import annotations
@@ -224,8 +232,9 @@ class PatchOCNN(Head):
     top_share : an image's score is minus the mean anomaly of its worst ``top_share`` regions.
     smoothing : the maps' Gaussian smoothing, sigma as a share of the image's larger side.
     synthetic_defects : also train a discriminator of synthetic defects (``heads/defects.py``) on
-        a part of the training images and add its standardised map to the OC-NN's, when ``fit``
-        is given ``painted_of`` and at least ``DEFECT_MIN_IMAGES`` images.
+        four fifths of the training images and add its map, standardised on the other fifth, to the
+        OC-NN's, when ``fit`` is given ``painted_of`` and that fifth holds at least
+        ``DEFECT_MIN_REFERENCES`` images.
     seed : drives the sampling of images, patches and the coreset's first point.
     """
 
