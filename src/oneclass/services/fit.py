@@ -122,7 +122,10 @@ def _synthetic_defects_line(detector: OneClassDetector) -> str:
         )
     if not detector.synthetic_defects:
         return "synthetic defects: off (--no-synthetic-defects); the OC-NN's map alone"
-    return "synthetic defects: too few images for the discriminator (about 16 needed); the OC-NN's map alone"
+    return (
+        "synthetic defects: too few images reach the head for the discriminator (16 needed, about 30 "
+        "in the folder once the threshold's and calibration's images are held out); the OC-NN's map alone"
+    )
 
 
 def _head_convergence(history: list[dict]) -> dict[str, Any]:
