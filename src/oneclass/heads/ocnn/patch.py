@@ -170,6 +170,27 @@ def level_and_spread(
     return level, spread.clamp(min=floor).clamp(min=torch.finfo(spread.dtype).tiny)
 
 
+def map_moments(chunks, size: tuple[int, int], device) -> tuple[torch.Tensor, torch.Tensor]:
+    """The per-pixel sum and sum of squares ``(H, W)`` (float64) of map chunks ``(k, H, W)``, over
+    every rank's chunks."""
+    total = torch.zeros(size, dtype=torch.float64, device=device)
+    square = torch.zeros(size, dtype=torch.float64, device=device)
+    for maps in chunks:
+        maps = maps.double()
+        total += maps.sum(0)
+        square += (maps**2).sum(0)
+    return distributed.sum_over_ranks(total), distributed.sum_over_ranks(square)
+
+
+def standardised_by_the_others(
+    maps: torch.Tensor, total: torch.Tensor, square: torch.Tensor, count: int
+) -> torch.Tensor:
+    """Maps ``(k, H, W)`` of ``count`` whose moments are ``total`` and ``square``, each minus the
+    other maps' per-pixel mean and divided by their spread (leave one out)."""
+    level, spread = level_and_spread(total - maps, square - maps**2, count - 1)
+    return (maps - level) / spread
+
+
 def smooth_maps(
     anomaly: torch.Tensor, image_size: tuple[int, int], smoothing: float = SMOOTHING
 ) -> torch.Tensor:
@@ -414,21 +435,15 @@ class PatchOCNN(Head):
         training images; return every image's score ``(n_images,)``, each standardised by the
         statistics of the other images (leave one out), and the maps' (sum, sum of squares)."""
         size = self.scorer_.image_size
-        total = torch.zeros(size, dtype=torch.float64, device=device)
-        square = torch.zeros(size, dtype=torch.float64, device=device)
         per_batch = images_per_batch(size[0] * size[1], PIXELS_PER_BATCH)
-        for chunk in regions.split(per_batch):
-            maps = self.scorer_.raw_maps(chunk).double()
-            total += maps.sum(0)
-            square += (maps**2).sum(0)
-        total, square = distributed.sum_over_ranks(total), distributed.sum_over_ranks(square)
+        total, square = map_moments(map(self.scorer_.raw_maps, regions.split(per_batch)), size, device)
         level, spread = level_and_spread(total, square, n_images)
         self.scorer_.level, self.scorer_.spread = level.float().cpu(), spread.float().cpu()
         scores = torch.zeros(len(regions), dtype=torch.float32, device=device)
         for start in range(0, len(regions), per_batch):
             maps = self.scorer_.raw_maps(regions[start : start + per_batch]).double()
-            level, spread = level_and_spread(total - maps, square - maps**2, n_images - 1)
-            scores[start : start + len(maps)] = self.scorer_.image_scores(((maps - level) / spread).float())
+            standard = standardised_by_the_others(maps, total, square, n_images)
+            scores[start : start + len(maps)] = self.scorer_.image_scores(standard.float())
         gathered = distributed.gather_shards(scores, n_images).cpu().numpy().astype(np.float64)
         return gathered, (total, square, n_images)
 
@@ -469,22 +484,19 @@ class PatchOCNN(Head):
         )
         size, count = self.scorer_.image_size, int(references.sum())
         per_batch = images_per_batch(size[0] * size[1], PIXELS_PER_BATCH)
-        total = torch.zeros(size, dtype=torch.float64, device=device)
-        square = torch.zeros(size, dtype=torch.float64, device=device)
-        for chunk in logits.split(per_batch):
-            maps = smooth_maps(chunk, size, self.smoothing).double()
-            total, square = total + maps.sum(0), square + (maps**2).sum(0)
-        total, square = distributed.sum_over_ranks(total), distributed.sum_over_ranks(square)
+        # smoothed twice rather than kept: the logits are a fraction of the maps' size
+        defect_maps = (smooth_maps(chunk, size, self.smoothing) for chunk in logits.split(per_batch))
+        total, square = map_moments(defect_maps, size, device)
         level, spread = level_and_spread(total, square, count)
         self.scorer_.defect_level, self.scorer_.defect_spread = level.float().cpu(), spread.float().cpu()
         ocnn_total, ocnn_square, n_images = moments
         scores = []
         for start in range(0, len(mine), per_batch):
             ocnn = self.scorer_.raw_maps(regions[mine[start : start + per_batch]]).double()
-            ocnn_level, ocnn_spread = level_and_spread(ocnn_total - ocnn, ocnn_square - ocnn**2, n_images - 1)
-            defect = smooth_maps(logits[start : start + per_batch], size, self.smoothing).double()
-            level, spread = level_and_spread(total - defect, square - defect**2, count - 1)
-            summed = (ocnn - ocnn_level) / ocnn_spread + (defect - level) / spread
+            defect = smooth_maps(logits[start : start + per_batch], size, self.smoothing)
+            summed = standardised_by_the_others(
+                ocnn, ocnn_total, ocnn_square, n_images
+            ) + standardised_by_the_others(defect.double(), total, square, count)
             scores.append(self.scorer_.image_scores(summed.float()))
         local = torch.cat(scores) if scores else torch.zeros(0, device=device)
         self.scorer_.discriminator.cpu()
