@@ -303,6 +303,29 @@ def test_kernel_ocnn_whitens_or_standardises_its_input():
     assert KernelOCNN(whiten=False).get_params()["whiten"] is False
 
 
+def test_few_points_in_many_dimensions_are_whitened_with_a_shrunk_covariance():
+    """30 points in 32 dimensions: the sample covariance would whiten them onto a regular
+    simplex (every pair equally far apart, every kernel score the same, a collapsed head); the
+    shrunk covariance keeps their distances apart and the head ranks a far point lowest."""
+    from oneclass.heads import KernelOCNN
+    from oneclass.heads.ocnn.networks import whitening
+
+    rng = np.random.default_rng(0)
+    Z = rng.normal(size=(30, 32)) * np.linspace(0.2, 3.0, 32)
+    centred = Z - Z.mean(0)
+    values, vectors = np.linalg.eigh(np.cov(Z, rowvar=False))
+    simplex = centred @ (vectors[:, 3:] / np.sqrt(values[3:]))  # the 29 directions they span
+    pairs = np.triu_indices(len(Z), 1)
+    raw = np.linalg.norm(simplex[:, None] - simplex[None], axis=2)[pairs]
+    assert raw.std() < 1e-6 * raw.mean()  # the degenerate case: all distances equal
+    shrunk = centred @ whitening(Z)
+    distances = np.linalg.norm(shrunk[:, None] - shrunk[None], axis=2)[pairs]
+    assert distances.std() > 0.05 * distances.mean()
+    head = KernelOCNN(hidden=30, epochs=20).fit(Z.astype(np.float32))
+    scores = head.score_samples(np.vstack([Z[:5], 4 * Z[5:6]]).astype(np.float32))
+    assert scores.std() > 1e-3 and scores.argmin() == 5
+
+
 def test_kernel_ocnn_whitening_survives_a_constant_latent_dimension():
     """A latent dimension that never varies in training (a dead unit) has eigenvalue 0: the floor
     keeps the map finite, and a test point that moves along it ranks as abnormal."""

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 import torch
+from sklearn.covariance import ledoit_wolf
 from torch import nn
 
 from ...errors import OneClassError
@@ -134,15 +135,28 @@ class KernelOCNNNet(nn.Module):
         self.w.weight.requires_grad_(False)
 
 
+# below this many points per dimension the covariance is shrunk before whitening (``whitening``)
+SHRINK_BELOW = 2
+
+
 def whitening(Z: np.ndarray, floor: float = 1e-6) -> np.ndarray:
     """``(d, d)`` matrix T with ``cov((Z - mean) @ T) = I`` (PCA whitening), float64.
 
     Eigenvalues below ``floor`` x the largest are raised to it, so a direction in which the
     training latents (almost) never vary is scaled up a million-fold at most, not divided by 0.
+    With fewer than ``SHRINK_BELOW`` x d points the covariance is first shrunk towards a multiple
+    of the identity (Ledoit-Wolf): there the sample covariance's small eigenvalues are far too
+    small, and at n <= d + 1 whitening puts the points on a regular simplex, every pair equally
+    far apart, so that every kernel score comes out the same (40 images and a 32-number latent
+    did).
     """
     if len(Z) < 2:
         return np.eye(Z.shape[1])
-    values, vectors = np.linalg.eigh(np.atleast_2d(np.cov(Z, rowvar=False)))
+    if len(Z) < SHRINK_BELOW * Z.shape[1]:
+        covariance = ledoit_wolf(np.asarray(Z, dtype=np.float64))[0]
+    else:
+        covariance = np.cov(Z, rowvar=False)
+    values, vectors = np.linalg.eigh(np.atleast_2d(covariance))
     largest = max(float(values.max()), np.finfo(np.float64).tiny)
     return vectors / np.sqrt(np.maximum(values, floor * largest))
 
