@@ -20,7 +20,7 @@ from PIL import Image
 from conftest import is_constant
 from oneclass import OneClassDetector
 from oneclass.cli import main
-from oneclass.data.folders import default_image_size
+from oneclass.data.folders import default_image_size, sides_of
 from oneclass.errors import OneClassError
 from oneclass.evaluation.metrics import auroc, pixel_auroc, pro_score
 from oneclass.heads.ocnn.patch import ROWS_PER_BATCH, images_per_batch
@@ -343,6 +343,48 @@ def test_a_local_fit_keeps_larger_images_at_their_size(brick, tmp_path):
     assert benched_size() == {96} and benched_size("--image-size", "48") == {48}
     refused = invoke("bench", "--dataset", "mnist", "--image-size", "48", "--out", tmp_path / "no")
     assert refused.exit_code == 2 and "--image-size is for folder data" in refused.output
+
+
+def test_the_larger_side_is_the_size_and_the_other_keeps_the_ratio():
+    assert sides_of(64, 1.0) == (64, 64) and sides_of(96, 0.75) == (72, 96)
+    assert sides_of(96, 4 / 3) == (96, 72) and sides_of(10, 0.1) == (4, 10)
+
+
+def test_non_square_images_keep_their_aspect_ratio(brick, tmp_path):
+    """Real crops stretched to 96 wide by 72 high (a 4:3 camera), one portrait 72x96 among them:
+    the local detector works at 72x96 and its map overlays keep 4:3, --image-size sets the larger
+    side, a whole-image encoder reads them at 48x64 and fits and scores them through the CLI."""
+    root = tmp_path / "wide"
+    for split, kind, count in (("train", "good", 40), ("test", "good", 4), ("test", "scratch", 4)):
+        folder = root / split / kind
+        folder.mkdir(parents=True)
+        for source in sorted((brick / "brick" / split / kind).glob("*.png"))[:count]:
+            Image.open(source).resize((96, 72), Image.BICUBIC).save(folder / source.name)
+    portrait = root / "train" / "good" / "0.png"  # stretched to the others' shape when read
+    Image.open(next((root / "train" / "good").glob("*.png"))).resize((72, 96)).save(portrait)
+
+    def fitted(*options):
+        out = tmp_path / f"run{len(list(tmp_path.iterdir()))}"
+        result = invoke("fit", "--data", f"folder:{root}", "--out", out, "--device", "cpu", "-q", *options)
+        assert result.exit_code == 0, result.output
+        return out, json.loads((out / "config.json").read_text())["image_shape"]
+
+    run, shape = fitted()
+    assert shape == [1, 72, 96]
+    maps = tmp_path / "maps"
+    scored = invoke("score", run, root / "test", "--out", tmp_path / "s.csv", "--maps", maps, "-q")
+    assert scored.exit_code == 0, scored.output
+    assert {Image.open(path).size for path in maps.glob("*.png")} == {(192, 144)}  # (width, height)
+    assert fitted("--image-size", "64")[1] == [1, 48, 64]
+    whole_image = folder_run_data(str(root), None, None)
+    assert whole_image.spec["image_size"] == 64 and whole_image.train[:2].shape == (2, 1, 48, 64)
+    quick = ("--encoder", "ae", "--encoder-epochs", "1", "--head-epochs", "3")
+    run, shape = fitted(*quick)
+    assert shape == [1, 48, 64]
+    scored = invoke("score", run, root / "test", "--out", tmp_path / "w.csv", "-q")
+    assert scored.exit_code == 0, scored.output
+    rows = list(csv.DictReader((tmp_path / "w.csv").open()))
+    assert len(rows) == 8 and not is_constant(np.array([float(r["score"]) for r in rows]))
 
 
 @pytest.mark.slow

@@ -203,8 +203,9 @@ def _one_line_warning(message, category, filename, lineno, file=None, line=None)
     type=click.IntRange(min=4),
     default=None,
     help=(
-        "Folder data: resize images to SIZE x SIZE [the local detector: the images' larger side, "
-        "64 to 256; the others: 28 for images of 32 pixels or less, else 64]."
+        "Folder data: resize images so that their larger side is SIZE, the other keeping the "
+        "images' aspect ratio [the local detector: the images' larger side, 64 to 256; the "
+        "others: 28 for images of 32 pixels or less, else 64]."
     ),
 )
 @click.option(
@@ -575,8 +576,8 @@ def _int_list(text: str | None, what: str) -> list[int] | None:
     "--image-size",
     type=click.IntRange(min=4),
     default=None,
-    help="folder:ROOT only: every method sees the images at SIZE x SIZE [the size fit gives the "
-    "local detector: the images' larger side, 64 to 256].",
+    help="folder:ROOT only: every method sees the images with their larger side SIZE, aspect "
+    "ratio kept [the size fit gives the local detector: the images' larger side, 64 to 256].",
 )
 @with_limits
 @device_option("Where to train.", default="cpu")

@@ -134,14 +134,17 @@ SIZE_SAMPLE = 64  # training images whose sizes set the default side (headers on
 def infer_shape(
     paths: list, size: int | None, channels: int | None, keep_detail: bool = False
 ) -> tuple[int, int, int]:
-    """Grey images stay grey, colour images are RGB (as the first image is); the side is ``size``
-    or ``default_image_size`` of the median larger side of up to ``SIZE_SAMPLE`` images spread
-    over ``paths`` (one odd thumbnail does not set it)."""
+    """``(C, H, W)`` of the images as the detector sees them. Grey images stay grey, colour
+    images are RGB (as the first image is). The larger side is ``size`` or ``default_image_size``
+    of the median larger side, and the other keeps the median height / width ratio, both over up
+    to ``SIZE_SAMPLE`` images spread over ``paths`` (one odd thumbnail does not set them): a
+    640x480 camera frame stays 4:3 instead of being squashed to a square."""
     picks = np.unique(np.linspace(0, len(paths) - 1, min(len(paths), SIZE_SAMPLE)).round().astype(int))
-    sides, modes = [], []
+    sides, ratios, modes = [], [], []
     for index in picks:  # picks[0] is the first image
         with Image.open(paths[index]) as image:
             sides.append(max(image.size))
+            ratios.append(image.size[1] / image.size[0])
             modes.append(image.mode)
     grey = modes[0] in ("1", "L", "LA", "I", "I;16", "I;16B", "I;16L", "F")
     channels = channels or (1 if grey else 3)
@@ -150,7 +153,16 @@ def infer_shape(
         raise OneClassError(f"--channels must be 1 or 3, got {channels}")
     if size < 4:
         raise OneClassError(f"--image-size must be at least 4, got {size}")
-    return channels, size, size
+    height, width = sides_of(size, float(np.median(ratios)))
+    return channels, height, width
+
+
+def sides_of(size: int, ratio: float) -> tuple[int, int]:
+    """``(H, W)`` with the larger side ``size`` and H / W as close to ``ratio`` as whole pixels
+    allow, neither side below 4."""
+    if ratio >= 1:
+        return size, max(4, round(size / ratio))
+    return max(4, round(size * ratio)), size
 
 
 def folder_splits(

@@ -75,7 +75,7 @@ def folder_run_data(
         "root": None if root is None else str(Path(root).resolve()),
         "normal_dir": None if normal_dir is None else str(Path(normal_dir).resolve()),
         "abnormal_dir": None if abnormal_dir is None else str(Path(abnormal_dir).resolve()),
-        "image_size": train.image_shape[1],
+        "image_size": max(train.image_shape[1:]),  # the larger side; the other follows the files
         "channels": train.image_shape[0],
         "skip_bad": skip_bad,
     }

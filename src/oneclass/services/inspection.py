@@ -88,7 +88,7 @@ def run_inspection_benchmark(
                     "method": method.name,
                     "seed": seed,
                     **detection_metrics(output.test_scores, task.test_is_normal, output.threshold),
-                    "image_size": int(task.train.shape[-1]),
+                    "image_size": int(max(task.train.shape[-2:])),
                     "n_train": len(task.train),
                     "n_test": len(task.test),
                     "memory_bytes": output.memory_bytes,
