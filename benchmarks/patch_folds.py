@@ -32,23 +32,24 @@ on every region, and 2048 / 1024 units on every other region in each direction (
 regions, as ``lite0-fast`` describes them); the head's scoring time per image is a column.
 ``--candidates pooling``: the product's standardised maps (OC-NN and discriminator summed) pooled
 over other shares of the worst pixels (0.5% to 10%). ``--candidates features``: the product head on
-lite0 features tapped at blocks 2 and 4 (lite0's), 2, 4 and 7, or 2, 4 and 10. ``--candidates
-scales``: the product head on lite0 features of the image enlarged 1.5, 2 (lite0's) or 3 times, or 1
-and 2 times side by side. ``--candidates flips``: the product head with its training images also
-mirrored (4x the patches), and the same with each test map averaged over the test image's mirror
-images. ``--candidates resolution``: the product head on the same crops downsized (area averaging)
-to 48x48 and 32x32 before anything else, its maps brought back to 64x64 for the pixel AUROC: what
-resizing a larger image down to the detector's size does to its defects. ``--candidates defects``:
-the product head without the discriminator of synthetic defects, with it (the default), and with
-each of its four kinds of painted defect left out in turn. ``--candidates discriminator``: the
-product head with discriminators of 64, 128 or 256 units per layer (the head's scoring time per
-image is a column). ``--candidates combination``: the discriminator's standardised map weighted 0.5,
-1 (the default) or 2 in the sum, or alone; and two painted copies of each training image instead of
-one. ``--candidates training``: the discriminator trained 16 epochs instead of 8, with defect
-regions from 10% cover instead of 30%, or on blobs of 1-6% of the image instead of 1-12% (records
-made before blobs of 1-12% became the default name the rows the other way round). ``--candidates
-scoring``: the product head with the maps smoothed less (sigma 1/32 or 1/64 of the image instead of
-1/16) and narrower kernels (bandwidth 0.1 or 0.15 of the median distance instead of 0.2).
+lite0 features tapped at blocks 2 and 4 (lite0's), 2, 4 and 7, or 2, 4 and 10.
+``--candidates scales``: the product head on lite0 features of the image enlarged 1.5, 2 (lite0's)
+or 3 times, or 1 and 2 times side by side. ``--candidates flips``: the product head with its
+training images also mirrored (4x the patches), and the same with each test map averaged over the
+test image's mirror images. ``--candidates resolution``: the product head on the same crops
+downsized (area averaging) to 48x48 and 32x32 before anything else, its maps brought back to 64x64
+for the pixel AUROC: what resizing a larger image down to the detector's size does to its defects.
+``--candidates defects``: the product head without the discriminator of synthetic defects, with it
+(the default), and with each of its four kinds of painted defect left out in turn.
+``--candidates discriminator``: the product head with discriminators of 64, 128 or 256 units per
+layer (the head's scoring time per image is a column). ``--candidates combination``: the
+discriminator's standardised map weighted 0.5, 1 (the default) or 2 in the sum, or alone; and two
+painted copies of each training image instead of one. ``--candidates training``: the discriminator
+trained 16 epochs instead of 8, with defect regions from 10% cover instead of 30%, or on blobs of
+1-6% of the image instead of 1-12% (records made before blobs of 1-12% became the default name the
+rows the other way round). ``--candidates scoring``: the product head with the maps smoothed less
+(sigma 1/32 or 1/64 of the image instead of 1/16) and narrower kernels (bandwidth 0.1 or 0.15 of the
+median distance instead of 0.2).
 
     for k in 0 1 2 3; do
         python benchmarks/inspection_data.py --set validation --fold $k --out data/inspection-validation-$k
