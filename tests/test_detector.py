@@ -37,17 +37,20 @@ def test_a_share_nu_of_new_normal_digits_falls_below_the_threshold(mnist_train, 
 
 
 @pytest.mark.parametrize("encoder", ["vae", "lite0"])
-def test_nu_holds_on_new_images_after_few_training_images(encoder, mnist_train, mnist_test):
-    """300 training sixes: the threshold comes from 60 of them held out (the encoder would know
-    the others better than any new six). Without that, 0.55 (100 images) and 0.22 (400) of new
-    sixes fell below it with the vae, 0.29 and 0.15 with lite0. The 958 test sixes are new."""
-    (x, y), (xt, yt) = mnist_train, mnist_test
-    detector = OneClassDetector(encoder=encoder, seed=0, device="cpu", quiet=True).fit(x[y == 6][:300])
+def test_nu_holds_on_new_images_after_few_training_images(encoder, mnist_train):
+    """300 training sixes drawn at random: the threshold comes from 60 of them held out (the
+    encoder would know the others better than any new six). Without that, 0.55 (100 images) and
+    0.22 (400) of new sixes fell below it with the vae, 0.29 and 0.15 with lite0. The new sixes
+    are 1,500 other training sixes drawn alike: MNIST's test sixes come from other writers, and
+    there the rate also measures that shift (lite0: 0.10-0.21 over four training sets, mean 0.16,
+    against 0.07-0.15 over three, mean 0.10, on sixes drawn alike)."""
+    x, y = mnist_train
+    sixes = x[y == 6][np.random.default_rng(0).permutation(int((y == 6).sum()))]
+    detector = OneClassDetector(encoder=encoder, seed=0, device="cpu", quiet=True).fit(sixes[:300])
     assert detector.threshold_images_ == 60
-    rate = float((detector.score_samples(xt[yt == 6]) < detector.threshold_).mean())
+    rate = float((detector.score_samples(sixes[300:1800]) < detector.threshold_).mean())
     # a threshold from 60 images is itself uncertain: the rate it gives has sd sqrt(0.1*0.9/61)
-    # = 0.038, so the band is 2 sd; measured 0.134 (vae), 0.161 (lite0, maps standardised per
-    # pixel; 0.115 before); out of fold 0.25, 0.16
+    # = 0.038, so the band is 2 sd; measured 0.067 (vae), 0.071 (lite0)
     assert 0.025 <= rate <= 0.175, rate
 
 
