@@ -5,6 +5,7 @@ synthetic defects and their masks."""
 from __future__ import annotations
 
 import csv
+import functools
 import importlib.util
 import json
 import re
@@ -297,6 +298,26 @@ def test_a_local_fit_on_too_few_images_is_refused_in_one_line(brick, tmp_path):
     assert "needs at least 3 normal training images" in error and error.endswith("got 2")
 
 
+def resized_brick(brick: Path, root: Path, size: tuple[int, int], train: int) -> Path:
+    """The brick category's first ``train`` good training crops and 4 good and 4 scratched test
+    crops, resized to ``size`` (width, height), as an MVTec-layout folder ``root``."""
+    for split, kind, count in (("train", "good", train), ("test", "good", 4), ("test", "scratch", 4)):
+        folder = root / split / kind
+        folder.mkdir(parents=True)
+        for source in sorted((brick / "brick" / split / kind).glob("*.png"))[:count]:
+            Image.open(source).resize(size, Image.BICUBIC).save(folder / source.name)
+    return root
+
+
+def fitted_run(root: Path, runs: Path, *options) -> tuple[Path, list[int]]:
+    """``oneclass fit`` on the folder ``root`` into a new run folder under ``runs``: (the run
+    folder, the image shape its config records)."""
+    out = runs / f"run{len(list(runs.iterdir()))}"
+    result = invoke("fit", "--data", f"folder:{root}", "--out", out, "--device", "cpu", "-q", *options)
+    assert result.exit_code == 0, result.output
+    return out, json.loads((out / "config.json").read_text())["image_shape"]
+
+
 def test_the_default_image_size_keeps_detail_for_the_local_detector_only():
     assert default_image_size(20) == 28 and default_image_size(32, keep_detail=True) == 64
     assert default_image_size(50) == default_image_size(50, keep_detail=True) == 64
@@ -309,20 +330,11 @@ def test_a_local_fit_keeps_larger_images_at_their_size(brick, tmp_path):
     local detector works at 96, its map overlays are 192 pixels a side, --image-size overrides
     it, a whole-image encoder's data are read at 64, and the inspection benchmark reads them as
     fit's local detector does."""
-    root = tmp_path / "big"
-    for split, kind, count in (("train", "good", 12), ("test", "good", 4), ("test", "scratch", 4)):
-        folder = root / split / kind
-        folder.mkdir(parents=True)
-        for source in sorted((brick / "brick" / split / kind).glob("*.png"))[:count]:
-            Image.open(source).resize((96, 96), Image.BICUBIC).save(folder / source.name)
+    root = resized_brick(brick, tmp_path / "big", (96, 96), 12)
     thumbnail = root / "train" / "good" / "0.png"  # read first; the median side counts
     Image.open(next((root / "train" / "good").glob("*.png"))).resize((40, 40)).save(thumbnail)
 
-    def fitted(*options):
-        out = tmp_path / f"run{len(list(tmp_path.iterdir()))}"
-        result = invoke("fit", "--data", f"folder:{root}", "--out", out, "--device", "cpu", "-q", *options)
-        assert result.exit_code == 0, result.output
-        return out, json.loads((out / "config.json").read_text())["image_shape"]
+    fitted = functools.partial(fitted_run, root, tmp_path)
 
     run, shape = fitted()
     assert shape == [1, 96, 96]
@@ -354,20 +366,11 @@ def test_non_square_images_keep_their_aspect_ratio(brick, tmp_path):
     """Real crops stretched to 96 wide by 72 high (a 4:3 camera), one portrait 72x96 among them:
     the local detector works at 72x96 and its map overlays keep 4:3, --image-size sets the larger
     side, a whole-image encoder reads them at 48x64 and fits and scores them through the CLI."""
-    root = tmp_path / "wide"
-    for split, kind, count in (("train", "good", 40), ("test", "good", 4), ("test", "scratch", 4)):
-        folder = root / split / kind
-        folder.mkdir(parents=True)
-        for source in sorted((brick / "brick" / split / kind).glob("*.png"))[:count]:
-            Image.open(source).resize((96, 72), Image.BICUBIC).save(folder / source.name)
+    root = resized_brick(brick, tmp_path / "wide", (96, 72), 40)
     portrait = root / "train" / "good" / "0.png"  # stretched to the others' shape when read
     Image.open(next((root / "train" / "good").glob("*.png"))).resize((72, 96)).save(portrait)
 
-    def fitted(*options):
-        out = tmp_path / f"run{len(list(tmp_path.iterdir()))}"
-        result = invoke("fit", "--data", f"folder:{root}", "--out", out, "--device", "cpu", "-q", *options)
-        assert result.exit_code == 0, result.output
-        return out, json.loads((out / "config.json").read_text())["image_shape"]
+    fitted = functools.partial(fitted_run, root, tmp_path)
 
     run, shape = fitted()
     assert shape == [1, 72, 96]
