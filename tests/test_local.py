@@ -359,7 +359,8 @@ def test_a_local_fit_keeps_larger_images_at_their_size(brick, tmp_path):
 
 def test_the_larger_side_is_the_size_and_the_other_keeps_the_ratio():
     assert sides_of(64, 1.0) == (64, 64) and sides_of(96, 0.75) == (72, 96)
-    assert sides_of(96, 4 / 3) == (96, 72) and sides_of(10, 0.1) == (4, 10)
+    assert sides_of(96, 4 / 3) == (96, 72) and sides_of(10, 0.1) == (10, 10)
+    assert sides_of(256, 0.05) == (16, 256) and sides_of(28, 10.0) == (28, 16)
 
 
 def test_non_square_images_keep_their_aspect_ratio(brick, tmp_path):

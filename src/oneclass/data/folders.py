@@ -157,12 +157,18 @@ def infer_shape(
     return channels, height, width
 
 
+# the smaller side is at least this (or the larger side, if that is smaller): every encoder's
+# pooling stages need a few pixels, so a long strip is squeezed no further than this
+MIN_SIDE = 16
+
+
 def sides_of(size: int, ratio: float) -> tuple[int, int]:
     """``(H, W)`` with the larger side ``size`` and H / W as close to ``ratio`` as whole pixels
-    allow, neither side below 4."""
+    allow, the smaller side ``MIN_SIDE`` at least."""
+    floor = min(size, MIN_SIDE)
     if ratio >= 1:
-        return size, max(4, round(size / ratio))
-    return max(4, round(size * ratio)), size
+        return size, max(floor, round(size / ratio))
+    return max(floor, round(size * ratio)), size
 
 
 def folder_splits(
