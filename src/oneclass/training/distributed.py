@@ -132,8 +132,9 @@ def broadcast_module(module: nn.Module) -> None:
     """Copy rank 0's parameters and buffers to every rank (a model each rank trained on the same
     gathered rows: equal up to the last bits of nondeterministic kernels, made equal)."""
     if world_size() > 1:
-        for tensor in [*module.parameters(), *module.buffers()]:
-            dist.broadcast(tensor.data, src=0)
+        for parameter in module.parameters():
+            dist.broadcast(parameter.data, src=0)
+    broadcast_buffers(module)
 
 
 def barrier() -> None:
