@@ -27,9 +27,11 @@ Candidates (image score: higher = more normal; maps where the rule gives one):
 - ``fisher patch-ocnn + padim``: Fisher's combination of the two image scores (tail probabilities
   among each rule's training-image scores).
 
-``--candidates cost``: the patch OC-NN's cost against its accuracy instead: 2048 / 1024 / 512 units
-on every region, and 2048 / 1024 units on every other region in each direction (a quarter of the
-regions, as ``lite0-fast`` describes them); the head's scoring time per image is a column.
+``--candidates cost``: the product head's cost against its accuracy instead (OC-NN and
+discriminator; records before the discriminator fitted the OC-NN alone and had a row of 2048 units
+on every other region): 2048 / 1024 / 512 units on every region, and 1024 units on every other
+region in each direction (a quarter of the regions, as ``lite0-fast`` describes them); the head's
+scoring time per image is a column.
 ``--candidates pooling``: the product's standardised maps (OC-NN and discriminator summed) pooled
 over other shares of the worst pixels (0.5% to 10%). ``--candidates features``: the product head on
 lite0 features tapped at blocks 2 and 4 (lite0's), 2, 4 and 7, or 2, 4 and 10.
@@ -56,7 +58,9 @@ median distance instead of 0.2).
     done
     python benchmarks/patch_folds.py data/inspection-validation-{0,1,2,3}      # ~11 min on 2 cores
     python benchmarks/patch_folds.py data/inspection-validation-{0,1,2,3} --candidates cost \
-        --out benchmarks/defaults/patch-cost.md                                   # ~9 min
+        --out benchmarks/defaults/patch-cost.md                                   # ~11 min
+    python benchmarks/patch_folds.py data/inspection-validation-{0,1,2,3} --candidates cost --seed 1 \
+        --out benchmarks/defaults/patch-cost-seed1.md                             # ~11 min
     python benchmarks/patch_folds.py data/inspection-validation-{0,1,2,3} --candidates pooling \
         --out benchmarks/defaults/patch-pooling.md                                # ~3 min
     python benchmarks/patch_folds.py data/inspection-validation-{0,1,2,3} --candidates pooling \
@@ -318,19 +322,26 @@ def resolution_candidates(task) -> dict[str, tuple[np.ndarray, np.ndarray]]:
 
 @torch.no_grad()
 def cost_candidates(task) -> dict[str, tuple[np.ndarray, np.ndarray, float]]:
-    """(scores, maps, head milliseconds per test image) of the patch OC-NN at several costs."""
+    """(scores, maps, head milliseconds per test image) of the product head (OC-NN and its
+    discriminator of synthetic defects) at several costs."""
+    extractor = build_patch_features("lite0", task.train.shape[1:], pretrained=True)
     train, test = task.features("lite0")
+    painted_of = painter(task, extractor)
     out = {}
     for name, units, step in (
         ("2048 units, every region (lite0)", 2048, 1),
         ("1024 units, every region", 1024, 1),
         ("512 units, every region", 512, 1),
-        ("2048 units, every other region", 2048, 2),
         ("1024 units, every other region (lite0-fast)", 1024, 2),
     ):
         kept, seen = train[..., ::step, ::step].contiguous(), test[..., ::step, ::step].contiguous()
+
+        def painted_kept(index, step=step):
+            features, masks = painted_of(index)
+            return features[..., ::step, ::step].contiguous(), masks
+
         head = PatchOCNN(hidden=units, seed=task.seed)
-        head.fit(lambda index, kept=kept: kept[index], len(kept), task.image_size)
+        head.fit(lambda index, kept=kept: kept[index], len(kept), task.image_size, painted_of=painted_kept)
         clock = time.perf_counter()
         scores, maps = head.score_maps(seen)
         out[name] = (scores, maps, 1000 * (time.perf_counter() - clock) / len(seen))
@@ -461,6 +472,42 @@ def training_candidates(task) -> dict[str, tuple[np.ndarray, np.ndarray]]:
     return out
 
 
+def centred(features: torch.Tensor, scaled: bool = False) -> torch.Tensor:
+    """Descriptors ``(n, D, h, w)`` minus their own image's mean descriptor (and divided by each
+    channel's spread over the image when ``scaled``: instance normalisation)."""
+    out = features - features.mean((2, 3), keepdim=True)
+    return out / features.std((2, 3), keepdim=True).clamp_min(1e-6) if scaled else out
+
+
+@torch.no_grad()
+def centring_candidates(task) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    """The product head on the descriptors as they are, centred on each image's mean descriptor,
+    and instance-normalised: does removing what a whole crop shares (its light, its contrast)
+    leave the local deviations and drop the shift between a photograph's blocks?"""
+    extractor = build_patch_features("lite0", task.train.shape[1:], pretrained=True)
+    train, test = task.features("lite0")
+    painted_of = painter(task, extractor)
+    out = {}
+    for name, transform in (
+        ("descriptors as they are (the default)", None),
+        ("centred on the image's mean descriptor", centred),
+        (
+            "instance-normalised (centred, divided by the image's spread)",
+            functools.partial(centred, scaled=True),
+        ),
+    ):
+        seen, kept = (test, train) if transform is None else (transform(test), transform(train))
+
+        def painted(index, transform=transform):
+            features, masks = painted_of(index)
+            return (features if transform is None else transform(features)), masks
+
+        head = PatchOCNN(seed=task.seed)
+        head.fit(lambda index, kept=kept: kept[index], len(kept), task.image_size, painted_of=painted)
+        out[name] = head.score_maps(seen)
+    return out
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("roots", type=Path, nargs="+", help="validation folders, one per fold")
@@ -480,6 +527,7 @@ def main(argv: list[str] | None = None) -> int:
             "discriminator",
             "combination",
             "training",
+            "centring",
         ),
         default="rules",
     )
@@ -503,6 +551,7 @@ def main(argv: list[str] | None = None) -> int:
                 "discriminator": discriminator_candidates,
                 "combination": combination_candidates,
                 "training": training_candidates,
+                "centring": centring_candidates,
             }[args.candidates](task)
             for name, (scores, maps, *cost) in found.items():
                 image.setdefault(name, np.zeros((len(args.roots), 0)).tolist())
