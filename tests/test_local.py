@@ -127,6 +127,32 @@ def test_patch_head_standardises_its_maps_per_pixel_and_keeps_nu():
     assert np.mean(head.train_image_scores_ < head.threshold_) == pytest.approx(0.1, abs=0.01)
 
 
+@pytest.mark.parametrize(
+    ("regions", "image", "smoothing"),
+    [
+        ((32, 32), (64, 64), 1 / 16),
+        ((12, 16), (48, 64), 1 / 16),
+        ((8, 8), (64, 64), 1 / 64),
+        ((5, 7), (30, 90), 0.3),
+    ],
+)
+def test_smoothed_maps_equal_bilinear_upsampling_then_a_gaussian_blur(regions, image, smoothing):
+    """The maps' two small matrix products per image are the upsampling and blur they replace
+    (square and not, a sigma wider than the map), up to float rounding."""
+    import torch.nn.functional as F
+
+    from oneclass.heads.ocnn.patch import smooth_maps
+    from oneclass.imaging import gaussian_blur
+
+    anomaly = torch.randn(6, *regions, generator=torch.Generator().manual_seed(0))
+    upsampled = F.interpolate(anomaly[:, None], size=image, mode="bilinear", align_corners=False)[:, 0]
+    expected = gaussian_blur(upsampled, max(image) * smoothing)
+    found = smooth_maps(anomaly, image, smoothing)
+    assert found.shape == (6, *image)
+    assert torch.allclose(found, expected, atol=1e-5)
+    assert not torch.allclose(found, upsampled, atol=1e-2)  # it does smooth
+
+
 def test_patch_head_smoothing_sharpens_its_maps_and_is_kept_by_a_saved_model():
     """The maps' smoothing is the head's setting: a narrower Gaussian gives sharper maps, a saved
     head is rebuilt with its own, and a head saved before the setting existed with 1/16."""

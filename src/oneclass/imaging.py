@@ -9,12 +9,32 @@ import torch
 import torch.nn.functional as F
 
 
+def gaussian_taps(sigma: float, dtype=torch.float32, device=None) -> torch.Tensor:
+    """The normalised taps ``(2 r + 1,)`` of a Gaussian of ``sigma`` pixels, r = ceil(3 sigma)."""
+    radius = int(math.ceil(3 * sigma))
+    offsets = torch.arange(-radius, radius + 1, dtype=dtype, device=device)
+    taps = torch.exp(-(offsets**2) / (2 * sigma**2))
+    return taps / taps.sum()
+
+
 def gaussian_blur(images: torch.Tensor, sigma: float) -> torch.Tensor:
     """Images ``(n, H, W)`` smoothed by a Gaussian of ``sigma`` pixels (edges replicated)."""
-    radius = int(math.ceil(3 * sigma))
-    offsets = torch.arange(-radius, radius + 1, dtype=images.dtype, device=images.device)
-    taps = torch.exp(-(offsets**2) / (2 * sigma**2))
-    taps = taps / taps.sum()
+    taps = gaussian_taps(sigma, images.dtype, images.device)
+    radius = len(taps) // 2
     out = F.conv2d(F.pad(images[:, None], (radius, radius, 0, 0), mode="replicate"), taps.view(1, 1, 1, -1))
     out = F.conv2d(F.pad(out, (0, 0, radius, radius), mode="replicate"), taps.view(1, 1, -1, 1))
     return out[:, 0]
+
+
+def upsample_and_blur_operator(source: int, target: int, sigma: float) -> torch.Tensor:
+    """The matrix ``(target, source)`` that resizes a signal of ``source`` samples to ``target``
+    (linear interpolation, align_corners=False) and smooths it by a Gaussian of ``sigma`` target
+    samples (edges replicated). Both steps are linear and act on each axis of an image alone, so
+    ``A_h @ X @ A_w.T`` equals bilinear upsampling then ``gaussian_blur`` of ``X (h, w)``, in two
+    small matrix products instead of a wide convolution."""
+    basis = torch.eye(source, dtype=torch.float64)[:, None]
+    resized = F.interpolate(basis, size=target, mode="linear", align_corners=False)
+    taps = gaussian_taps(sigma, torch.float64)
+    radius = len(taps) // 2
+    blurred = F.conv1d(F.pad(resized, (radius, radius), mode="replicate"), taps.view(1, 1, -1))
+    return blurred[:, 0].T.float().contiguous()

@@ -32,19 +32,19 @@ number of images.
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Callable
 from typing import Any, ClassVar
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from ...calibration import nu_quantile
 from ...devices import resolve_device
 from ...errors import OneClassError
-from ...imaging import gaussian_blur
+from ...imaging import upsample_and_blur_operator
 from ...params import Boolean, Interval, Param
 from ...training import distributed
 from ..base import Head
@@ -195,9 +195,18 @@ def smooth_maps(
     anomaly: torch.Tensor, image_size: tuple[int, int], smoothing: float = SMOOTHING
 ) -> torch.Tensor:
     """Region anomalies ``(n, h, w)`` upsampled (bilinear) to ``image_size`` and smoothed by a
-    Gaussian of sigma = ``smoothing`` x the image's larger side, as PatchCore and PaDiM draw them."""
-    maps = F.interpolate(anomaly[:, None], size=tuple(image_size), mode="bilinear", align_corners=False)
-    return gaussian_blur(maps[:, 0], max(image_size) * smoothing)
+    Gaussian of sigma = ``smoothing`` x the image's larger side, as PatchCore and PaDiM draw them
+    (one matrix per axis: ``imaging.upsample_and_blur_operator``)."""
+    (h, w), (height, width) = anomaly.shape[-2:], image_size
+    sigma = max(image_size) * smoothing
+    rows = _operator(h, height, sigma).to(anomaly.device, anomaly.dtype)
+    columns = _operator(w, width, sigma).to(anomaly.device, anomaly.dtype)
+    return rows @ anomaly @ columns.T
+
+
+@functools.lru_cache(maxsize=16)
+def _operator(source: int, target: int, sigma: float) -> torch.Tensor:
+    return upsample_and_blur_operator(source, target, sigma)
 
 
 def discriminator_logits(discriminator: DefectDiscriminator, features: torch.Tensor) -> torch.Tensor:
