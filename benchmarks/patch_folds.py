@@ -51,7 +51,9 @@ trained 16 epochs instead of 8, with defect regions from 10% cover instead of 30
 1-6% of the image instead of 1-12% (records made before blobs of 1-12% became the default name the
 rows the other way round). ``--candidates scoring``: the product head with the maps smoothed less
 (sigma 1/32 or 1/64 of the image instead of 1/16) and narrower kernels (bandwidth 0.1 or 0.15 of the
-median distance instead of 0.2).
+median distance instead of 0.2). ``--candidates centring``: the product head on descriptors
+centred on each image's mean descriptor, or instance-normalised (also divided by each channel's
+spread over the image).
 
     for k in 0 1 2 3; do
         python benchmarks/inspection_data.py --set validation --fold $k --out data/inspection-validation-$k
@@ -83,6 +85,8 @@ median distance instead of 0.2).
         --out benchmarks/defaults/patch-combination.md                            # ~6 min
     python benchmarks/patch_folds.py data/inspection-validation-{0,1,2,3} --candidates training \
         --out benchmarks/defaults/patch-training.md                               # ~10 min
+    python benchmarks/patch_folds.py data/inspection-validation-{0,1,2,3} --candidates centring \
+        --out benchmarks/defaults/patch-centring.md                               # ~10 min
 """
 
 from __future__ import annotations
