@@ -53,7 +53,8 @@ rows the other way round). ``--candidates scoring``: the product head with the m
 (sigma 1/32 or 1/64 of the image instead of 1/16) and narrower kernels (bandwidth 0.1 or 0.15 of the
 median distance instead of 0.2). ``--candidates centring``: the product head on descriptors
 centred on each image's mean descriptor, or instance-normalised (also divided by each channel's
-spread over the image).
+spread over the image). ``--candidates intensity``: the product head on descriptors with each
+region's local mean grey level and spread (Gaussian window of 2 or 4 px) as two more channels.
 
     for k in 0 1 2 3; do
         python benchmarks/inspection_data.py --set validation --fold $k --out data/inspection-validation-$k
@@ -87,6 +88,8 @@ spread over the image).
         --out benchmarks/defaults/patch-training.md                               # ~10 min
     python benchmarks/patch_folds.py data/inspection-validation-{0,1,2,3} --candidates centring \
         --out benchmarks/defaults/patch-centring.md                               # ~10 min
+    python benchmarks/patch_folds.py data/inspection-validation-{0,1,2,3} --candidates intensity \
+        --out benchmarks/defaults/patch-intensity.md                              # ~11 min
 """
 
 from __future__ import annotations
@@ -112,6 +115,7 @@ from oneclass.heads import defects as defects_module
 from oneclass.heads.defects import train_discriminator
 from oneclass.heads.ocnn import patch as patch_module
 from oneclass.heads.ocnn.patch import PatchOCNN, smooth_maps, worst_share_score
+from oneclass.imaging import gaussian_blur
 from oneclass.networks.patches import build_patch_features, patch_descriptors
 from oneclass.services.inspection import categories, load_task
 
@@ -512,6 +516,46 @@ def centring_candidates(task) -> dict[str, tuple[np.ndarray, np.ndarray]]:
     return out
 
 
+def local_intensity(images: np.ndarray, grid: tuple[int, int], sigma: float = 4.0) -> torch.Tensor:
+    """``(n, 2, h, w)``: each region's local mean grey level and its local spread (Gaussian
+    window of ``sigma`` pixels of the image), uint8 images ``(n, C, H, W)`` averaged over channels,
+    averaged over each region's pixels."""
+    grey = torch.from_numpy(images).float().mean(1) / 255.0
+    mean = gaussian_blur(grey, sigma)
+    spread = (gaussian_blur(grey * grey, sigma) - mean * mean).clamp_min(0).sqrt()
+    return F.adaptive_avg_pool2d(torch.stack([mean, spread], 1), grid)
+
+
+@torch.no_grad()
+def intensity_candidates(task) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    """The product head on the descriptors, and on the descriptors with each region's local mean
+    grey level and spread as two more channels (a stain changes both; the ImageNet features
+    answer to edges and texture more than to a soft change of light)."""
+    extractor = build_patch_features("lite0", task.train.shape[1:], pretrained=True)
+    train, test = task.features("lite0")
+    grid = tuple(train.shape[-2:])
+    out = {}
+    head = PatchOCNN(seed=task.seed)
+    head.fit(lambda index: train[index], len(train), task.image_size, painted_of=painter(task, extractor))
+    out["descriptors (the default)"] = head.score_maps(test)
+    for sigma in (2.0, 4.0):
+        kept = torch.cat([train, local_intensity(task.train, grid, sigma)], 1)
+        seen = torch.cat([test, local_intensity(task.test, grid, sigma)], 1)
+
+        def painted_of(index, sigma=sigma):
+            found = [
+                synthetic_defects(task.train[index], np.random.default_rng([task.seed, int(index[0]), 0]))
+            ]
+            images, masks = found[0]
+            features = patch_descriptors(extractor, images, CHUNK)
+            return torch.cat([features, local_intensity(images, grid, sigma)], 1), masks
+
+        head = PatchOCNN(seed=task.seed)
+        head.fit(lambda index, kept=kept: kept[index], len(kept), task.image_size, painted_of=painted_of)
+        out[f"descriptors + local mean and spread (sigma {sigma:g} px)"] = head.score_maps(seen)
+    return out
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("roots", type=Path, nargs="+", help="validation folders, one per fold")
@@ -532,6 +576,7 @@ def main(argv: list[str] | None = None) -> int:
             "combination",
             "training",
             "centring",
+            "intensity",
         ),
         default="rules",
     )
@@ -556,6 +601,7 @@ def main(argv: list[str] | None = None) -> int:
                 "combination": combination_candidates,
                 "training": training_candidates,
                 "centring": centring_candidates,
+                "intensity": intensity_candidates,
             }[args.candidates](task)
             for name, (scores, maps, *cost) in found.items():
                 image.setdefault(name, np.zeros((len(args.roots), 0)).tolist())
