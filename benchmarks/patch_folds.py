@@ -49,9 +49,11 @@ discriminator's standardised map weighted 0.5, 1 (the default) or 2 in the sum, 
 painted copies of each training image instead of one. ``--candidates training``: the discriminator
 trained 16 epochs instead of 8, with defect regions from 10% cover instead of 30%, or on blobs of
 1-6% of the image instead of 1-12% (records made before blobs of 1-12% became the default name the
-rows the other way round). ``--candidates scoring``: the product head with the maps smoothed less
-(sigma 1/32 or 1/64 of the image instead of 1/16) and narrower kernels (bandwidth 0.1 or 0.15 of the
-median distance instead of 0.2). ``--candidates centring``: the product head on descriptors
+rows the other way round). ``--candidates scoring``: the patch OC-NN alone (records made before the
+discriminator) with the maps smoothed less (sigma 1/32 or 1/64 of the image instead of 1/16) and
+narrower kernels (bandwidth 0.1 or 0.15 of the median distance instead of 0.2);
+``--candidates scoring-discriminator``: the product head (with its discriminator) at smoothing 1/16
+or 1/32 and bandwidth 0.2 or 0.15. ``--candidates centring``: the product head on descriptors
 centred on each image's mean descriptor, or instance-normalised (also divided by each channel's
 spread over the image). ``--candidates intensity``: the product head on descriptors with each
 region's local mean grey level and spread (Gaussian window of 2 or 4 px) as two more channels.
@@ -76,6 +78,8 @@ region's local mean grey level and spread (Gaussian window of 2 or 4 px) as two 
         --out benchmarks/defaults/patch-flips.md                                  # ~6 min
     python benchmarks/patch_folds.py data/inspection-validation-{0,1,2,3} --candidates scoring \
         --out benchmarks/defaults/patch-scoring.md                                # ~12 min
+    python benchmarks/patch_folds.py data/inspection-validation-{0,1,2,3} --candidates scoring-discriminator \
+        --out benchmarks/defaults/patch-scoring-discriminator.md                  # ~14 min
     python benchmarks/patch_folds.py data/inspection-validation-{0,1,2,3} --candidates resolution \
         --out benchmarks/defaults/patch-resolution.md                             # ~4 min
     python benchmarks/patch_folds.py data/inspection-validation-{0,1,2,3} --candidates defects \
@@ -278,20 +282,19 @@ def flip_candidates(task) -> dict[str, tuple[np.ndarray, np.ndarray]]:
 
 
 @torch.no_grad()
-def scoring_candidates(task) -> dict[str, tuple[np.ndarray, np.ndarray]]:
-    """The product head with other map smoothing and kernel bandwidths."""
+def scoring_candidates(task, with_discriminator: bool = False) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    """The patch OC-NN with other map smoothing and kernel bandwidths; ``with_discriminator``: the
+    product head (OC-NN and discriminator, both maps smoothed alike) on a smaller grid."""
     train, test = task.features("lite0")
+    settings = [(1 / 16, 0.2), (1 / 32, 0.2), (1 / 64, 0.2), (1 / 16, 0.1), (1 / 32, 0.1), (1 / 32, 0.15)]
+    painted_of = None
+    if with_discriminator:
+        settings = [(1 / 16, 0.2), (1 / 32, 0.2), (1 / 16, 0.15), (1 / 32, 0.15)]
+        painted_of = painter(task, build_patch_features("lite0", task.train.shape[1:], pretrained=True))
     out = {}
-    for smoothing, bandwidth in (
-        (1 / 16, 0.2),
-        (1 / 32, 0.2),
-        (1 / 64, 0.2),
-        (1 / 16, 0.1),
-        (1 / 32, 0.1),
-        (1 / 32, 0.15),
-    ):
+    for smoothing, bandwidth in settings:
         head = PatchOCNN(smoothing=smoothing, bandwidth=bandwidth, seed=task.seed)
-        head.fit(lambda index: train[index], len(train), task.image_size)
+        head.fit(lambda index: train[index], len(train), task.image_size, painted_of=painted_of)
         name = f"smoothing 1/{round(1 / smoothing)}, bandwidth {bandwidth:g}"
         default = (smoothing, bandwidth) == (PatchOCNN().smoothing, PatchOCNN().bandwidth)
         out[name + (" (the default)" if default else "")] = head.score_maps(test)
@@ -577,6 +580,7 @@ def main(argv: list[str] | None = None) -> int:
             "training",
             "centring",
             "intensity",
+            "scoring-discriminator",
         ),
         default="rules",
     )
@@ -602,6 +606,7 @@ def main(argv: list[str] | None = None) -> int:
                 "training": training_candidates,
                 "centring": centring_candidates,
                 "intensity": intensity_candidates,
+                "scoring-discriminator": functools.partial(scoring_candidates, with_discriminator=True),
             }[args.candidates](task)
             for name, (scores, maps, *cost) in found.items():
                 image.setdefault(name, np.zeros((len(args.roots), 0)).tolist())
