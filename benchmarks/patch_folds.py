@@ -359,10 +359,11 @@ def cost_candidates(task) -> dict[str, tuple[np.ndarray, np.ndarray, float]]:
     return out
 
 
-def painter(task, extractor, kinds: tuple[str, ...] = DEFECT_KINDS, copies: int = 1):
+def painter(task, extractor, kinds: tuple[str, ...] = DEFECT_KINDS, copies: int = 1, describe=None):
     """The head's ``painted_of``: ``copies`` painted copies of ``task.train[index]`` and their masks,
     painted as ``OneClassDetector`` paints them (generator seeded by the seed and the first index;
-    a trailing copy number 0 leaves that seed as it is)."""
+    a trailing copy number 0 leaves that seed as it is), described by ``describe(images)`` (the
+    patch descriptors of ``extractor`` when None)."""
 
     def painted_of(index):
         found = [
@@ -372,7 +373,7 @@ def painter(task, extractor, kinds: tuple[str, ...] = DEFECT_KINDS, copies: int 
             for copy in range(copies)
         ]
         images, masks = (np.concatenate(part) for part in zip(*found, strict=True))
-        return patch_descriptors(extractor, images, CHUNK), masks
+        return (describe(images) if describe else patch_descriptors(extractor, images, CHUNK)), masks
 
     return painted_of
 
@@ -545,14 +546,11 @@ def intensity_candidates(task) -> dict[str, tuple[np.ndarray, np.ndarray]]:
         kept = torch.cat([train, local_intensity(task.train, grid, sigma)], 1)
         seen = torch.cat([test, local_intensity(task.test, grid, sigma)], 1)
 
-        def painted_of(index, sigma=sigma):
-            found = [
-                synthetic_defects(task.train[index], np.random.default_rng([task.seed, int(index[0]), 0]))
-            ]
-            images, masks = found[0]
+        def described(images, sigma=sigma):
             features = patch_descriptors(extractor, images, CHUNK)
-            return torch.cat([features, local_intensity(images, grid, sigma)], 1), masks
+            return torch.cat([features, local_intensity(images, grid, sigma)], 1)
 
+        painted_of = painter(task, extractor, describe=described)
         head = PatchOCNN(seed=task.seed)
         head.fit(lambda index, kept=kept: kept[index], len(kept), task.image_size, painted_of=painted_of)
         out[f"descriptors + local mean and spread (sigma {sigma:g} px)"] = head.score_maps(seen)
