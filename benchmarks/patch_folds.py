@@ -57,8 +57,14 @@ or 1/32 and bandwidth 0.2 or 0.15. ``--candidates centring``: the product head o
 centred on each image's mean descriptor, or instance-normalised (also divided by each channel's
 spread over the image). ``--candidates intensity``: the product head on descriptors with each
 region's local mean grey level and spread (Gaussian window of 2 or 4 px) as two more channels.
-``--candidates backbones``: the product head on ImageNet EfficientNet-Lite0 (the default), -Lite1
-and -Lite2 features of the same two stages (Lite1's and Lite2's wheels installed by hand first).
+``--candidates contrast``: the product's summed maps pooled over their worst 3% less the image's
+own median or mean (or half its median). ``--candidates backbones``: the product head on ImageNet
+EfficientNet-Lite0 (the default), -Lite1 and -Lite2 features of the same two stages (Lite1's and
+Lite2's wheels installed by hand first).
+
+Every candidate uses the head's defaults where it does not name a setting: records made before the
+maps' smoothing became 1/32 of the image (those older than patch-scoring-discriminator-seed2.md)
+were made at 1/16.
 
     for k in 0 1 2 3; do
         python benchmarks/inspection_data.py --set validation --fold $k --out data/inspection-validation-$k
@@ -96,6 +102,10 @@ and -Lite2 features of the same two stages (Lite1's and Lite2's wheels installed
         --out benchmarks/defaults/patch-centring.md                               # ~10 min
     python benchmarks/patch_folds.py data/inspection-validation-{0,1,2,3} --candidates intensity \
         --out benchmarks/defaults/patch-intensity.md                              # ~11 min
+    python benchmarks/patch_folds.py data/inspection-validation-{0,1,2,3} --candidates scoring-discriminator \
+        --seed 2 --out benchmarks/defaults/patch-scoring-discriminator-seed2.md    # ~14 min
+    python benchmarks/patch_folds.py data/inspection-validation-{0,1,2,3} --candidates contrast \
+        --out benchmarks/defaults/patch-contrast.md                               # ~4 min
     python benchmarks/patch_folds.py data/inspection-validation-{0,1,2,3} --candidates backbones \
         --out benchmarks/defaults/patch-backbones.md                              # ~12 min
 """
@@ -303,6 +313,27 @@ def scoring_candidates(task, with_discriminator: bool = False) -> dict[str, tupl
         default = (smoothing, bandwidth) == (PatchOCNN().smoothing, PatchOCNN().bandwidth)
         out[name + (" (the default)" if default else "")] = head.score_maps(test)
     return out
+
+
+@torch.no_grad()
+def contrast_candidates(task) -> dict[str, tuple[np.ndarray, None]]:
+    """The product head's summed standardised maps pooled as the default (worst 3% of the pixels)
+    less a level of the image's own map (its median or mean): an image whose map is raised all
+    over (light or texture shared by the whole crop) is then scored by its peaks alone."""
+    extractor = build_patch_features("lite0", task.train.shape[1:], pretrained=True)
+    train, test = task.features("lite0")
+    head = PatchOCNN(seed=task.seed).fit(
+        lambda index: train[index], len(train), task.image_size, painted_of=painter(task, extractor)
+    )
+    _, maps = head.score_maps(test)
+    flat = torch.from_numpy(maps).flatten(1)
+    peaks = worst_share(flat, TOP_SHARE)  # minus the mean of the worst 3%
+    return {
+        "worst 3% (the default)": (peaks, None),
+        "worst 3% less the image's median": (peaks + flat.median(1).values.numpy(), None),
+        "worst 3% less the image's mean": (peaks + flat.mean(1).numpy(), None),
+        "worst 3% less half the image's median": (peaks + 0.5 * flat.median(1).values.numpy(), None),
+    }
 
 
 @torch.no_grad()
@@ -604,6 +635,7 @@ def main(argv: list[str] | None = None) -> int:
             "intensity",
             "scoring-discriminator",
             "backbones",
+            "contrast",
         ),
         default="rules",
     )
@@ -631,6 +663,7 @@ def main(argv: list[str] | None = None) -> int:
                 "intensity": intensity_candidates,
                 "scoring-discriminator": functools.partial(scoring_candidates, with_discriminator=True),
                 "backbones": backbone_candidates,
+                "contrast": contrast_candidates,
             }[args.candidates](task)
             for name, (scores, maps, *cost) in found.items():
                 image.setdefault(name, np.zeros((len(args.roots), 0)).tolist())
