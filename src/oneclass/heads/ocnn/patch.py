@@ -69,7 +69,7 @@ ROWS_PER_BATCH = 64 * 32 * 32  # regions per feature batch: 64 images of 64x64 p
 PIXELS_PER_BATCH = 64 * 64 * 64  # map pixels per batch of maps: 64 images of 64x64
 SCORING_ROWS = 1024  # regions per pass of the scorer: its (rows, units) terms stay in the cache
 SAVED_BEFORE_SMOOTHING = 1 / 16  # the smoothing of models saved before it was a parameter
-SMOOTHING = 1 / 16  # sigma of the maps' Gaussian smoothing, a share of the image's larger side
+SMOOTHING = 1 / 32  # sigma of the maps' Gaussian smoothing, a share of the image's larger side
 SPREAD_FLOOR = 0.01  # a pixel's spread is at least this share of the mean spread over the map
 # each training image is standardised by the other images' per-pixel spread: at least two others
 MIN_IMAGES = 3
