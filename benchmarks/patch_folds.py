@@ -57,10 +57,11 @@ or 1/32 and bandwidth 0.2 or 0.15. ``--candidates centring``: the product head o
 centred on each image's mean descriptor, or instance-normalised (also divided by each channel's
 spread over the image). ``--candidates intensity``: the product head on descriptors with each
 region's local mean grey level and spread (Gaussian window of 2 or 4 px) as two more channels.
-``--candidates contrast``: the product's summed maps pooled over their worst 3% less the image's
-own median or mean (or half its median). ``--candidates backbones``: the product head on ImageNet
-EfficientNet-Lite0 (the default), -Lite1 and -Lite2 features of the same two stages (Lite1's and
-Lite2's wheels installed by hand first).
+``--candidates context``: the product head on lite0 features averaged over each region's 1 x 1
+(none), 3 x 3 (the default) or 5 x 5 neighbourhood. ``--candidates contrast``: the product's
+summed maps pooled over their worst 3% less the image's own median or mean (or half its median).
+``--candidates backbones``: the product head on ImageNet EfficientNet-Lite0 (the default), -Lite1
+and -Lite2 features of the same two stages (Lite1's and Lite2's wheels installed by hand first).
 
 Every candidate uses the head's defaults where it does not name a setting: records made before the
 maps' smoothing became 1/32 of the image (those older than patch-scoring-discriminator-seed2.md)
@@ -106,6 +107,8 @@ were made at 1/16.
         --seed 2 --out benchmarks/defaults/patch-scoring-discriminator-seed2.md    # ~14 min
     python benchmarks/patch_folds.py data/inspection-validation-{0,1,2,3} --candidates contrast \
         --out benchmarks/defaults/patch-contrast.md                               # ~4 min
+    python benchmarks/patch_folds.py data/inspection-validation-{0,1,2,3} --candidates context \
+        --out benchmarks/defaults/patch-context.md                                # ~12 min
     python benchmarks/patch_folds.py data/inspection-validation-{0,1,2,3} --candidates backbones \
         --out benchmarks/defaults/patch-backbones.md                              # ~12 min
 """
@@ -334,6 +337,26 @@ def contrast_candidates(task) -> dict[str, tuple[np.ndarray, None]]:
         "worst 3% less the image's mean": (peaks + flat.mean(1).numpy(), None),
         "worst 3% less half the image's median": (peaks + 0.5 * flat.median(1).values.numpy(), None),
     }
+
+
+@torch.no_grad()
+def context_candidates(task) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    """The product head (OC-NN and discriminator) on lite0 features averaged over each region's
+    1 x 1 (none), 3 x 3 (the default) or 5 x 5 neighbourhood."""
+    out = {}
+    for context in (1, 3, 5):
+        extractor = build_patch_features("lite0", task.train.shape[1:], pretrained=True, context=context)
+        train, test = (patch_descriptors(extractor, images, CHUNK) for images in (task.train, task.test))
+        head = PatchOCNN(seed=task.seed).fit(
+            lambda index, train=train: train[index],
+            len(train),
+            task.image_size,
+            painted_of=painter(task, extractor),
+        )
+        out[f"{context} x {context} context" + (" (the default)" if context == 3 else "")] = head.score_maps(
+            test
+        )
+    return out
 
 
 @torch.no_grad()
@@ -636,6 +659,7 @@ def main(argv: list[str] | None = None) -> int:
             "scoring-discriminator",
             "backbones",
             "contrast",
+            "context",
         ),
         default="rules",
     )
@@ -664,6 +688,7 @@ def main(argv: list[str] | None = None) -> int:
                 "scoring-discriminator": functools.partial(scoring_candidates, with_discriminator=True),
                 "backbones": backbone_candidates,
                 "contrast": contrast_candidates,
+                "context": context_candidates,
             }[args.candidates](task)
             for name, (scores, maps, *cost) in found.items():
                 image.setdefault(name, np.zeros((len(args.roots), 0)).tolist())

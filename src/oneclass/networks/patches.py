@@ -65,6 +65,8 @@ class PatchFeatures(nn.Module):
     margin : pixels (at the image's own size) of reflection added on every side.
     step : every ``step``-th region in each direction is kept (2: a quarter of the regions, each
         described as before; the head's cost falls fourfold, the maps are coarser).
+    context : each feature map is averaged over its ``context`` x ``context`` neighbourhood (odd;
+        1: none), a region's surroundings.
     """
 
     def __init__(
@@ -75,6 +77,7 @@ class PatchFeatures(nn.Module):
         scale: float = 2.0,
         margin: int = 8,
         step: int = 1,
+        context: int = 3,
         seed: int = 0,
     ):
         super().__init__()
@@ -83,7 +86,7 @@ class PatchFeatures(nn.Module):
                 f"unknown patch backbone {backbone!r}; expected one of {', '.join(BACKBONES)}"
             )
         self.image_shape, self.backbone_name = tuple(image_shape), backbone
-        self.scale, self.margin, self.step = float(scale), int(margin), int(step)
+        self.scale, self.margin, self.step, self.context = float(scale), int(margin), int(step), int(context)
         if backbone in VARIANTS:
             self.backbone = EfficientNetLiteFeatures(tuple(taps), backbone)
         else:
@@ -112,7 +115,8 @@ class PatchFeatures(nn.Module):
         size = maps[0].shape[-2:]
         pooled = []
         for m in maps:
-            m = F.avg_pool2d(m, 3, 1, 1, count_include_pad=False)
+            if self.context > 1:
+                m = F.avg_pool2d(m, self.context, 1, self.context // 2, count_include_pad=False)
             if m.shape[-2:] != size:
                 m = F.interpolate(m, size=size, mode="bilinear", align_corners=False)
             pooled.append(m)
