@@ -339,43 +339,39 @@ def contrast_candidates(task) -> dict[str, tuple[np.ndarray, None]]:
     }
 
 
+def product_maps(task, extractor) -> tuple[np.ndarray, np.ndarray]:
+    """(scores, maps) of the test images by the product head (OC-NN and discriminator, painted as
+    ``OneClassDetector`` paints) fitted on ``extractor``'s descriptors of the training images."""
+    train, test = (patch_descriptors(extractor, images, CHUNK) for images in (task.train, task.test))
+    head = PatchOCNN(seed=task.seed).fit(
+        lambda index: train[index], len(train), task.image_size, painted_of=painter(task, extractor)
+    )
+    return head.score_maps(test)
+
+
 @torch.no_grad()
 def context_candidates(task) -> dict[str, tuple[np.ndarray, np.ndarray]]:
-    """The product head (OC-NN and discriminator) on lite0 features averaged over each region's
-    1 x 1 (none), 3 x 3 (the default) or 5 x 5 neighbourhood."""
+    """The product head on lite0 features averaged over each region's 1 x 1 (none), 3 x 3 (the
+    default) or 5 x 5 neighbourhood."""
     out = {}
     for context in (1, 3, 5):
         extractor = build_patch_features("lite0", task.train.shape[1:], pretrained=True, context=context)
-        train, test = (patch_descriptors(extractor, images, CHUNK) for images in (task.train, task.test))
-        head = PatchOCNN(seed=task.seed).fit(
-            lambda index, train=train: train[index],
-            len(train),
-            task.image_size,
-            painted_of=painter(task, extractor),
-        )
-        out[f"{context} x {context} context" + (" (the default)" if context == 3 else "")] = head.score_maps(
-            test
+        out[f"{context} x {context} context" + (" (the default)" if context == 3 else "")] = product_maps(
+            task, extractor
         )
     return out
 
 
 @torch.no_grad()
 def backbone_candidates(task) -> dict[str, tuple[np.ndarray, np.ndarray]]:
-    """The product head (OC-NN and discriminator) on the same mid-level stages of EfficientNet-Lite0,
-    -Lite1 (deeper) and -Lite2 (deeper and wider): the ends of the 1/4 and 1/8 stages."""
+    """The product head on the same mid-level stages of EfficientNet-Lite0, -Lite1 (deeper) and
+    -Lite2 (deeper and wider): the ends of the 1/4 and 1/8 stages."""
     out = {}
     for backbone, taps in (("lite0", (2, 4)), ("lite1", (3, 6)), ("lite2", (3, 6))):
         extractor = build_patch_features(
             "lite0", task.train.shape[1:], pretrained=True, backbone=backbone, taps=taps
         )
-        train, test = (patch_descriptors(extractor, images, CHUNK) for images in (task.train, task.test))
-        head = PatchOCNN(seed=task.seed).fit(
-            lambda index, train=train: train[index],
-            len(train),
-            task.image_size,
-            painted_of=painter(task, extractor),
-        )
-        out[backbone + (" (the default)" if backbone == "lite0" else "")] = head.score_maps(test)
+        out[backbone + (" (the default)" if backbone == "lite0" else "")] = product_maps(task, extractor)
     return out
 
 
