@@ -107,6 +107,8 @@ were made at 1/16.
         --seed 2 --out benchmarks/defaults/patch-scoring-discriminator-seed2.md    # ~14 min
     python benchmarks/patch_folds.py data/inspection-validation-{0,1,2,3} --candidates contrast \
         --out benchmarks/defaults/patch-contrast.md                               # ~4 min
+    python benchmarks/patch_folds.py data/inspection-validation-{0,1,2,3} --candidates pooling \
+        --out benchmarks/defaults/patch-pooling-smoothing32.md                    # ~5 min
     python benchmarks/patch_folds.py data/inspection-validation-{0,1,2,3} --candidates context \
         --out benchmarks/defaults/patch-context.md                                # ~12 min
     python benchmarks/patch_folds.py data/inspection-validation-{0,1,2,3} --candidates backbones \
