@@ -200,7 +200,9 @@ def test_every_published_weight_has_its_place_in_the_network(variant):
 
     try:
         weights = pretrained.lite_weights(variant)
-    except OneClassError:
+    except OneClassError as error:
+        if variant == "lite0" or "not found" not in str(error):
+            raise  # Lite0 comes with the install; a file with another sha256 is an error, not a skip
         pytest.skip(f"EfficientNet-{variant} weights not installed")
     network = EfficientNetLiteFeatures((len(block_specs(variant)) - 1,), variant)
     shapes = {name: tuple(t.shape) for name, t in network.state_dict().items()}
