@@ -23,6 +23,9 @@ shirt) and the one where the student lost to the 8-pass ssl encoder (bag):
 - ``narrow-kernel``: the shape part's kernel OC-NN at bandwidth 0.1 instead of 0.2 (the heads
   refitted on the default's features; both parts' heads on all the training images, as the
   ``default, heads on all images`` row beside it).
+- ``erasing-ae``, ``denoising-ae`` (``--levers``): the autoencoder learns to redraw each training
+  image from a copy with a square of half its side erased, or with Gaussian noise of 0.2 added
+  (attribute restoration, as ARNet); its features and scores see the images as they are.
 - ``--kernels`` (instead of the levers): both parts' kernel widths, shape / texture 0.2 / 0.2 (the
   default's), 0.1 / 0.2, 0.2 / 0.1, 0.1 / 0.1, 0.2 / 0.3, the heads refitted on the default's
   features as for ``narrow-kernel``.
@@ -30,6 +33,8 @@ shirt) and the one where the student lost to the 8-pass ssl encoder (bag):
     python benchmarks/fashion_levers.py        # ~30 min on 2 cores
     python benchmarks/fashion_levers.py --levers wide-ae,ae-latent-64 \
         --out benchmarks/defaults/ssl-fast/fashion-levers-ae.md      # ~15 min
+    python benchmarks/fashion_levers.py --levers erasing-ae,denoising-ae \
+        --out benchmarks/defaults/ssl-fast/fashion-levers-restoring.md   # ~14 min
     python benchmarks/fashion_levers.py --kernels \
         --out benchmarks/defaults/ssl-fast/fashion-kernels.md        # ~6 min
 """
@@ -106,6 +111,36 @@ def wide_student_outputs() -> contextlib.AbstractContextManager:
     return patch.object(distill.DistilledSSL, "__init__", init)
 
 
+def restoring_autoencoder(corrupt) -> contextlib.AbstractContextManager:
+    """Autoencoders built inside the block learn to redraw each training image from ``corrupt(x)``
+    (the loss against the image itself); scoring and features see the image as it is."""
+    plain = lenet.ConvAutoencoder.sample_losses
+
+    def sample_losses(self, x: torch.Tensor) -> torch.Tensor:
+        if not self.training:
+            return plain(self, x)
+        reconstruction = self.decoder(self.encode(corrupt(x)))
+        return (reconstruction - x).pow(2).flatten(1).sum(1)
+
+    return patch.object(lenet.ConvAutoencoder, "sample_losses", sample_losses)
+
+
+def erased(x: torch.Tensor) -> torch.Tensor:
+    """Each image with one random square of half its side set to 0 (Fashion-MNIST's background)."""
+    n, _, height, width = x.shape
+    side_y, side_x = height // 2, width // 2
+    top = torch.randint(0, height - side_y + 1, (n, 1, 1, 1), device=x.device)
+    left = torch.randint(0, width - side_x + 1, (n, 1, 1, 1), device=x.device)
+    rows = torch.arange(height, device=x.device).view(1, 1, -1, 1)
+    cols = torch.arange(width, device=x.device).view(1, 1, 1, -1)
+    inside = (rows >= top) & (rows < top + side_y) & (cols >= left) & (cols < left + side_x)
+    return x.masked_fill(inside, 0.0)
+
+
+def noisy(x: torch.Tensor) -> torch.Tensor:
+    return (x + 0.2 * torch.randn_like(x)).clamp(0, 1)
+
+
 LEVERS = {
     "shift-teacher": shifted_teacher,
     "wide-teacher": wide_teacher,
@@ -113,9 +148,12 @@ LEVERS = {
     "student-8-epochs": lambda: patch.dict(DEFAULT_EPOCHS, {STUDENT_KIND: 8}),
     "wide-ae": lambda: patch.object(lenet, "DEFAULT_CHANNELS", (32, 16)),
     "ae-latent-64": contextlib.nullcontext,
+    "erasing-ae": lambda: restoring_autoencoder(erased),
+    "denoising-ae": lambda: restoring_autoencoder(noisy),
 }
 DETECTOR_SETTINGS = {"ae-latent-64": {"latent_dim": 64}}  # levers that are a detector parameter
-LATER_LEVERS = {"wide-ae", "ae-latent-64"}  # measured with --levers, not in the first round's run
+# measured with --levers, not in the first round's run
+LATER_LEVERS = {"wide-ae", "ae-latent-64", "erasing-ae", "denoising-ae"}
 
 
 def fit(images: np.ndarray, seed: int, **settings) -> OneClassDetector:
