@@ -209,6 +209,30 @@ def test_every_published_weight_has_its_place_in_the_network(variant):
     assert shapes == {name: tuple(t.shape) for name, t in weights.items()}
 
 
+@pytest.mark.parametrize("groups", [1, 6])
+@pytest.mark.parametrize("kernel", [3, 5])
+@pytest.mark.parametrize("size", [(16, 16), (16, 15), (15, 15)])
+def test_same_convolutions_pad_as_tensorflow_does(size, kernel, groups):
+    """SAME padding puts the odd pixel at the bottom / right; depthwise layers get it as a zero
+    row / column in front of the kernel instead of a padded copy: the same numbers either way."""
+    from oneclass.networks.efficientnet import SameConv2d
+
+    torch.manual_seed(0)
+    conv = SameConv2d(6, 6, kernel, stride=2, groups=groups, bias=True)
+    x = torch.randn(2, 6, *size)
+    pads = []
+    for side in size[::-1]:
+        total = max((-(-side // 2) - 1) * 2 + kernel - side, 0)
+        pads += [total // 2, total - total // 2]
+    expected = torch.nn.functional.conv2d(
+        torch.nn.functional.pad(x, pads), conv.weight, conv.bias, 2, 0, 1, groups
+    )
+    with torch.no_grad():
+        out = conv(x)
+    assert out.shape == expected.shape == (2, 6, -(-size[0] // 2), -(-size[1] // 2))
+    torch.testing.assert_close(out, expected, rtol=0, atol=1e-6)
+
+
 def test_pretrained_weights_are_kept_as_safetensors(tmp_path, monkeypatch):
     monkeypatch.setenv("ONECLASS_DATA", str(tmp_path))
     weights = pretrained.lite_weights()

@@ -35,7 +35,11 @@ VARIANTS = {
 class SameConv2d(nn.Conv2d):
     """A convolution with TensorFlow's "SAME" padding: output size ceil(input / stride), the
     padding's odd pixel on the bottom / right (symmetric padding inside the convolution when
-    there is no odd pixel, as for every stride-1 layer here)."""
+    there is no odd pixel, as for every stride-1 layer here).
+
+    A depthwise convolution with an odd pixel gets a zero row / column in front of its kernel
+    instead, and the larger padding on both sides: the same sums, term for term, without a padded
+    copy of its (wide) input, which took longer than the convolution itself."""
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         pads = []
@@ -46,6 +50,9 @@ class SameConv2d(nn.Conv2d):
             pads += [total // 2, total - total // 2]
         if pads[0] == pads[1] and pads[2] == pads[3]:
             return F.conv2d(x, self.weight, self.bias, self.stride, (pads[2], pads[0]), 1, self.groups)
+        if self.groups > 1 and self.groups == self.in_channels:
+            weight = F.pad(self.weight, (pads[1] - pads[0], 0, pads[3] - pads[2], 0))
+            return F.conv2d(x, weight, self.bias, self.stride, (pads[3], pads[1]), 1, self.groups)
         return F.conv2d(F.pad(x, pads), self.weight, self.bias, self.stride, 0, 1, self.groups)
 
 
