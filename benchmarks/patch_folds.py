@@ -67,10 +67,13 @@ median).
 and -Lite2 features of the same two stages (Lite1's and Lite2's wheels installed by hand first).
 ``--candidates jitter``: the product head with its defects painted on the training images as they
 are (the default), on copies with light and contrast jittered, or also zoomed (``jittered``).
+``--candidates copies``: the product head with one, two or three (the default since these records)
+painted copies of each training image for its discriminator.
 
 Every candidate uses the head's defaults where it does not name a setting: records made before the
 maps' smoothing became 1/32 of the image (those older than patch-scoring-discriminator-seed2.md)
-were made at 1/16.
+were made at 1/16, and records older than patch-copies*.md painted one copy of each image for the
+discriminator (the product paints ``PAINTED_COPIES``, 3, since).
 
     for k in 0 1 2 3; do
         python benchmarks/inspection_data.py --set validation --fold $k --out data/inspection-validation-$k
@@ -124,6 +127,12 @@ were made at 1/16.
         --out benchmarks/defaults/patch-backbones.md                              # ~12 min
     python benchmarks/patch_folds.py data/inspection-validation-{0,1,2,3} --candidates jitter \
         --out benchmarks/defaults/patch-jitter.md                                 # ~10 min
+    python benchmarks/patch_folds.py data/inspection-validation-{0,1,2,3} --candidates copies \
+        --out benchmarks/defaults/patch-copies.md                                 # ~12 min
+    python benchmarks/patch_folds.py data/inspection-validation-{0,1,2,3} --candidates copies --seed 1 \
+        --out benchmarks/defaults/patch-copies-seed1.md                           # ~12 min
+    python benchmarks/patch_folds.py data/inspection-validation-{0,1,2,3} --candidates copies --seed 2 \
+        --out benchmarks/defaults/patch-copies-seed2.md                           # ~12 min
 """
 
 from __future__ import annotations
@@ -144,6 +153,7 @@ from _record import record  # benchmarks/_record.py: this folder is on sys.path 
 import oneclass.data.synthetic_defects as painting_module
 from oneclass.calibration import p_values
 from oneclass.data.synthetic_defects import DEFECT_KINDS, synthetic_defects
+from oneclass.detector import PAINTED_COPIES
 from oneclass.evaluation.inspection import CHUNK, padim_regions
 from oneclass.evaluation.metrics import auroc, pixel_auroc
 from oneclass.heads import defects as defects_module
@@ -367,6 +377,26 @@ def jitter_candidates(task) -> dict[str, tuple[np.ndarray, np.ndarray]]:
     return out
 
 
+@torch.no_grad()
+def copies_candidates(task) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    """The product head with one, two or three (``PAINTED_COPIES``, the default) painted copies of
+    each training image for its discriminator: more defects of every kind and size to learn from,
+    at the same scoring cost. (The records were made when one copy was the default, and say so.)"""
+    extractor = build_patch_features("lite0", task.train.shape[1:], pretrained=True)
+    train, test = task.features("lite0")
+    out = {}
+    for copies in (1, 2, 3):
+        head = PatchOCNN(seed=task.seed).fit(
+            lambda index: train[index],
+            len(train),
+            task.image_size,
+            painted_of=painter(task, extractor, copies=copies),
+        )
+        name = f"{copies} painted cop{'y' if copies == 1 else 'ies'} of each image"
+        out[name + (" (the default)" if copies == PAINTED_COPIES else "")] = head.score_maps(test)
+    return out
+
+
 def product_maps(task, extractor=None, **settings) -> tuple[np.ndarray, np.ndarray]:
     """(scores, maps) of the test images by the product head (OC-NN and discriminator, painted as
     ``OneClassDetector`` paints; ``PatchOCNN`` ``settings`` besides the task's seed) fitted on
@@ -515,7 +545,12 @@ def jittered(images: np.ndarray, rng: np.random.Generator, zoom: bool = True) ->
 
 
 def painter(
-    task, extractor, kinds: tuple[str, ...] = DEFECT_KINDS, copies: int = 1, describe=None, jitter=None
+    task,
+    extractor,
+    kinds: tuple[str, ...] = DEFECT_KINDS,
+    copies: int = PAINTED_COPIES,
+    describe=None,
+    jitter=None,
 ):
     """The head's ``painted_of``: ``copies`` painted copies of ``task.train[index]`` and their masks,
     painted as ``OneClassDetector`` paints them (generator seeded by the seed and the first index;
@@ -747,6 +782,7 @@ def main(argv: list[str] | None = None) -> int:
             "bandwidth",
             "ensemble",
             "jitter",
+            "copies",
         ),
         default="rules",
     )
@@ -779,6 +815,7 @@ def main(argv: list[str] | None = None) -> int:
                 "bandwidth": bandwidth_candidates,
                 "ensemble": ensemble_candidates,
                 "jitter": jitter_candidates,
+                "copies": copies_candidates,
             }[args.candidates](task)
             for name, (scores, maps, *cost) in found.items():
                 image.setdefault(name, np.zeros((len(args.roots), 0)).tolist())

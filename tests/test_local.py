@@ -471,7 +471,7 @@ def test_folder_fit_defaults_to_the_local_detector_with_maps_labels_and_export(b
     # the head's passes are logged as what they are: region scores, not the image threshold's units
     assert "head (region scores): epoch=0" in (run / "train.log").read_text()
     logged = (run / "train.log").read_text()
-    assert re.search(r"discriminator of synthetic defects: trained on \d+ painted images", logged)
+    assert re.search(r"synthetic defects: trained on \d+ images \(3 painted copies of each\)", logged)
     assert metrics["synthetic_defects"] is True
     report = (run / "report.html").read_text()
     assert "brick" in report and "anomaly map" in report.lower()

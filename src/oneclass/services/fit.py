@@ -15,7 +15,7 @@ from .. import calibration
 from ..data import load_dataset
 from ..data.arrays import image_shape
 from ..data.folders import ImageFolder, defect_masks, folder_splits, take
-from ..detector import OneClassDetector
+from ..detector import PAINTED_COPIES, OneClassDetector
 from ..errors import OneClassError
 from ..evaluation.metrics import detection_metrics, pixel_auroc, pro_score
 from ..evaluation.protocol import one_class_split
@@ -117,7 +117,8 @@ def _synthetic_defects_line(detector: OneClassDetector) -> str:
     if detector.head_.defects_used_:
         learners, references = detector.head_.defect_images_
         return (
-            f"discriminator of synthetic defects: trained on {learners} painted images, its map "
+            f"discriminator of synthetic defects: trained on {learners} images ({PAINTED_COPIES} painted "
+            f"copies of each), its map "
             f"standardised on {references} others"
         )
     if not detector.synthetic_defects:
