@@ -22,6 +22,8 @@ from conftest import is_constant
 from oneclass import OneClassDetector
 from oneclass.cli import main
 from oneclass.data.folders import default_image_size, sides_of
+from oneclass.data.synthetic_defects import synthetic_defects
+from oneclass.detector import PAINTED_COPIES
 from oneclass.errors import OneClassError
 from oneclass.evaluation.metrics import auroc, pixel_auroc, pro_score
 from oneclass.heads.ocnn.patch import ROWS_PER_BATCH, images_per_batch
@@ -292,6 +294,12 @@ def test_the_local_detector_learns_from_synthetic_defects_and_keeps_its_discrimi
     detector = OneClassDetector(encoder="lite0", device="cpu", quiet=True).fit(train)
     scorer = detector.head_.scorer_
     assert detector.head_.defects_used_ and scorer.discriminator is not None
+    # each image is painted PAINTED_COPIES times, each copy with other defects, the first as before
+    features, painted = detector._painted_features(detector._images(train), np.arange(4))
+    assert len(features) == len(painted) == 4 * PAINTED_COPIES > 4
+    assert not np.array_equal(painted[:4], painted[4:8])
+    first = synthetic_defects(detector._images(train)[:4], np.random.default_rng([detector.seed, 0]))
+    assert np.array_equal(painted[:4], first[1])
     with torch.no_grad():
         alone = scorer.defect_maps(detector._patch_features(test)).numpy()
     assert not is_constant(alone.ravel()) and pixel_auroc(alone, masks) > 0.8
