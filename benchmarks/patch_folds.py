@@ -152,7 +152,7 @@ from _record import record  # benchmarks/_record.py: this folder is on sys.path 
 
 import oneclass.data.synthetic_defects as painting_module
 from oneclass.calibration import p_values
-from oneclass.data.synthetic_defects import DEFECT_KINDS, synthetic_defects
+from oneclass.data.synthetic_defects import DEFECT_KINDS, painted_copies
 from oneclass.detector import PAINTED_COPIES
 from oneclass.evaluation.inspection import CHUNK, padim_regions
 from oneclass.evaluation.metrics import auroc, pixel_auroc
@@ -359,22 +359,14 @@ def jitter_candidates(task) -> dict[str, tuple[np.ndarray, np.ndarray]]:
     are (the default), on copies with their light and contrast jittered, and on copies also zoomed
     (``jittered``): a discriminator that has seen the surface's own variations as normal flags the
     painted blob, not another part of the photograph."""
-    extractor = build_patch_features("lite0", task.train.shape[1:], pretrained=True)
-    train, test = task.features("lite0")
-    out = {}
-    for name, jitter in (
-        ("painted on the images as they are (the default)", None),
-        ("painted on copies with light and contrast jittered", functools.partial(jittered, zoom=False)),
-        ("painted on copies with light, contrast and zoom jittered", jittered),
-    ):
-        head = PatchOCNN(seed=task.seed).fit(
-            lambda index: train[index],
-            len(train),
-            task.image_size,
-            painted_of=painter(task, extractor, jitter=jitter),
+    return {
+        name: product_maps(task, painting={"jitter": jitter})
+        for name, jitter in (
+            ("painted on the images as they are (the default)", None),
+            ("painted on copies with light and contrast jittered", functools.partial(jittered, zoom=False)),
+            ("painted on copies with light, contrast and zoom jittered", jittered),
         )
-        out[name] = head.score_maps(test)
-    return out
+    }
 
 
 @torch.no_grad()
@@ -382,32 +374,30 @@ def copies_candidates(task) -> dict[str, tuple[np.ndarray, np.ndarray]]:
     """The product head with one, two or three (``PAINTED_COPIES``, the default) painted copies of
     each training image for its discriminator: more defects of every kind and size to learn from,
     at the same scoring cost. (The records were made when one copy was the default, and say so.)"""
-    extractor = build_patch_features("lite0", task.train.shape[1:], pretrained=True)
-    train, test = task.features("lite0")
-    out = {}
-    for copies in (1, 2, 3):
-        head = PatchOCNN(seed=task.seed).fit(
-            lambda index: train[index],
-            len(train),
-            task.image_size,
-            painted_of=painter(task, extractor, copies=copies),
+    return {
+        f"{copies} painted cop{'y' if copies == 1 else 'ies'} of each image"
+        + (" (the default)" if copies == PAINTED_COPIES else ""): product_maps(
+            task, painting={"copies": copies}
         )
-        name = f"{copies} painted cop{'y' if copies == 1 else 'ies'} of each image"
-        out[name + (" (the default)" if copies == PAINTED_COPIES else "")] = head.score_maps(test)
-    return out
+        for copies in (1, 2, 3)
+    }
 
 
-def product_maps(task, extractor=None, **settings) -> tuple[np.ndarray, np.ndarray]:
+def product_maps(task, extractor=None, painting=None, **settings) -> tuple[np.ndarray, np.ndarray]:
     """(scores, maps) of the test images by the product head (OC-NN and discriminator, painted as
-    ``OneClassDetector`` paints; ``PatchOCNN`` ``settings`` besides the task's seed) fitted on
-    ``extractor``'s descriptors of the training images (None: lite0's, computed once per task)."""
+    ``OneClassDetector`` paints, or with ``painter`` settings ``painting``; ``PatchOCNN``
+    ``settings`` besides the task's seed) fitted on ``extractor``'s descriptors of the training
+    images (None: lite0's, computed once per task)."""
     if extractor is None:
         extractor = build_patch_features("lite0", task.train.shape[1:], pretrained=True)
         train, test = task.features("lite0")
     else:
         train, test = (patch_descriptors(extractor, images, CHUNK) for images in (task.train, task.test))
     head = PatchOCNN(seed=task.seed, **settings).fit(
-        lambda index: train[index], len(train), task.image_size, painted_of=painter(task, extractor)
+        lambda index: train[index],
+        len(train),
+        task.image_size,
+        painted_of=painter(task, extractor, **(painting or {})),
     )
     return head.score_maps(test)
 
@@ -553,24 +543,22 @@ def painter(
     jitter=None,
 ):
     """The head's ``painted_of``: ``copies`` painted copies of ``task.train[index]`` and their masks,
-    painted as ``OneClassDetector`` paints them (generator seeded by the seed and the first index;
-    a trailing copy number 0 leaves that seed as it is), described by ``describe(images)`` (the
-    patch descriptors of ``extractor`` when None); ``jitter(images, rng)`` changes the images
-    before they are painted."""
+    painted as ``OneClassDetector`` paints them (``painted_copies``, seeded by the seed and the
+    first index), described by ``describe(images)`` (the patch descriptors of ``extractor`` when
+    None); ``jitter(images, rng)`` changes each copy's images before they are painted (copy ``k``
+    painted as ``painted_copies`` paints it, a trailing 0 of a seed changing nothing)."""
 
     def painted_of(index):
-        found = [
-            synthetic_defects(
-                task.train[index]
-                if jitter is None
-                else jitter(task.train[index], np.random.default_rng([task.seed, int(index[0]), copy, 1])),
-                np.random.default_rng([task.seed, int(index[0]), copy]),
-                kinds,
-            )
-            for copy in range(copies)
-        ]
-        images, masks = (np.concatenate(part) for part in zip(*found, strict=True))
-        return (describe(images) if describe else patch_descriptors(extractor, images, CHUNK)), masks
+        images, seed = task.train[index], [task.seed, int(index[0])]
+        if jitter is None:
+            painted, masks = painted_copies(images, seed, copies, kinds)
+        else:
+            found = [
+                painted_copies(jitter(images, np.random.default_rng([*seed, k, 1])), [*seed, k], 1, kinds)
+                for k in range(copies)
+            ]
+            painted, masks = (np.concatenate(part) for part in zip(*found, strict=True))
+        return (describe(painted) if describe else patch_descriptors(extractor, painted, CHUNK)), masks
 
     return painted_of
 

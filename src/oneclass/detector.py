@@ -22,7 +22,7 @@ from tqdm.auto import tqdm
 from . import __version__, calibration
 from .calibration import NU
 from .data.arrays import check_images
-from .data.synthetic_defects import synthetic_defects
+from .data.synthetic_defects import painted_copies
 from .devices import DEVICES, check_memory, resolve_device
 from .errors import OneClassError
 from .heads import HEADS, Head, head_class
@@ -433,11 +433,7 @@ class OneClassDetector(Estimator):
         """Patch descriptors of ``PAINTED_COPIES`` copies of ``images[index]`` with a synthetic defect
         painted on each image of each copy, and the defects' masks ``(PAINTED_COPIES * k, H, W)``;
         the same defects for the same seed and images."""
-        found = [
-            synthetic_defects(images[index], np.random.default_rng([self.seed, int(index[0]), copy]))
-            for copy in range(PAINTED_COPIES)
-        ]
-        painted, masks = (np.concatenate(part) for part in zip(*found, strict=True))
+        painted, masks = painted_copies(images[index], [self.seed, int(index[0])], PAINTED_COPIES)
         return self._patch_features(painted), masks
 
     def _local_scores(self, images: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

@@ -80,3 +80,15 @@ def synthetic_defects(
         painted[i] = image * (1 - blob) + new * blob
         masks[i] = mask.numpy()
     return painted.round().clamp(0, 255).to(torch.uint8).numpy(), masks
+
+
+def painted_copies(
+    images: np.ndarray, seed: list[int], copies: int, kinds: tuple[str, ...] = DEFECT_KINDS
+) -> tuple[np.ndarray, np.ndarray]:
+    """``copies`` copies of uint8 images ``(n, C, H, W)``, each image of each copy with its own
+    synthetic defect: (painted, uint8 ``(copies * n, C, H, W)``, copy by copy; masks, bool
+    ``(copies * n, H, W)``). Copy ``k`` is painted by the generator seeded ``[*seed, k]``, so the
+    first copy is what ``default_rng(seed)`` alone paints."""
+    found = [synthetic_defects(images, np.random.default_rng([*seed, copy]), kinds) for copy in range(copies)]
+    painted, masks = (np.concatenate(part) for part in zip(*found, strict=True))
+    return painted, masks
