@@ -178,15 +178,23 @@ def teacher_scores(detector: OneClassDetector, fit_images: np.ndarray, val_image
     return KernelOCNN(seed=0).fit(z_fit).score_samples(z_val)
 
 
+def validation_default(
+    x: np.ndarray, y: np.ndarray, normal: int, seed: int
+) -> tuple[OneClassDetector, np.ndarray, np.ndarray, np.ndarray]:
+    """The default fitted on class ``normal``'s part of the validation split: (detector, its
+    training images, the validation images, which of those are normal)."""
+    fit_rows, val_rows, is_normal = validation_split(y, (normal,), seed)
+    return fit(x[fit_rows], seed), x[fit_rows], x[val_rows], is_normal
+
+
 KERNEL_WIDTHS = ((0.2, 0.2), (0.1, 0.2), (0.2, 0.1), (0.1, 0.1), (0.2, 0.3))  # (shape part, texture part)
 
 
 def kernel_results(x: np.ndarray, y: np.ndarray, normal: int, seed: int) -> dict[str, float]:
     """Validation AUROC of the default's two heads refitted at other kernel widths per part (both
     heads on all the training images, as the ``default, heads on all images`` row)."""
-    fit_rows, val_rows, is_normal = validation_split(y, (normal,), seed)
-    default = fit(x[fit_rows], seed)
-    z_fit, z_val = default.transform(x[fit_rows]), default.transform(x[val_rows])
+    default, fit_images, val_images, is_normal = validation_default(x, y, normal, seed)
+    z_fit, z_val = default.transform(fit_images), default.transform(val_images)
     return {
         f"shape {shape:g}, texture {texture:g}": auroc(
             fisher_heads(z_fit, z_val, default.encoder_.group_sizes, (shape, texture)), is_normal
@@ -204,22 +212,18 @@ def mirror_results(x: np.ndarray, y: np.ndarray, normal: int, seed: int) -> dict
     """Validation AUROC of the default's two heads refitted on the features of the training images
     and of their mirror images (a garment mirrored is still one), and of those heads' scores summed
     over each validation image and its mirror image (the networks as the default trained them)."""
-    fit_rows, val_rows, is_normal = validation_split(y, (normal,), seed)
-    default = fit(x[fit_rows], seed)
+    default, fit_images, val_images, is_normal = validation_default(x, y, normal, seed)
     sizes = default.encoder_.group_sizes
-    z_fit, z_val = default.transform(x[fit_rows]), default.transform(x[val_rows])
-    z_fit_mirror, z_val_mirror = (
-        default.transform(mirrored(x[fit_rows])),
-        default.transform(mirrored(x[val_rows])),
-    )
-    both = np.concatenate([z_fit, z_fit_mirror])
+    z_fit, z_val = default.transform(fit_images), default.transform(val_images)
+    both = np.concatenate([z_fit, default.transform(mirrored(fit_images))])
     members = [KernelOCNN(bandwidth=0.2, seed=0) for _ in range(2)]
     widened = FisherCombination(members, sizes).fit(both)
+    scores = widened.score_samples(z_val)
     return {
         "default, heads on all images": auroc(fisher_heads(z_fit, z_val, sizes, (0.2, 0.2)), is_normal),
-        "heads on the images and their mirror images": auroc(widened.score_samples(z_val), is_normal),
+        "heads on the images and their mirror images": auroc(scores, is_normal),
         "the same, scores summed over the image and its mirror image": auroc(
-            widened.score_samples(z_val) + widened.score_samples(z_val_mirror), is_normal
+            scores + widened.score_samples(default.transform(mirrored(val_images))), is_normal
         ),
     }
 
@@ -229,10 +233,8 @@ def class_results(
 ) -> dict[str, float]:
     """Validation AUROC of the default and of each lever (``levers``: only those, without the
     rows that refit heads, sum seeds or score the teacher)."""
-    fit_rows, val_rows, is_normal = validation_split(y, (normal,), seed)
-    fit_images, val_images = x[fit_rows], x[val_rows]
+    default, fit_images, val_images, is_normal = validation_default(x, y, normal, seed)
     results = {}
-    default = fit(fit_images, seed)
     results["default"] = auroc(default.score_samples(val_images), is_normal)
     if levers is not None:
         for name in levers:
