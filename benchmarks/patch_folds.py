@@ -68,7 +68,12 @@ and -Lite2 features of the same two stages (Lite1's and Lite2's wheels installed
 ``--candidates jitter``: the product head with its defects painted on the training images as they
 are (the default), on copies with light and contrast jittered, or also zoomed (``jittered``).
 ``--candidates copies``: the product head with one, two or three (the default since these records)
-painted copies of each training image for its discriminator.
+painted copies of each training image for its discriminator. ``--candidates copies-kinds``: three
+(the default) or five copies of the default kinds, and five copies of those and ``gain``.
+``--candidates kinds``: the
+product head with its synthetic defects of the default kinds, with ``offset`` replaced by ``gain``
+(a change of reflectance), or with ``gain`` added. Records from patch-kinds.md on also give the
+image AUROC against each defect kind (good test crops against that kind's), mean over folds.
 
 Every candidate uses the head's defaults where it does not name a setting: records made before the
 maps' smoothing became 1/32 of the image (those older than patch-scoring-discriminator-seed2.md)
@@ -133,6 +138,10 @@ discriminator (the product paints ``PAINTED_COPIES``, 3, since).
         --out benchmarks/defaults/patch-copies-seed1.md                           # ~12 min
     python benchmarks/patch_folds.py data/inspection-validation-{0,1,2,3} --candidates copies --seed 2 \
         --out benchmarks/defaults/patch-copies-seed2.md                           # ~12 min
+    python benchmarks/patch_folds.py data/inspection-validation-{0,1,2,3} --candidates kinds \
+        --out benchmarks/defaults/patch-kinds.md                                  # ~12 min
+    python benchmarks/patch_folds.py data/inspection-validation-{0,1,2,3} --candidates copies-kinds \
+        --out benchmarks/defaults/patch-copies-kinds.md                           # ~15 min
 """
 
 from __future__ import annotations
@@ -152,7 +161,7 @@ from _record import record  # benchmarks/_record.py: this folder is on sys.path 
 
 import oneclass.data.synthetic_defects as painting_module
 from oneclass.calibration import p_values
-from oneclass.data.synthetic_defects import DEFECT_KINDS, painted_copies
+from oneclass.data.synthetic_defects import DEFECT_KINDS, KNOWN_KINDS, painted_copies
 from oneclass.detector import PAINTED_COPIES
 from oneclass.evaluation.inspection import CHUNK, padim_regions
 from oneclass.evaluation.metrics import auroc, pixel_auroc
@@ -162,7 +171,7 @@ from oneclass.heads.ocnn import patch as patch_module
 from oneclass.heads.ocnn.patch import PatchOCNN, smooth_maps, worst_share_score
 from oneclass.imaging import gaussian_blur
 from oneclass.networks.patches import build_patch_features, patch_descriptors
-from oneclass.services.inspection import categories, load_task
+from oneclass.services.inspection import categories, kind_aurocs, load_task
 
 TOP_SHARE = 0.03
 INTERIOR = 8  # pixels of the 64x64 map left out on every side by the interior-only pooling
@@ -380,6 +389,42 @@ def copies_candidates(task) -> dict[str, tuple[np.ndarray, np.ndarray]]:
             task, painting={"copies": copies}
         )
         for copies in (1, 2, 3)
+    }
+
+
+@torch.no_grad()
+def copies_kinds_candidates(task) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    """The product head with three (the default) or five painted copies of each training image of
+    the default kinds, and five copies of those and ``gain``: does a fifth kind need more copies
+    so that each kind keeps its share of examples? (patch-kinds.md: ``gain`` helped the stains
+    and cost the scratches at three copies.)"""
+    everything = DEFECT_KINDS + tuple(kind for kind in KNOWN_KINDS if kind not in DEFECT_KINDS)
+    return {
+        f"{copies} copies, kinds {', '.join(kinds)}" + (" (the default)" if default else ""): product_maps(
+            task, painting={"copies": copies, "kinds": kinds}
+        )
+        for copies, kinds, default in (
+            (PAINTED_COPIES, DEFECT_KINDS, True),
+            (5, DEFECT_KINDS, False),
+            (5, everything, False),
+        )
+    }
+
+
+@torch.no_grad()
+def kinds_candidates(task) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    """The product head with its discriminator's defects of the default kinds, with ``offset``
+    (grey levels shifted) replaced by ``gain`` (grey levels scaled, texture dimmed or brightened
+    with them: how a change of reflectance looks), and with ``gain`` as a fifth kind."""
+    extra = tuple(kind for kind in KNOWN_KINDS if kind not in DEFECT_KINDS)
+    swapped = tuple("gain" if kind == "offset" else kind for kind in DEFECT_KINDS)
+    return {
+        name: product_maps(task, painting={"kinds": kinds})
+        for name, kinds in (
+            (f"kinds {', '.join(DEFECT_KINDS)} (the default)", DEFECT_KINDS),
+            (f"kinds {', '.join(swapped)}", swapped),
+            (f"kinds {', '.join(DEFECT_KINDS + extra)}", DEFECT_KINDS + extra),
+        )
     }
 
 
@@ -771,12 +816,14 @@ def main(argv: list[str] | None = None) -> int:
             "ensemble",
             "jitter",
             "copies",
+            "kinds",
+            "copies-kinds",
         ),
         default="rules",
     )
     parser.add_argument("--out", type=Path, default=Path("benchmarks/defaults/patch-folds.md"))
     args = parser.parse_args(argv)
-    image, pixel, milliseconds = {}, {}, {}
+    image, pixel, milliseconds, by_kind = {}, {}, {}, {}
     for fold, root in enumerate(args.roots):
         for category in categories(root):
             clock = time.perf_counter()
@@ -804,29 +851,36 @@ def main(argv: list[str] | None = None) -> int:
                 "ensemble": ensemble_candidates,
                 "jitter": jitter_candidates,
                 "copies": copies_candidates,
+                "kinds": kinds_candidates,
+                "copies-kinds": copies_kinds_candidates,
             }[args.candidates](task)
             for name, (scores, maps, *cost) in found.items():
                 image.setdefault(name, np.zeros((len(args.roots), 0)).tolist())
                 image[name][fold].append(auroc(scores, task.test_is_normal))
+                for kind, value in kind_aurocs(scores, task.test_is_normal, task.test_kinds).items():
+                    by_kind.setdefault(name, {}).setdefault(kind, []).append(value)
                 if maps is not None:
                     pixel.setdefault(name, []).append(pixel_auroc(maps, task.masks))
                 if cost:
                     milliseconds.setdefault(name, []).append(cost[0])
             print(f"{root} {category.name}: {time.perf_counter() - clock:.0f} s", file=sys.stderr, flush=True)
+    kinds = sorted({kind for found in by_kind.values() for kind in found})  # image AUROC against each kind
     command = shlex.join(["python", "benchmarks/patch_folds.py", *map(str, argv or sys.argv[1:])])
     lines = [
         f"Command: `{command}` (seed {args.seed}; validation folds only, no test image)",
         "",
         "| candidate | mean image AUROC (%) | " + " | ".join(f"fold {k}" for k in range(len(args.roots)))
-        + " | pixel AUROC (%) |" + (" head ms / image |" if milliseconds else ""),
-        "|---" * (len(args.roots) + 3 + bool(milliseconds)) + "|",
+        + " | pixel AUROC (%) |" + (" head ms / image |" if milliseconds else "")
+        + "".join(f" {kind} |" for kind in kinds),
+        "|---" * (len(args.roots) + 3 + bool(milliseconds) + len(kinds)) + "|",
     ]  # fmt: skip
     for name, folds in image.items():
         means = [100 * np.mean(f) for f in folds]
         cell = f"{100 * np.mean(pixel[name]):.1f}" if name in pixel else "-"
         row = " | ".join(f"{m:.1f}" for m in means)
         cost = f" {np.mean(milliseconds[name]):.2f} |" if name in milliseconds else ""
-        lines.append(f"| {name} | **{np.mean(means):.1f}** | {row} | {cell} |{cost}")
+        per_kind = "".join(f" {100 * np.mean(by_kind[name][kind]):.1f} |" for kind in kinds)
+        lines.append(f"| {name} | **{np.mean(means):.1f}** | {row} | {cell} |{cost}{per_kind}")
     record(lines, args.out)
     return 0
 

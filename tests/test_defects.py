@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from conftest import is_constant
-from oneclass.data.synthetic_defects import AREA, DEFECT_KINDS, synthetic_defects
+from oneclass.data.synthetic_defects import AREA, KNOWN_KINDS, synthetic_defects
 from oneclass.evaluation.metrics import auroc
 from oneclass.heads.defects import region_labels, train_discriminator
 
@@ -19,7 +19,7 @@ def _texture(n: int, channels: int, size: int = 64, seed: int = 0) -> np.ndarray
 
 
 @pytest.mark.parametrize("channels", [1, 3])
-@pytest.mark.parametrize("kind", DEFECT_KINDS)
+@pytest.mark.parametrize("kind", KNOWN_KINDS)
 def test_each_kind_paints_one_blob_inside_its_mask(kind, channels):
     images = _texture(12, channels)
     painted, masks = synthetic_defects(images, np.random.default_rng(1), (kind,))
@@ -30,6 +30,11 @@ def test_each_kind_paints_one_blob_inside_its_mask(kind, channels):
     change = np.abs(painted.astype(int) - images.astype(int)).max(1)
     assert (change[~near] == 0).all()  # nothing changes away from the blob (its soft edge)
     assert change[masks].mean() > 10  # and the blob is visibly changed
+
+
+def test_an_unknown_kind_is_named_in_the_error():
+    with pytest.raises(ValueError, match="'stripe'.*gain"):
+        synthetic_defects(_texture(2, 1), np.random.default_rng(0), ("stripe",))
 
 
 def test_the_same_generator_paints_the_same_defects():

@@ -10,6 +10,12 @@ surface, not by any benchmark:
 - ``offset``: the blob is brighter or darker by 30-90 grey levels (a stain, a burn, a spill);
 - ``smooth``: the blob's texture is blurred away (wear, a filled hole, missing structure);
 - ``noise``: grain added in the blob (a rough or contaminated spot).
+
+One more kind can be asked for by name:
+
+- ``gain``: the blob's grey levels multiplied by 1.3-2.5 or divided by as much (the surface's
+  reflectance changed: light falling on a stain, a burn or a wet spot is scaled, so its texture
+  dims or brightens with it, where ``offset`` shifts it).
 """
 
 from __future__ import annotations
@@ -21,6 +27,7 @@ import torch.nn.functional as F
 from ..imaging import gaussian_blur
 
 DEFECT_KINDS = ("foreign", "offset", "smooth", "noise")
+KNOWN_KINDS = (*DEFECT_KINDS, "gain")
 # share of the image a defect covers: benchmarks/defaults/patch-training*.md (1-6% before)
 AREA = (0.01, 0.12)
 EDGE = 1 / 64  # sigma of the blob's soft edge, a share of the image's larger side
@@ -69,6 +76,8 @@ def synthetic_defects(
             new = other * float(rng.uniform(0.6, 1.4))
         elif kind == "offset":
             new = image + float(rng.choice([-1, 1]) * rng.uniform(30, 90))
+        elif kind == "gain":
+            new = image * float(np.exp(rng.choice([-1, 1]) * rng.uniform(np.log(1.3), np.log(2.5))))
         elif kind == "smooth":
             new = gaussian_blur(image, BLUR * max(h, w))
         elif kind == "noise":
@@ -76,7 +85,7 @@ def synthetic_defects(
                 rng.uniform(25, 50)
             )
         else:
-            raise ValueError(f"unknown defect kind {kind!r}; expected one of {', '.join(DEFECT_KINDS)}")
+            raise ValueError(f"unknown defect kind {kind!r}; expected one of {', '.join(KNOWN_KINDS)}")
         painted[i] = image * (1 - blob) + new * blob
         masks[i] = mask.numpy()
     return painted.round().clamp(0, 255).to(torch.uint8).numpy(), masks
