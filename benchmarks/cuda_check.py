@@ -10,12 +10,16 @@ Through the public CLI, on the same machine, CPU against GPU:
    AUROC included;
 4. ``fit`` under ``torchrun --nproc_per_node 1`` on the GPU (NCCL process group, the
    DistributedDataParallel wrapper with a device id);
-5. scoring speed on the GPU through the Python API (warm, the model loaded once).
+5. scoring speed on the GPU and on the machine's CPU through the Python API (warm, the model
+   loaded once).
 
 Prints one line per check and a table; exits 1 when a check fails: a fit or score fails, a GPU
-AUROC is more than 0.01 below the CPU one, a GPU score differs from the CPU score of the same
-model by more than ``SCORE_TOLERANCE`` (relative to the scores' spread), or decisions differ on
-more than 1% of the images. The data must be on the machine already (``$ONECLASS_DATA`` with
+AUROC is more than 0.01 below the CPU one, one model's GPU and CPU scores rank the images
+differently (Spearman correlation below ``RANK_AGREEMENT``), or its decisions differ on more than
+1% of the images. How many scores move by more than ``SCORE_TOLERANCE`` of their spread is said,
+not judged: TF32 convolutions round differently on the GPU, and a Fisher-combined score moves by
+a whole p-value step (log 2 at the extreme) where a member's score lies within rounding of a
+reference score, as in the ONNX parity test. The data must be on the machine already (``$ONECLASS_DATA`` with
 ``mnist/`` IDX files and ``weights/efficientnet-lite0.safetensors``; the inspection folder from
 ``benchmarks/inspection_data.py``).
 
@@ -34,8 +38,10 @@ import time
 from pathlib import Path
 
 import numpy as np
+from scipy.stats import spearmanr
 
 SCORE_TOLERANCE = 1e-3  # of the scores' spread: TF32 convolutions on the GPU round differently
+RANK_AGREEMENT = 0.999  # Spearman correlation of one model's GPU and CPU scores
 DECISION_TOLERANCE = 0.01
 AUROC_TOLERANCE = 0.01
 LAUNCHER = "from oneclass.cli import main\nmain()\n"
@@ -108,13 +114,16 @@ def score_pair(checks: Checks, out: Path, label: str, run: Path, source: str, gp
         found[role] = scores_of(target)
         checks.add(f"{label}: score on {device}", f"{len(found[role][0])} images, {seconds:.1f} s", True)
     (on_gpu, gpu_says), (cpu, cpu_says) = found["gpu"], found["cpu"]
-    spread = float(np.std(cpu)) or 1.0
-    worst = float(np.max(np.abs(on_gpu - cpu)))
+    difference = np.abs(on_gpu - cpu) / (float(np.std(cpu)) or 1.0)
+    moved = float(np.mean(difference > SCORE_TOLERANCE))
     checks.add(
         f"{label}: GPU vs CPU scores of one model",
-        f"largest difference {worst:.3g} ({worst / spread:.2g} of the spread)",
-        worst <= SCORE_TOLERANCE * spread,
+        f"{moved:.4f} of the images move by more than {SCORE_TOLERANCE:g} of the scores' spread "
+        f"(median move {np.median(difference):.2g}, largest {difference.max():.2g} of it)",
+        True,  # said, not judged: the order and the decisions below are what must agree
     )
+    order = float(spearmanr(on_gpu, cpu).statistic)
+    checks.add(f"{label}: rank correlation of GPU and CPU scores", f"{order:.5f}", order >= RANK_AGREEMENT)
     differ = float(np.mean(gpu_says != cpu_says))
     checks.add(f"{label}: decisions that differ", f"{differ:.4f}", differ <= DECISION_TOLERANCE)
 
@@ -166,6 +175,7 @@ def main(argv: list[str] | None = None) -> int:
 
         images, _ = load_dataset("mnist", "test")
         speed(checks, run, images, "mnist", args.device)
+        speed(checks, run, images, "mnist", "cpu")
     local = fit_pair(checks, args.out, "local", ["--data", f"folder:{args.folder}"], args.device)
     if local is not None:
         score_pair(checks, args.out, "local", local, str(args.folder / "test"), args.device)
@@ -174,6 +184,7 @@ def main(argv: list[str] | None = None) -> int:
         train, _ = folder_splits(args.folder, keep_detail=True)
         tiled = np.resize(train[:], (4096, *train[:].shape[1:]))
         speed(checks, local, tiled, "local", args.device)
+        speed(checks, local, tiled[:1024], "local", "cpu")
     backend = "NCCL" if args.device == "cuda" else "gloo"
     status, seconds, tail = torchrun(
         args.out, "fit", "--data", "mnist", "--normal", "0", "--device", args.device,

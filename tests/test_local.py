@@ -296,7 +296,7 @@ def test_the_local_detector_learns_from_synthetic_defects_and_keeps_its_discrimi
     assert detector.head_.defects_used_ and scorer.discriminator is not None
     # each image is painted PAINTED_COPIES times, each copy with other defects, the first as before
     images = detector._images(train)
-    features, painted = detector._painted_features(images, np.arange(4))
+    features, painted = detector._painted_features(images, np.arange(4), torch.device("cpu"))
     assert len(features) == len(painted) == 4 * PAINTED_COPIES > 4
     assert not np.array_equal(painted[:4], painted[4:8])
     first = synthetic_defects(images[:4], np.random.default_rng([detector.seed, 0]))

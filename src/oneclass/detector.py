@@ -339,7 +339,7 @@ class OneClassDetector(Estimator):
         if self.local:
             dim, height, width = descriptor_shape(self.encoder, tuple(image_shape))
             hidden = self.hidden or PATCH_HEAD_UNITS[self.encoder]
-            per_pass = images_per_pass(image_shape)
+            per_pass = images_per_pass(image_shape, self._device())
             needed = feature_bytes(self.encoder, tuple(image_shape), per_pass)
             needed += patch_fit_bytes(dim, height * width, hidden)
             what = f"patch features of {size} images ({per_pass} at a time) and the patch head's fit"
@@ -372,12 +372,13 @@ class OneClassDetector(Estimator):
                 seed=self.seed,
                 device=self.device,
             )
+            device = self.training_device()  # under torchrun, this process's GPU
             self.head_ = head.fit(
-                lambda index: self._patch_features(images[index]),
+                lambda index: self._patch_features(images[index], device),
                 len(images),
                 self.image_shape_[1:],
                 on_epoch,
-                painted_of=lambda index: self._painted_features(images, index),
+                painted_of=lambda index: self._painted_features(images, index, device),
             )
             self.history_["head"] = list(self.head_.history_)
             self.timings_["head_fit_s"] = clock.seconds()
@@ -417,31 +418,34 @@ class OneClassDetector(Estimator):
         descriptor of each image, ``(n, D)``)."""
         self._check_encoder()
         if self.local:
-            return np.concatenate(
-                [self._patch_features(chunk).mean((2, 3)).numpy() for chunk in self._chunks(self._images(X))]
-            )
+            chunks = self._chunks(self._images(X))
+            return np.concatenate([self._patch_features(part).mean((2, 3)).cpu().numpy() for part in chunks])
         return encode(self.encoder_, self._images(X), self._device(), self._scoring_batch())
 
     def _scoring_batch(self) -> int:
         return scoring_batch(self.encoder, SCORE_CHUNK)
 
-    def _patch_features(self, images: np.ndarray) -> torch.Tensor:
-        """Patch descriptors ``(n, D, h, w)`` of validated images, on the CPU."""
-        return patch_descriptors(self.encoder_, images, images_per_pass(self.image_shape_))
+    def _patch_features(self, images: np.ndarray, device: torch.device | None = None) -> torch.Tensor:
+        """Patch descriptors ``(n, D, h, w)`` of validated images, computed and kept on ``device``
+        (the detector's when None)."""
+        device = self._device() if device is None else device
+        return patch_descriptors(self.encoder_, images, images_per_pass(self.image_shape_, device), device)
 
-    def _painted_features(self, images: np.ndarray, index: np.ndarray) -> tuple[torch.Tensor, np.ndarray]:
-        """Patch descriptors of ``PAINTED_COPIES`` copies of ``images[index]`` with a synthetic defect
-        painted on each image of each copy, and the defects' masks ``(PAINTED_COPIES * k, H, W)``;
-        the same defects for the same seed and images."""
+    def _painted_features(
+        self, images: np.ndarray, index: np.ndarray, device: torch.device
+    ) -> tuple[torch.Tensor, np.ndarray]:
+        """Patch descriptors (on ``device``) of ``PAINTED_COPIES`` copies of ``images[index]`` with
+        a synthetic defect painted on each image of each copy, and the defects' masks
+        ``(PAINTED_COPIES * k, H, W)``; the same defects for the same seed and images."""
         painted, masks = painted_copies(images[index], [self.seed, int(index[0])], PAINTED_COPIES)
-        return self._patch_features(painted), masks
+        return self._patch_features(painted, device), masks
 
     def _local_scores(self, images: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Image scores ``(n,)`` and anomaly maps ``(n, H, W)`` of validated images, a few
         images at a time (features and maps of a whole chunk would not stay in the cache)."""
         scores = np.empty(len(images), dtype=np.float64)
         maps = np.empty((len(images), *self.image_shape_[1:]), dtype=np.float32)
-        per_pass = images_per_pass(self.image_shape_)
+        per_pass = images_per_pass(self.image_shape_, self._device())
         for start in range(0, len(images), per_pass):
             part = slice(start, start + per_pass)
             scores[part], maps[part] = self.head_.score_maps(self._patch_features(images[part]))

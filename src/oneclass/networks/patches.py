@@ -132,21 +132,25 @@ class PatchFeatures(nn.Module):
 # images per pass through the patch encoder: its activations for 8 images at 64x64 (enlarged to
 # 160x160) stay in the cache; at 64 per pass it ran 5x slower (BENCHMARKS.md, local speed)
 PATCH_BATCH = 8
+GPU_PATCH_BATCH = 256  # lite0's widest layer for 256 64x64 images: about 0.5 GB
 
 
-def images_per_pass(image_shape: tuple[int, ...]) -> int:
-    """Images per pass through the patch encoder: ``PATCH_BATCH`` for 64x64 images, fewer for
-    larger ones (as many pixels per pass), one at least."""
-    return max(1, PATCH_BATCH * 64 * 64 // (image_shape[-2] * image_shape[-1]))
+def images_per_pass(image_shape: tuple[int, ...], device: torch.device | str = "cpu") -> int:
+    """Images per pass through the patch encoder: ``PATCH_BATCH`` 64x64 images on the CPU
+    (``GPU_PATCH_BATCH`` on a GPU), fewer larger ones (as many pixels per pass), one at least."""
+    batch = PATCH_BATCH if torch.device(device).type == "cpu" else GPU_PATCH_BATCH
+    return max(1, batch * 64 * 64 // (image_shape[-2] * image_shape[-1]))
 
 
 @torch.no_grad()
-def patch_descriptors(features: nn.Module, images: np.ndarray, batch: int = PATCH_BATCH) -> torch.Tensor:
-    """Patch descriptors ``(n, D, h, w)`` (float32, on the CPU) of uint8 images ``(n, C, H, W)``,
-    ``batch`` images per pass through the patch encoder ``features``."""
-    features.eval()
+def patch_descriptors(
+    features: nn.Module, images: np.ndarray, batch: int = PATCH_BATCH, device: torch.device | str = "cpu"
+) -> torch.Tensor:
+    """Patch descriptors ``(n, D, h, w)`` (float32, on ``device``) of uint8 images ``(n, C, H, W)``,
+    ``batch`` images per pass through the patch encoder ``features`` (moved to ``device``)."""
+    features.to(device).eval()
     passes = range(0, len(images), batch)
-    return torch.cat([features(to_tensor(images[i : i + batch])).float() for i in passes])
+    return torch.cat([features(to_tensor(images[i : i + batch], device)).float() for i in passes])
 
 
 # the patch encoders a detector can use, by name: their settings (chosen on the validation split

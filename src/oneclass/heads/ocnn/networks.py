@@ -30,11 +30,14 @@ class PaperOCNNNet(nn.Module):
 # input rows per pass of a kernel net in eager scoring: its (rows, units) terms, 4 MB in float32,
 # stay in the cache; at 8 MB (1,024 rows x 2,048 units) a pass ran 3x slower on 2 cores
 TERMS_PER_PASS = 1 << 20
+GPU_TERMS_PER_PASS = 1 << 26  # on a GPU, 256 MB of terms per pass: few, large kernel launches
 
 
-def rows_per_pass(units: int) -> int:
-    """Input rows per pass of a kernel net with ``units`` Gaussian units (``TERMS_PER_PASS``)."""
-    return max(1, TERMS_PER_PASS // max(1, units))
+def rows_per_pass(units: int, device: torch.device | str = "cpu") -> int:
+    """Input rows per pass of a kernel net with ``units`` Gaussian units (``TERMS_PER_PASS``, or
+    ``GPU_TERMS_PER_PASS`` on a GPU)."""
+    terms = TERMS_PER_PASS if torch.device(device).type == "cpu" else GPU_TERMS_PER_PASS
+    return max(1, terms // max(1, units))
 
 
 class KernelOCNNNet(nn.Module):
@@ -113,7 +116,7 @@ class KernelOCNNNet(nn.Module):
     def log_scores_in_passes(self, z: torch.Tensor) -> torch.Tensor:
         """``forward(z)`` ``(n,)`` in passes of ``rows_per_pass(units)`` rows (eager scoring of
         many rows; an exported graph takes ``forward`` in one piece)."""
-        return torch.cat([self(part) for part in z.split(rows_per_pass(self.units))])
+        return torch.cat([self(part) for part in z.split(rows_per_pass(self.units, z.device))])
 
     @torch.no_grad()
     def log_scores_without(self, z: torch.Tensor, excluded: torch.Tensor) -> torch.Tensor:

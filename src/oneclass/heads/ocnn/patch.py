@@ -68,6 +68,7 @@ BATCH = 64  # images per feature batch (fewer for large images: ROWS_PER_BATCH, 
 ROWS_PER_BATCH = 64 * 32 * 32  # regions per feature batch: 64 images of 64x64 pixels (32x32 regions)
 PIXELS_PER_BATCH = 64 * 64 * 64  # map pixels per batch of maps: 64 images of 64x64
 SCORING_ROWS = 1024  # regions per pass of the scorer: its (rows, units) terms stay in the cache
+GPU_SCORING_ROWS = 2**18  # on a GPU: enough rows per pass to fill it ((rows, units) terms: 2 GB)
 SAVED_BEFORE_SMOOTHING = 1 / 16  # the smoothing of models saved before it was a parameter
 SMOOTHING = 1 / 32  # sigma of the maps' Gaussian smoothing, a share of the image's larger side
 SPREAD_FLOOR = 0.01  # a pixel's spread is at least this share of the mean spread over the map
@@ -515,13 +516,18 @@ class PatchOCNN(Head):
 
     @torch.no_grad()
     def score_maps(self, features: torch.Tensor) -> tuple[np.ndarray, np.ndarray]:
-        """Image scores ``(n,)`` and anomaly maps ``(n, H, W)`` of feature maps ``(n, D, h, w)``."""
+        """Image scores ``(n,)`` and anomaly maps ``(n, H, W)`` of feature maps ``(n, D, h, w)``,
+        computed where the features are (the scorer moves there)."""
         per_pass = max(1, SCORING_ROWS // (features.shape[-2] * features.shape[-1]))
+        if features.device.type != "cpu":  # a GPU takes many images per pass
+            per_pass = max(per_pass, GPU_SCORING_ROWS // (features.shape[-2] * features.shape[-1]))
+        scorer = self.scorer_.to(features.device)
         scores = np.empty(len(features), dtype=np.float64)
         maps = np.empty((len(features), *self.scorer_.image_size), dtype=np.float32)
         for start in range(0, len(features), per_pass):
-            part_scores, part_maps = self.scorer_(features[start : start + per_pass].float(), in_passes=True)
-            scores[start : start + per_pass], maps[start : start + per_pass] = part_scores, part_maps
+            part_scores, part_maps = scorer(features[start : start + per_pass].float(), in_passes=True)
+            scores[start : start + per_pass] = part_scores.cpu().numpy()
+            maps[start : start + per_pass] = part_maps.cpu().numpy()
         return scores, maps
 
     def score_samples(self, features: torch.Tensor) -> np.ndarray:

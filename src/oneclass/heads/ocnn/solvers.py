@@ -318,7 +318,7 @@ def out_of_fold_log_scores(
     """log y_hat of training rows ``(n,)`` as new points would get it: without the units of
     their own group, with the weights of the fold they were left out of. ``net``'s own weights
     are kept."""
-    chunk = rows_per_pass(net.units)
+    chunk = rows_per_pass(net.units, latents.device)
     kept = net.w.weight.detach().clone()
     scores = torch.empty(len(latents), dtype=torch.float32, device=latents.device)
     try:
