@@ -47,22 +47,17 @@ AUROC_TOLERANCE = 0.01
 LAUNCHER = "from oneclass.cli import main\nmain()\n"
 
 
-def cli(out: Path, *args: str) -> tuple[int, float, str]:
-    """Run ``oneclass ARGS``; (exit status, seconds, last lines of its output)."""
-    launcher = out / "oneclass_launch.py"
-    launcher.write_text(LAUNCHER)
+def cli(out: Path, *args: str, launcher: tuple[str, ...] = ()) -> tuple[int, float, str]:
+    """Run ``oneclass ARGS`` (under ``launcher``, e.g. torchrun's module, when given); (exit
+    status, seconds, last lines of its output)."""
+    script = out / "oneclass_launch.py"
+    script.write_text(LAUNCHER)
     clock = time.perf_counter()
-    done = subprocess.run([sys.executable, str(launcher), *args], capture_output=True, text=True)
+    done = subprocess.run([sys.executable, *launcher, str(script), *args], capture_output=True, text=True)
     return done.returncode, time.perf_counter() - clock, (done.stdout + done.stderr)[-1500:]
 
 
-def torchrun(out: Path, *args: str) -> tuple[int, float, str]:
-    launcher = out / "oneclass_launch.py"
-    launcher.write_text(LAUNCHER)
-    command = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "1"]
-    clock = time.perf_counter()
-    done = subprocess.run([*command, str(launcher), *args], capture_output=True, text=True)
-    return done.returncode, time.perf_counter() - clock, (done.stdout + done.stderr)[-1500:]
+TORCHRUN = ("-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "1")
 
 
 def scores_of(path: Path) -> tuple[np.ndarray, np.ndarray]:
@@ -186,9 +181,9 @@ def main(argv: list[str] | None = None) -> int:
         speed(checks, local, tiled, "local", args.device)
         speed(checks, local, tiled[:1024], "local", "cpu")
     backend = "NCCL" if args.device == "cuda" else "gloo"
-    status, seconds, tail = torchrun(
+    status, seconds, tail = cli(
         args.out, "fit", "--data", "mnist", "--normal", "0", "--device", args.device,
-        "--out", str(args.out / "mnist-torchrun"), "--quiet",
+        "--out", str(args.out / "mnist-torchrun"), "--quiet", launcher=TORCHRUN,
     )  # fmt: skip
     if status == 0:
         metrics = json.loads((args.out / "mnist-torchrun" / "metrics.json").read_text())

@@ -70,10 +70,10 @@ are (the default), on copies with light and contrast jittered, or also zoomed (`
 ``--candidates copies``: the product head with one, two or three (the default since these records)
 painted copies of each training image for its discriminator. ``--candidates copies-kinds``: three
 (the default) or five copies of the default kinds, and five copies of those and ``gain``.
-``--candidates kinds``: the
-product head with its synthetic defects of the default kinds, with ``offset`` replaced by ``gain``
-(a change of reflectance), or with ``gain`` added. Records from patch-kinds.md on also give the
-image AUROC against each defect kind (good test crops against that kind's), mean over folds.
+``--candidates kinds``: the product head with its synthetic defects of the default kinds, with
+``offset`` replaced by ``gain`` (a change of reflectance), or with ``gain`` added. Records from
+patch-kinds.md on also give the image AUROC against each defect kind (good test crops against that
+kind's), mean over folds.
 
 Every candidate uses the head's defaults where it does not name a setting: records made before the
 maps' smoothing became 1/32 of the image (those older than patch-scoring-discriminator-seed2.md)
@@ -398,7 +398,6 @@ def copies_kinds_candidates(task) -> dict[str, tuple[np.ndarray, np.ndarray]]:
     the default kinds, and five copies of those and ``gain``: does a fifth kind need more copies
     so that each kind keeps its share of examples? (patch-kinds.md: ``gain`` helped the stains
     and cost the scratches at three copies.)"""
-    everything = DEFECT_KINDS + tuple(kind for kind in KNOWN_KINDS if kind not in DEFECT_KINDS)
     return {
         f"{copies} copies, kinds {', '.join(kinds)}" + (" (the default)" if default else ""): product_maps(
             task, painting={"copies": copies, "kinds": kinds}
@@ -406,7 +405,7 @@ def copies_kinds_candidates(task) -> dict[str, tuple[np.ndarray, np.ndarray]]:
         for copies, kinds, default in (
             (PAINTED_COPIES, DEFECT_KINDS, True),
             (5, DEFECT_KINDS, False),
-            (5, everything, False),
+            (5, KNOWN_KINDS, False),
         )
     }
 
@@ -416,14 +415,13 @@ def kinds_candidates(task) -> dict[str, tuple[np.ndarray, np.ndarray]]:
     """The product head with its discriminator's defects of the default kinds, with ``offset``
     (grey levels shifted) replaced by ``gain`` (grey levels scaled, texture dimmed or brightened
     with them: how a change of reflectance looks), and with ``gain`` as a fifth kind."""
-    extra = tuple(kind for kind in KNOWN_KINDS if kind not in DEFECT_KINDS)
     swapped = tuple("gain" if kind == "offset" else kind for kind in DEFECT_KINDS)
     return {
         name: product_maps(task, painting={"kinds": kinds})
         for name, kinds in (
             (f"kinds {', '.join(DEFECT_KINDS)} (the default)", DEFECT_KINDS),
             (f"kinds {', '.join(swapped)}", swapped),
-            (f"kinds {', '.join(DEFECT_KINDS + extra)}", DEFECT_KINDS + extra),
+            (f"kinds {', '.join(KNOWN_KINDS)}", KNOWN_KINDS),
         )
     }
 

@@ -445,10 +445,11 @@ class OneClassDetector(Estimator):
         images at a time (features and maps of a whole chunk would not stay in the cache)."""
         scores = np.empty(len(images), dtype=np.float64)
         maps = np.empty((len(images), *self.image_shape_[1:]), dtype=np.float32)
-        per_pass = images_per_pass(self.image_shape_, self._device())
+        device = self._device()
+        per_pass = images_per_pass(self.image_shape_, device)
         for start in range(0, len(images), per_pass):
             part = slice(start, start + per_pass)
-            scores[part], maps[part] = self.head_.score_maps(self._patch_features(images[part]))
+            scores[part], maps[part] = self.head_.score_maps(self._patch_features(images[part], device))
         return scores, maps
 
     @staticmethod
