@@ -21,7 +21,7 @@ from test_ssl import SSL_PARITY
 
 @pytest.mark.parametrize("shape", [(1, 28, 28), (3, 20, 30)])
 def test_each_copys_target_is_the_teachers_projected_features_of_that_copy(shape):
-    """The targets of copy k come from the teacher's one pass over the copies, reordered by the
+    """The targets of copy k come from the teacher's features of the image, reordered by the
     group's composition: they must equal the teacher's features computed on copy k itself."""
     torch.manual_seed(0)
     model = build_encoder("ssl-fast", shape, 32).eval()
@@ -31,12 +31,28 @@ def test_each_copys_target_is_the_teachers_projected_features_of_that_copy(shape
     x = torch.rand(5, *shape)
     copies = transform_all(x, model.count)
     with torch.no_grad():
-        targets = model.distillation_targets(copies).view(model.count, 5, -1)
+        targets = torch.from_numpy(model.copy_targets(model.teacher.encode(x).numpy()))
+        assert targets.shape == (5, model.count, STUDENT_OUTPUTS)
         for k in range(model.count):
             copy_k = copies[k * 5 : (k + 1) * 5]
             expected = (model.teacher.encode(copy_k) - model.target_mean) @ model.target_projection
-            torch.testing.assert_close(targets[k], expected, rtol=1e-5, atol=1e-5)
+            torch.testing.assert_close(targets[:, k], expected, rtol=1e-5, atol=1e-5)
     assert model.teacher.encode(x).shape[1] == features
+
+
+def test_the_student_loss_is_its_error_on_each_copy_against_that_copys_target():
+    """``forward(x, targets)``: per image, the mean over copies of the squared error between the
+    student's outputs for the copy and the copy's target row; zero when the targets are them."""
+    torch.manual_seed(0)
+    model = build_encoder("ssl-fast", (1, 28, 28), 32).eval()
+    x = torch.rand(3, 1, 28, 28)
+    with torch.no_grad():
+        outputs = model.student(transform_all(x, model.count)).view(model.count, 3, -1).transpose(0, 1)
+        assert torch.allclose(model(x, outputs), torch.zeros(3), atol=1e-10)
+        shifted = outputs.clone()
+        shifted[1, 5] += 2.0  # image 1, copy 5: every output off by 2
+        expected = torch.tensor([0.0, 4.0 / model.count, 0.0])
+        torch.testing.assert_close(model(x, shifted), expected, rtol=1e-5, atol=1e-6)
 
 
 def test_targets_are_principal_components_with_their_variances():
@@ -70,10 +86,12 @@ def test_the_student_stage_trains_the_student_and_leaves_the_teacher(mnist_train
     schedule = {"batch_size": 16, "lr": 1e-3, "weight_decay": 0, "seed": 0, "device": torch.device("cpu")}
     train_autoencoder(model.teacher, images, epochs=1, quiet=True, **schedule)
     with torch.no_grad():
-        model.prepare_distillation(model.teacher.encode(torch.from_numpy(images).float() / 255).numpy())
+        features = model.teacher.encode(torch.from_numpy(images).float() / 255).numpy()
+    model.prepare_distillation(features)
     teacher = {k: v.clone() for k, v in model.teacher.state_dict().items()}
     student = {k: v.clone() for k, v in model.student.state_dict().items()}
-    history = train_autoencoder(model, images, epochs=2, quiet=True, **schedule)
+    targets = model.copy_targets(features)
+    history = train_autoencoder(model, images, epochs=2, quiet=True, targets=targets, **schedule)
     assert all(torch.equal(v, model.teacher.state_dict()[k]) for k, v in teacher.items())
     moved = [
         k

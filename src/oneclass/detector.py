@@ -294,9 +294,12 @@ class OneClassDetector(Estimator):
         self.history_["encoder"] = []
         for kind, network in parts:
             batch_size, epochs = schedules[kind]
+            targets = None
             if kind == STUDENT_KIND:  # its targets are the trained teacher's features
                 device, batch = self.training_device(), scoring_batch(network.teacher.kind, SCORE_CHUNK)
-                network.prepare_distillation(encode(network.teacher, images, device, batch))
+                features = encode(network.teacher, images, device, batch)
+                network.prepare_distillation(features)
+                targets = network.copy_targets(features)
             records = train_autoencoder(
                 network,
                 images,
@@ -309,6 +312,7 @@ class OneClassDetector(Estimator):
                 quiet=self.quiet,
                 on_epoch=_tagged(on_epoch, kind) if joint else on_epoch,
                 checkpoint=checkpoint.part(kind) if joint and checkpoint else checkpoint,
+                targets=targets,
             )
             self.history_["encoder"] += [{"part": kind, **r} for r in records] if joint else records
         self.encoder_schedule_ = _schedule_record(schedules)

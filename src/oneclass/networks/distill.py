@@ -16,7 +16,9 @@ validation split; the copies teach it orientation, as the teacher's task did (do
 
 Training is two stages of the one training loop: the teacher's (``teacher.forward``, the
 transformation loss), then ``prepare_distillation`` fixes the teacher and the target projection,
-and this module's ``forward`` is the student's regression loss per image.
+``copy_targets`` turns the teacher's features of the training images (one pass, the same that
+the projection is fitted on) into every copy's target, and this module's ``forward`` is the
+student's regression loss per image against them (the loop hands each batch its targets).
 """
 
 from __future__ import annotations
@@ -121,22 +123,23 @@ class DistilledSSL(nn.Module):
             self.teacher.eval()
         return self
 
-    def distillation_targets(self, copies: torch.Tensor) -> torch.Tensor:
-        """``(count * n, outputs)``: the projected teacher features of each of ``copies``
-        (``transforms.transform_all`` of n images), from the teacher's one pass over them."""
-        n = copies.shape[0] // self.count
-        pooled = self.teacher.copy_features(copies).view(self.count, n, -1)
-        per_copy = pooled[self.composition]  # [k, j] = copy j of copy k: (count, count, n, D)
-        features = per_copy.permute(0, 2, 1, 3).reshape(self.count * n, -1)
-        return (features - self.target_mean) @ self.target_projection
+    @torch.no_grad()
+    def copy_targets(self, features: np.ndarray) -> np.ndarray:
+        """``(n, count, outputs)`` float32: the projected teacher features of each transformed
+        copy of n images, from the teacher's features of the images themselves (``features``
+        ``(n, F)``, ``teacher.encode``'s layout, as given to ``prepare_distillation``): copy ``j``
+        of copy ``k`` is copy ``composition[k, j]`` of the image, so the student's targets need
+        no teacher pass of their own while it trains."""
+        x = torch.from_numpy(np.asarray(features, dtype=np.float32)).to(self.target_mean.device)
+        per_copy = x.view(len(x), self.count, -1)[:, self.composition]  # (n, k, j, D)
+        targets = (per_copy.flatten(2) - self.target_mean) @ self.target_projection
+        return targets.cpu().numpy()
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """The student's training loss per image ``(n,)``: mean squared error against the targets,
-        over its transformed copies."""
-        copies = transforms.transform_all(x, self.count)
-        with torch.no_grad():
-            targets = self.distillation_targets(copies)
-        errors = (self.student(copies) - targets).square().mean(1)
+    def forward(self, x: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+        """The student's training loss per image ``(n,)``: mean squared error over its
+        transformed copies against ``targets`` ``(n, count, outputs)`` (``copy_targets``)."""
+        copies = transforms.transform_all(x, self.count)  # copy-major: (count * n, ...)
+        errors = (self.student(copies) - targets.transpose(0, 1).flatten(0, 1)).square().mean(1)
         return errors.view(self.count, x.shape[0]).mean(0)
 
     def encode(self, x: torch.Tensor) -> torch.Tensor:

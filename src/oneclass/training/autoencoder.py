@@ -31,9 +31,12 @@ def train_autoencoder(
     quiet: bool = False,
     on_epoch: Callable[[dict], None] | None = None,
     checkpoint: Checkpointer | None = None,
+    targets: np.ndarray | None = None,
 ) -> list[dict]:
     """Train ``model`` on ``images`` ``(n, C, H, W)`` (uint8 or float in [0, 1]).
 
+    ``targets`` ``(n, ...)``, when given, are per-image regression targets handed to the model's
+    loss with each batch (``model(x, targets)``; the ``ssl-fast`` student's).
     With a ``checkpoint``, the state is saved after every epoch and, if a checkpoint already
     exists, training continues after its last epoch (bitwise the same result on CPU).
     Under torchrun each process trains on its shard with gradients averaged over processes
@@ -56,9 +59,12 @@ def train_autoencoder(
         batches = distributed.epoch_batches(len(images), batch_size, generator, seed, epoch)
         with epoch_bar(len(batches), f"{model.kind} epoch {epoch}/{epochs}", quiet) as bar:
             for index in batches:
-                x = to_tensor(images[index.numpy()], device)
+                rows = index.numpy()
+                inputs = [to_tensor(images[rows], device)]
+                if targets is not None:
+                    inputs.append(torch.from_numpy(targets[rows]).to(device))
                 with mixed_precision(device):
-                    loss = trainer(x).mean()
+                    loss = trainer(*inputs).mean()
                 optimizer.zero_grad(set_to_none=True)
                 loss.backward()
                 optimizer.step()
