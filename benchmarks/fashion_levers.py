@@ -23,6 +23,9 @@ shirt) and the one where the student lost to the 8-pass ssl encoder (bag):
 - ``narrow-kernel``: the shape part's kernel OC-NN at bandwidth 0.1 instead of 0.2 (the heads
   refitted on the default's features; both parts' heads on all the training images, as the
   ``default, heads on all images`` row beside it).
+- ``rotations-teacher`` (``--levers``): the 4 rotations only, no mirror images, for the teacher's
+  task, its features and the student's copies (a garment mirrored is still one, so telling an
+  image from its mirror image teaches nothing about garments and is a coin toss on symmetric ones);
 - ``--mirrors`` (instead of the levers): the default's two heads refitted on the features of the
   training images and of their mirror images, and those heads' scores summed over each image and
   its mirror image (the networks as the default trained them).
@@ -38,6 +41,8 @@ shirt) and the one where the student lost to the 8-pass ssl encoder (bag):
         --out benchmarks/defaults/ssl-fast/fashion-levers-ae.md      # ~15 min
     python benchmarks/fashion_levers.py --levers erasing-ae,denoising-ae \
         --out benchmarks/defaults/ssl-fast/fashion-levers-restoring.md   # ~14 min
+    python benchmarks/fashion_levers.py --levers rotations-teacher \
+        --out benchmarks/defaults/ssl-fast/fashion-rotations.md     # ~8 min
     python benchmarks/fashion_levers.py --mirrors \
         --out benchmarks/defaults/ssl-fast/fashion-mirrors.md        # ~8 min
     python benchmarks/fashion_levers.py --kernels \
@@ -93,6 +98,23 @@ def shifted_teacher() -> contextlib.ExitStack:
     stack = contextlib.ExitStack()
     stack.enter_context(patch.object(transforms.TransformPredictor, "__init__", init))
     stack.enter_context(patch.object(transforms.TransformPredictor, "_log_likelihoods", log_likelihoods))
+    return stack
+
+
+def rotations_only() -> contextlib.ExitStack:
+    """Square images get 4 copies inside the block: the rotations by 0, 1, 2, 3 quarter turns."""
+
+    def transform_all(x: torch.Tensor, count: int) -> torch.Tensor:
+        return torch.cat([torch.rot90(x, turns, (2, 3)) for turns in range(count)])
+
+    def composition_table(count: int) -> torch.Tensor:  # rotations compose by adding turns
+        turns = torch.arange(count)
+        return (turns[:, None] + turns[None, :]) % count
+
+    stack = contextlib.ExitStack()
+    stack.enter_context(patch.object(transforms, "transformation_count", lambda shape: 4))
+    stack.enter_context(patch.object(transforms, "transform_all", transform_all))
+    stack.enter_context(patch.object(distill, "composition_table", composition_table))
     return stack
 
 
@@ -154,11 +176,12 @@ LEVERS = {
     "wide-ae": lambda: patch.object(lenet, "DEFAULT_CHANNELS", (32, 16)),
     "ae-latent-64": contextlib.nullcontext,
     "erasing-ae": lambda: restoring_autoencoder(erased),
+    "rotations-teacher": rotations_only,
     "denoising-ae": lambda: restoring_autoencoder(noisy),
 }
 DETECTOR_SETTINGS = {"ae-latent-64": {"latent_dim": 64}}  # levers that are a detector parameter
 # measured with --levers, not in the first round's run
-LATER_LEVERS = {"wide-ae", "ae-latent-64", "erasing-ae", "denoising-ae"}
+LATER_LEVERS = {"wide-ae", "ae-latent-64", "erasing-ae", "denoising-ae", "rotations-teacher"}
 
 
 def fit(images: np.ndarray, seed: int, **settings) -> OneClassDetector:
