@@ -10,8 +10,11 @@ to ``--size`` pixels a side for larger images.
     python benchmarks/local_speed.py --encoder lite0-fast     # the faster local detector
     python benchmarks/local_speed.py --size 256 --images 400 --scored 100     # larger images
     python benchmarks/local_speed.py --size 512 --images 30,100 --scored 16   # large images, ~5 min
+    python benchmarks/local_speed.py --images 400 --onnx      # also the exported graph in ONNX Runtime
 
-Each writes ``benchmarks/local-speed/<encoder>-<size>px.md`` (or ``--out``).
+Each writes ``benchmarks/local-speed/<encoder>-<size>px[-onnx].md`` (or ``--out``). With
+``--onnx`` the fitted detector is also exported (``oneclass export``'s graph: score and map) and
+timed in ONNX Runtime with as many threads as PyTorch, 64 images per run.
 """
 
 from __future__ import annotations
@@ -50,7 +53,31 @@ def crops(count: int, seed: int, size: int = 64) -> np.ndarray:
     return np.stack(out)[:, None]
 
 
-def measure(n: int, encoder: str, size: int, scored: int) -> dict:
+ONNX_BATCH = 64
+ONNX_COLUMN = " ONNX Runtime, score and map (images/s) |"
+
+
+def onnx_speed(detector, images: np.ndarray) -> float:
+    """Images/s of ``detector``'s exported graph (score and map) in ONNX Runtime."""
+    import tempfile
+
+    import onnxruntime
+
+    from oneclass.services.export import export_onnx
+
+    with tempfile.TemporaryDirectory() as directory:
+        options = onnxruntime.SessionOptions()
+        options.intra_op_num_threads = torch.get_num_threads()
+        path = str(export_onnx(detector, directory))
+        session = onnxruntime.InferenceSession(path, options, providers=["CPUExecutionProvider"])
+    session.run(None, {"images": images[:ONNX_BATCH]})  # warm-up
+    started = time.perf_counter()
+    for start in range(0, len(images), ONNX_BATCH):
+        session.run(None, {"images": images[start : start + ONNX_BATCH]})
+    return len(images) / (time.perf_counter() - started)
+
+
+def measure(n: int, encoder: str, size: int, scored: int, onnx: bool = False) -> dict:
     from oneclass import OneClassDetector
 
     train = crops(n, 0, size)
@@ -71,6 +98,7 @@ def measure(n: int, encoder: str, size: int, scored: int) -> dict:
         "rss_before_mb": before,
         "rss_peak_fit_mb": peak,
         "images_per_s": scored / score_s,
+        "onnx_images_per_s": onnx_speed(detector, test) if onnx else None,
     }
 
 
@@ -80,11 +108,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--size", type=int, default=64, help="image side in pixels")
     parser.add_argument("--images", default=",".join(map(str, SIZES)), help="training set sizes")
     parser.add_argument("--scored", type=int, default=SCORED, help="images scored for the speed")
-    parser.add_argument("--out", type=Path, help="[benchmarks/local-speed/<encoder>-<size>px.md]")
+    parser.add_argument("--onnx", action="store_true", help="also time the exported graph in ONNX Runtime")
+    parser.add_argument("--out", type=Path, help="[benchmarks/local-speed/<encoder>-<size>px[-onnx].md]")
     parser.add_argument("--measure", type=int, help=argparse.SUPPRESS)  # one measurement, own process
     args = parser.parse_args(argv)
     if args.measure:
-        print(json.dumps(measure(args.measure, args.encoder, args.size, args.scored)))
+        print(json.dumps(measure(args.measure, args.encoder, args.size, args.scored, args.onnx)))
         return 0
     given = argv if argv is not None else sys.argv[1:]
     command = shlex.join(["python", "benchmarks/local_speed.py", *given])
@@ -95,19 +124,23 @@ def main(argv: list[str] | None = None) -> int:
         f"torch {torch.__version__} ({torch.get_num_threads()} threads)",
         "",
         "| training images | fit (s) | peak RSS during fit (MB) | RSS before fit (MB) "
-        "| scoring, maps included (images/s) |",
-        "|---|---|---|---|---|",
+        "| scoring, maps included (images/s) |" + (ONNX_COLUMN if args.onnx else ""),
+        "|---|---|---|---|---|" + ("---|" if args.onnx else ""),
     ]
     for n in (int(count) for count in args.images.split(",")):
         command = [sys.executable, __file__, "--encoder", args.encoder, "--measure", str(n)]
         command += ["--size", str(args.size), "--scored", str(args.scored)]
+        command += ["--onnx"] if args.onnx else []
         done = subprocess.run(command, capture_output=True, text=True, check=True)
         r = json.loads(done.stdout.strip().splitlines()[-1])
         speed = f"{r['images_per_s']:.0f}" if r["images_per_s"] >= 10 else f"{r['images_per_s']:.1f}"
         peak, before = r["rss_peak_fit_mb"], r["rss_before_mb"]
         lines.append(f"| {n} | {r['fit_s']:.1f} | {peak:.0f} | {before:.0f} | {speed} |")
+        if args.onnx:
+            lines[-1] += f" {r['onnx_images_per_s']:.0f} |"
         print(lines[-1], file=sys.stderr, flush=True)
-    record(lines, args.out or Path(f"benchmarks/local-speed/{args.encoder}-{args.size}px.md"))
+    suffix = "-onnx" if args.onnx else ""
+    record(lines, args.out or Path(f"benchmarks/local-speed/{args.encoder}-{args.size}px{suffix}.md"))
     return 0
 
 
