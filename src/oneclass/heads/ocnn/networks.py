@@ -40,6 +40,16 @@ def rows_per_pass(units: int, device: torch.device | str = "cpu") -> int:
     return max(1, terms // max(1, units))
 
 
+def row_logsumexp(terms: torch.Tensor) -> torch.Tensor:
+    """``torch.logsumexp(terms, dim=1)``; in an ONNX export, written out as max, exp, sum and log,
+    which ONNX Runtime runs on all its threads (its ReduceLogSumExp took half of the local graph's
+    time, 3 times PyTorch's, benchmarks/local_speed.py --onnx)."""
+    if not torch.onnx.is_in_onnx_export():
+        return torch.logsumexp(terms, dim=1)
+    peak = terms.amax(1, keepdim=True)
+    return (terms - peak).exp().sum(1).log() + peak.squeeze(1)
+
+
 class KernelOCNNNet(nn.Module):
     """The kernel OC-NN's output y_hat = w . h, h_j = exp(-gamma ||s - v_j||^2), s = (z - mean) @
     transform the whitened (or standardised) latent, v_j the rows of V (fixed centres), w >= 0.
@@ -110,7 +120,7 @@ class KernelOCNNNet(nn.Module):
     def forward(self, z: torch.Tensor) -> torch.Tensor:
         """log y_hat ``(n,)``."""
         terms, row = self.log_terms(z)
-        return torch.logsumexp(terms, dim=1) - row
+        return row_logsumexp(terms) - row
 
     @torch.no_grad()
     def log_scores_in_passes(self, z: torch.Tensor) -> torch.Tensor:
