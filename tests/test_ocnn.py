@@ -7,7 +7,7 @@ import torch
 from oneclass.calibration import nu_quantile
 from oneclass.errors import OneClassError, TrainingError
 from oneclass.heads import PaperOCNN
-from oneclass.heads.ocnn.networks import KernelOCNNNet, PaperOCNNNet, rows_per_pass
+from oneclass.heads.ocnn.networks import KernelOCNNNet, PaperOCNNNet, row_logsumexp, rows_per_pass
 from oneclass.heads.ocnn.solvers import ocnn_loss
 from oneclass.training.loop import check_not_collapsed
 
@@ -368,3 +368,15 @@ def test_kernel_net_scored_in_passes_gives_the_one_piece_scores():
     whole, passes = net(z), net.log_scores_in_passes(z)
     assert passes.shape == (1000,) and passes.std() > 0.1
     torch.testing.assert_close(passes, whole, rtol=1e-6, atol=1e-5)
+
+
+def test_the_exported_log_sum_exp_equals_torchs_for_far_points_and_dropped_units(monkeypatch):
+    """The form written out for ONNX (max, exp, sum, log) gives torch.logsumexp's values where
+    every term would underflow exp (a point far from every centre) and where some are -inf
+    (units of weight 0)."""
+    terms = torch.tensor([[0.5, -1.0, 2.0], [-9000.0, -9001.0, -9005.0], [-torch.inf, 3.0, -torch.inf]])
+    expected = torch.logsumexp(terms, dim=1)
+    monkeypatch.setattr(torch.onnx, "is_in_onnx_export", lambda: True)
+    written = row_logsumexp(terms)
+    assert torch.isfinite(written).all()
+    torch.testing.assert_close(written, expected)
