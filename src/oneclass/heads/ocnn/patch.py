@@ -518,9 +518,8 @@ class PatchOCNN(Head):
     def score_maps(self, features: torch.Tensor) -> tuple[np.ndarray, np.ndarray]:
         """Image scores ``(n,)`` and anomaly maps ``(n, H, W)`` of feature maps ``(n, D, h, w)``,
         computed where the features are (the scorer moves there)."""
-        per_pass = max(1, SCORING_ROWS // (features.shape[-2] * features.shape[-1]))
-        if features.device.type != "cpu":  # a GPU takes many images per pass
-            per_pass = max(per_pass, GPU_SCORING_ROWS // (features.shape[-2] * features.shape[-1]))
+        rows = SCORING_ROWS if features.device.type == "cpu" else GPU_SCORING_ROWS
+        per_pass = max(1, rows // (features.shape[-2] * features.shape[-1]))
         scorer = self.scorer_.to(features.device)
         scores = np.empty(len(features), dtype=np.float64)
         maps = np.empty((len(features), *self.scorer_.image_size), dtype=np.float32)
