@@ -73,7 +73,9 @@ painted copies of each training image for its discriminator. ``--candidates copi
 ``--candidates kinds``: the product head with its synthetic defects of the default kinds, with
 ``offset`` replaced by ``gain`` (a change of reflectance), or with ``gain`` added. Records from
 patch-kinds.md on also give the image AUROC against each defect kind (good test crops against that
-kind's), mean over folds.
+kind's), mean over folds. ``--candidates noise``: the product head whose discriminator also
+learns from clean descriptors moved by Gaussian noise of 0.25, 0.5 or 1 times each dimension's
+spread (SimpleNet's anomalies in feature space; ``with_feature_noise``).
 
 Every candidate uses the head's defaults where it does not name a setting: records made before the
 maps' smoothing became 1/32 of the image (those older than patch-scoring-discriminator-seed2.md)
@@ -142,6 +144,8 @@ discriminator (the product paints ``PAINTED_COPIES``, 3, since).
         --out benchmarks/defaults/patch-kinds.md                                  # ~12 min
     python benchmarks/patch_folds.py data/inspection-validation-{0,1,2,3} --candidates copies-kinds \
         --out benchmarks/defaults/patch-copies-kinds.md                           # ~15 min
+    python benchmarks/patch_folds.py data/inspection-validation-{0,1,2,3} --candidates noise \
+        --out benchmarks/defaults/patch-noise.md                                  # ~16 min
 """
 
 from __future__ import annotations
@@ -712,6 +716,43 @@ def training_candidates(task) -> dict[str, tuple[np.ndarray, np.ndarray]]:
     return out
 
 
+def with_feature_noise(sigma: float, share: float = 1.0):
+    """``train_discriminator`` with more defect rows: clean rows with Gaussian noise of ``sigma``
+    times each dimension's spread added (SimpleNet's anomalies in feature space), ``share`` times as
+    many as the painted defect rows."""
+
+    def train(normal, defects, clear, seed, device, width=defects_module.WIDTH):
+        generator = torch.Generator().manual_seed(seed + 2)
+        picks = normal[torch.randint(len(normal), (int(share * len(defects)),), generator=generator)].cpu()
+        noise = torch.randn(picks.shape, generator=generator) * (sigma * normal.std(0).cpu())
+        noisy = (picks + noise).to(device=defects.device, dtype=defects.dtype)
+        return train_discriminator(normal, torch.cat([defects, noisy]), clear, seed, device, width)
+
+    return train
+
+
+@torch.no_grad()
+def noise_candidates(task) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    """The product head with its discriminator also trained on clean descriptors moved by Gaussian
+    noise (0.25, 0.5 or 1 times each dimension's spread; as many as the painted defect rows): a
+    generic anomaly in feature space, no look-alike of any painted or benchmark kind."""
+    extractor = build_patch_features("lite0", task.train.shape[1:], pretrained=True)
+    train, test = task.features("lite0")
+    out = {}
+    for sigma in (None, 0.25, 0.5, 1.0):
+        if sigma is not None:
+            patch_module.train_discriminator = with_feature_noise(sigma)
+        try:
+            head = PatchOCNN(seed=task.seed).fit(
+                lambda index: train[index], len(train), task.image_size, painted_of=painter(task, extractor)
+            )
+        finally:
+            patch_module.train_discriminator = train_discriminator
+        name = "painted defects only (the default)" if sigma is None else f"+ feature noise, sigma {sigma:g}"
+        out[name] = head.score_maps(test)
+    return out
+
+
 def centred(features: torch.Tensor, scaled: bool = False) -> torch.Tensor:
     """Descriptors ``(n, D, h, w)`` minus their own image's mean descriptor (and divided by each
     channel's spread over the image when ``scaled``: instance normalisation)."""
@@ -816,6 +857,7 @@ def main(argv: list[str] | None = None) -> int:
             "copies",
             "kinds",
             "copies-kinds",
+            "noise",
         ),
         default="rules",
     )
@@ -851,6 +893,7 @@ def main(argv: list[str] | None = None) -> int:
                 "copies": copies_candidates,
                 "kinds": kinds_candidates,
                 "copies-kinds": copies_kinds_candidates,
+                "noise": noise_candidates,
             }[args.candidates](task)
             for name, (scores, maps, *cost) in found.items():
                 image.setdefault(name, np.zeros((len(args.roots), 0)).tolist())
