@@ -35,6 +35,13 @@ shirt) and the one where the student lost to the 8-pass ssl encoder (bag):
 - ``erasing-ae``, ``denoising-ae`` (``--levers``): the autoencoder learns to redraw each training
   image from a copy with a square of half its side erased, or with Gaussian noise of 0.2 added
   (attribute restoration, as ARNet); its features and scores see the images as they are.
+- ``--contrastive`` (instead of the levers): a third member of information of another kind,
+  contrastive learning (SimCLR's instance discrimination between two augmented views: crop and
+  scale 0.75-1, shift, mirror, brightness 0.7-1.3; NT-Xent at temperature 0.5), on the teacher's
+  stages, trained 10 epochs on the normal images; and CSI's distribution-shifting form (each
+  image's 4 rotations are different instances, negatives of one another, and a linear layer also
+  predicts the rotation). The kernel OC-NN on each encoder's pooled features (unit length) alone,
+  and as a third member of the default's Fisher combination (all heads on all training images).
 - ``--kernels`` (instead of the levers): both parts' kernel widths, shape / texture 0.2 / 0.2 (the
   default's), 0.1 / 0.2, 0.2 / 0.1, 0.1 / 0.1, 0.2 / 0.3, the heads refitted on the default's
   features as for ``narrow-kernel``.
@@ -52,6 +59,8 @@ shirt) and the one where the student lost to the 8-pass ssl encoder (bag):
         --out benchmarks/defaults/ssl-fast/mnist-slim-student.md    # ~6 min
     python benchmarks/fashion_levers.py --mirrors \
         --out benchmarks/defaults/ssl-fast/fashion-mirrors.md        # ~8 min
+    python benchmarks/fashion_levers.py --contrastive \
+        --out benchmarks/defaults/ssl-fast/fashion-contrastive.md    # ~17 min
     python benchmarks/fashion_levers.py --kernels \
         --out benchmarks/defaults/ssl-fast/fashion-kernels.md        # ~6 min
 """
@@ -272,6 +281,102 @@ def mirror_results(x: np.ndarray, y: np.ndarray, normal: int, seed: int) -> dict
     }
 
 
+CONTRASTIVE_EPOCHS = 10
+CONTRASTIVE_VIEWS = 512  # augmented views per step, for both forms
+
+
+def augmented(x: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+    """A random view of each image ``(n, C, H, W)`` in [0, 1]: cropped and scaled 0.75-1, shifted up
+    to 15% of the side, mirrored half the time, brightness 0.7-1.3."""
+    n = len(x)
+    scale = torch.empty(n).uniform_(0.75, 1.0, generator=generator)
+    mirror = (torch.rand(n, generator=generator) < 0.5).float() * 2 - 1
+    theta = torch.zeros(n, 2, 3)
+    theta[:, 0, 0], theta[:, 1, 1] = scale * mirror, scale
+    theta[:, :, 2] = torch.empty(n, 2).uniform_(-0.15, 0.15, generator=generator)
+    grid = F.affine_grid(theta, list(x.shape), align_corners=False)
+    gain = torch.empty(n, 1, 1, 1).uniform_(0.7, 1.3, generator=generator)
+    return (F.grid_sample(x, grid, align_corners=False) * gain).clamp(0, 1)
+
+
+class ContrastiveEncoder(nn.Module):
+    """The teacher's stages, average-pooled (the features), a 2-layer projection for the loss and,
+    for CSI's form, a linear layer predicting the rotation."""
+
+    def __init__(self, in_channels: int):
+        super().__init__()
+        width = transforms.DEFAULT_CHANNELS[-1]
+        self.body = transforms.conv_stages(in_channels, transforms.DEFAULT_CHANNELS)
+        self.projection = nn.Sequential(nn.Linear(width, width), nn.ReLU(), nn.Linear(width, 32))
+        self.rotation = nn.Linear(width, 4)
+
+    def features(self, x: torch.Tensor) -> torch.Tensor:
+        return self.body(x).mean((2, 3))
+
+
+def nt_xent(projected: torch.Tensor, temperature: float = 0.5) -> torch.Tensor:
+    """SimCLR's loss for ``(2m, k)`` projections whose rows ``i`` and ``i + m`` are two views of one
+    instance: each view must pick its twin among the other ``2m - 1``."""
+    unit = F.normalize(projected, dim=1)
+    similarity = (unit @ unit.T / temperature).fill_diagonal_(-1e9)
+    m = len(unit) // 2
+    twins = torch.cat([torch.arange(m, 2 * m), torch.arange(m)])
+    return F.cross_entropy(similarity, twins)
+
+
+def train_contrastive(images: np.ndarray, seed: int, shifted: bool) -> ContrastiveEncoder:
+    """SimCLR (``shifted`` False) or CSI's distribution-shifting form on uint8 images ``(n, H, W)``."""
+    torch.manual_seed(seed)
+    generator = torch.Generator().manual_seed(seed)
+    x = torch.from_numpy(images).float()[:, None] / 255
+    net = ContrastiveEncoder(1)
+    optimiser = torch.optim.Adam(net.parameters(), 1e-3)
+    per_step = CONTRASTIVE_VIEWS // (8 if shifted else 2)
+    for _ in range(CONTRASTIVE_EPOCHS):
+        order = torch.randperm(len(x), generator=generator)
+        for start in range(0, len(x) - per_step + 1, per_step):
+            batch = x[order[start : start + per_step]]
+            if shifted:  # the 4 rotations are 4 instances
+                batch = torch.cat([torch.rot90(batch, turns, (2, 3)) for turns in range(4)])
+            features = net.features(torch.cat([augmented(batch, generator), augmented(batch, generator)]))
+            loss = nt_xent(net.projection(features))
+            if shifted:
+                turns = torch.arange(4).repeat_interleave(per_step).repeat(2)
+                loss = loss + F.cross_entropy(net.rotation(features), turns)
+            optimiser.zero_grad()
+            loss.backward()
+            optimiser.step()
+    return net.eval()
+
+
+@torch.no_grad()
+def contrastive_features(net: ContrastiveEncoder, images: np.ndarray) -> np.ndarray:
+    x = torch.from_numpy(images).float()[:, None] / 255
+    pooled = torch.cat([net.features(x[i : i + 1024]) for i in range(0, len(x), 1024)])
+    return F.normalize(pooled, dim=1).numpy()
+
+
+def contrastive_results(x: np.ndarray, y: np.ndarray, normal: int, seed: int) -> dict[str, float]:
+    """Validation AUROC of the default's two heads (on all training images), of the kernel OC-NN on
+    each contrastive encoder's features, and of each as the default's third Fisher member."""
+    default, fit_images, val_images, is_normal = validation_default(x, y, normal, seed)
+    z_fit, z_val = default.transform(fit_images), default.transform(val_images)
+    sizes = tuple(default.encoder_.group_sizes)
+    results = {
+        "default, heads on all images": auroc(fisher_heads(z_fit, z_val, sizes, (0.2, 0.2)), is_normal)
+    }
+    for name, shifted in (("SimCLR", False), ("CSI-style", True)):
+        net = train_contrastive(fit_images, seed, shifted)
+        c_fit, c_val = contrastive_features(net, fit_images), contrastive_features(net, val_images)
+        alone = KernelOCNN(seed=0).fit(c_fit).score_samples(c_val)
+        results[f"{name} encoder alone"] = auroc(alone, is_normal)
+        three = fisher_heads(
+            np.hstack([z_fit, c_fit]), np.hstack([z_val, c_val]), (*sizes, c_fit.shape[1]), (0.2, 0.2, 0.2)
+        )
+        results[f"default + {name} as a third member"] = auroc(three, is_normal)
+    return results
+
+
 def class_results(
     x: np.ndarray, y: np.ndarray, normal: int, seed: int, levers: list[str] | None = None
 ) -> dict[str, float]:
@@ -318,6 +423,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--mirrors", action="store_true", help="the heads also fitted on mirror images, instead of the levers"
     )
+    parser.add_argument(
+        "--contrastive",
+        action="store_true",
+        help="contrastive encoders as a third member, not the levers",
+    )
     parser.add_argument("--out", type=Path, default=Path("benchmarks/defaults/ssl-fast/fashion-levers.md"))
     args = parser.parse_args(argv)
     x, y = load_dataset(args.dataset, "train")
@@ -328,6 +438,8 @@ def main(argv: list[str] | None = None) -> int:
     for normal in classes:
         if args.kernels:
             per_class[normal] = kernel_results(x, y, normal, args.seed)
+        elif args.contrastive:
+            per_class[normal] = contrastive_results(x, y, normal, args.seed)
         elif args.mirrors:
             per_class[normal] = mirror_results(x, y, normal, args.seed)
         else:
@@ -341,7 +453,9 @@ def main(argv: list[str] | None = None) -> int:
         f"Command: `{command}` ({args.dataset}, validation split, seed {args.seed}; 2 cores, "
         f"{(time.perf_counter() - started) / 60:.0f} min)",
         "",
-        "Validation AUROC (%) of `ssl-fast+ae` with one lever changed:",
+        "Validation AUROC (%) of `ssl-fast+ae` and of contrastive encoders alone and as its third member:"
+        if args.contrastive
+        else "Validation AUROC (%) of `ssl-fast+ae` with one lever changed:",
         "",
         "| candidate | " + " | ".join(f"class {c}" for c in classes) + " | mean |",
         "|---" * (len(classes) + 2) + "|",
