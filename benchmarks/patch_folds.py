@@ -157,6 +157,7 @@ import shlex
 import sys
 import time
 from pathlib import Path
+from unittest.mock import patch
 
 import numpy as np
 import torch
@@ -646,13 +647,11 @@ def discriminator_candidates(task) -> dict[str, tuple[np.ndarray, np.ndarray, fl
     painted_of = painter(task, extractor)
     out = {}
     for width in (64, 128, 256):
-        patch_module.train_discriminator = functools.partial(train_discriminator, width=width)
-        try:
+        trainer = functools.partial(train_discriminator, width=width)
+        with patch.object(patch_module, "train_discriminator", trainer):
             head = PatchOCNN(seed=task.seed).fit(
                 lambda index: train[index], len(train), task.image_size, painted_of=painted_of
             )
-        finally:
-            patch_module.train_discriminator = train_discriminator
         clock = time.perf_counter()
         scores, maps = head.score_maps(test)
         out[f"{width} units per layer"] = (scores, maps, 1000 * (time.perf_counter() - clock) / len(test))
@@ -740,14 +739,11 @@ def noise_candidates(task) -> dict[str, tuple[np.ndarray, np.ndarray]]:
     train, test = task.features("lite0")
     out = {}
     for sigma in (None, 0.25, 0.5, 1.0):
-        if sigma is not None:
-            patch_module.train_discriminator = with_feature_noise(sigma)
-        try:
+        trainer = train_discriminator if sigma is None else with_feature_noise(sigma)
+        with patch.object(patch_module, "train_discriminator", trainer):
             head = PatchOCNN(seed=task.seed).fit(
                 lambda index: train[index], len(train), task.image_size, painted_of=painter(task, extractor)
             )
-        finally:
-            patch_module.train_discriminator = train_discriminator
         name = "painted defects only (the default)" if sigma is None else f"+ feature noise, sigma {sigma:g}"
         out[name] = head.score_maps(test)
     return out
