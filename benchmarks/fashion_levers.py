@@ -42,6 +42,14 @@ shirt) and the one where the student lost to the 8-pass ssl encoder (bag):
   image's 4 rotations are different instances, negatives of one another, and a linear layer also
   predicts the rotation). The kernel OC-NN on each encoder's pooled features (unit length) alone,
   and as a third member of the default's Fisher combination (all heads on all training images).
+- ``--distilled SimCLR,CSI-style`` (instead of the levers): each contrastive encoder trained on
+  the rows the default's networks train on (``--contrastive-epochs``, 10), as a third member (its
+  own pass, as ``--contrastive``), and distilled: a student of the default's shape and schedule
+  regresses the teacher's 64 components and the contrastive encoder's (``--contrastive-outputs``,
+  64; every copy against that copy's features) side by side, one pass, a Fisher member per group
+  and the autoencoder's as the third.
+- ``--members`` (instead of the levers): a third Fisher member on features the student computes
+  anyway, each stage of its body (2, 3, 4) mean- and max-pooled: no training, no extra pass.
 - ``--kernels`` (instead of the levers): both parts' kernel widths, shape / texture 0.2 / 0.2 (the
   default's), 0.1 / 0.2, 0.2 / 0.1, 0.1 / 0.1, 0.2 / 0.3, the heads refitted on the default's
   features as for ``narrow-kernel``.
@@ -61,6 +69,10 @@ shirt) and the one where the student lost to the 8-pass ssl encoder (bag):
         --out benchmarks/defaults/ssl-fast/fashion-mirrors.md        # ~8 min
     python benchmarks/fashion_levers.py --contrastive \
         --out benchmarks/defaults/ssl-fast/fashion-contrastive.md    # ~17 min
+    python benchmarks/fashion_levers.py --distilled SimCLR,CSI-style \
+        --out benchmarks/defaults/ssl-fast/fashion-distilled.md      # ~23 min
+    python benchmarks/fashion_levers.py --members \
+        --out benchmarks/defaults/ssl-fast/fashion-members.md        # ~6 min
     python benchmarks/fashion_levers.py --kernels \
         --out benchmarks/defaults/ssl-fast/fashion-kernels.md        # ~6 min
 """
@@ -87,8 +99,16 @@ from oneclass.evaluation.metrics import auroc
 from oneclass.evaluation.protocol import validation_split
 from oneclass.heads.combination import FisherCombination
 from oneclass.heads.ocnn.heads import KernelOCNN
-from oneclass.networks import DEFAULT_EPOCHS, SCORING_BATCH, STUDENT_KIND, distill, lenet, transforms
-from oneclass.training.autoencoder import encode
+from oneclass.networks import (
+    DEFAULT_BATCH,
+    DEFAULT_EPOCHS,
+    SCORING_BATCH,
+    STUDENT_KIND,
+    distill,
+    lenet,
+    transforms,
+)
+from oneclass.training.autoencoder import encode, train_autoencoder
 
 ENCODER = "ssl-fast+ae"
 
@@ -324,7 +344,12 @@ def nt_xent(projected: torch.Tensor, temperature: float = 0.5) -> torch.Tensor:
     return F.cross_entropy(similarity, twins)
 
 
-def train_contrastive(images: np.ndarray, seed: int, shifted: bool) -> ContrastiveEncoder:
+def train_contrastive(
+    images: np.ndarray,
+    seed: int,
+    shifted: bool,
+    epochs: int = CONTRASTIVE_EPOCHS,
+) -> ContrastiveEncoder:
     """SimCLR (``shifted`` False) or CSI's distribution-shifting form on uint8 images ``(n, H, W)``."""
     torch.manual_seed(seed)
     generator = torch.Generator().manual_seed(seed)
@@ -332,7 +357,7 @@ def train_contrastive(images: np.ndarray, seed: int, shifted: bool) -> Contrasti
     net = ContrastiveEncoder(1)
     optimiser = torch.optim.Adam(net.parameters(), 1e-3)
     per_step = CONTRASTIVE_VIEWS // (8 if shifted else 2)
-    for _ in range(CONTRASTIVE_EPOCHS):
+    for _ in range(epochs):
         order = torch.randperm(len(x), generator=generator)
         for start in range(0, len(x) - per_step + 1, per_step):
             batch = x[order[start : start + per_step]]
@@ -377,6 +402,150 @@ def contrastive_results(x: np.ndarray, y: np.ndarray, normal: int, seed: int) ->
     return results
 
 
+class TwoGroupStudent(nn.Module):
+    """The default's student shape with ``outputs`` numbers: the teacher's components, then the
+    contrastive encoder's; its loss is ``DistilledSSL``'s (every copy against its own target)."""
+
+    kind = STUDENT_KIND
+
+    def __init__(self, outputs: int):
+        super().__init__()
+        self.student = distill.Student((1, 28, 28), transforms.DEFAULT_CHANNELS, outputs)
+        self.count = 8
+
+    forward = distill.DistilledSSL.forward
+
+    def encode(self, x: torch.Tensor) -> torch.Tensor:
+        return self.student(x)
+
+
+@torch.no_grad()
+def contrastive_copy_targets(net: ContrastiveEncoder, images: np.ndarray, outputs: int) -> np.ndarray:
+    """``(n, 8, outputs)``: the contrastive features (unit length) of each transformed copy of each
+    image, projected on the first ``outputs`` principal components of the untransformed images'
+    features and divided by the first one's standard deviation (as the teacher's targets)."""
+    x = torch.from_numpy(images).float()[:, None] / 255
+    chunks = []
+    for start in range(0, len(x), 512):
+        copies = transforms.transform_all(x[start : start + 512], 8)
+        pooled = F.normalize(net.features(copies), dim=1)
+        chunks.append(pooled.view(8, -1, pooled.shape[1]).transpose(0, 1))
+    per_copy = torch.cat(chunks).double()  # (n, 8, 64)
+    upright = per_copy[:, 0]
+    mean = upright.mean(0)
+    _, singular, directions = torch.linalg.svd(upright - mean, full_matrices=False)
+    projection = directions[:outputs].T / (singular[0] / np.sqrt(len(upright)))
+    return ((per_copy - mean) @ projection).float().numpy()
+
+
+def distilled_student(
+    default: OneClassDetector, images: np.ndarray, net: ContrastiveEncoder, outputs: int, seed: int
+) -> TwoGroupStudent:
+    """A student trained as the default's (4 epochs of 16 images' 8 copies) on ``images`` to
+    regress the default teacher's 64 components and ``outputs`` of ``net``'s, side by side."""
+    distilled = default.encoder_.parts["ssl"]
+    teacher_features = encode(distilled.teacher, images[:, None], torch.device("cpu"), SCORING_BATCH["ssl"])
+    targets = np.concatenate(
+        [distilled.copy_targets(teacher_features), contrastive_copy_targets(net, images, outputs)], axis=2
+    )
+    torch.manual_seed(seed)
+    student = TwoGroupStudent(distill.STUDENT_OUTPUTS + outputs)
+    train_autoencoder(
+        student,
+        images[:, None],
+        epochs=DEFAULT_EPOCHS[STUDENT_KIND],
+        batch_size=DEFAULT_BATCH[STUDENT_KIND],
+        lr=1e-3,
+        weight_decay=1e-6,
+        seed=seed,
+        device=torch.device("cpu"),
+        quiet=True,
+        targets=targets,
+    )
+    return student
+
+
+DISTILLED_FORMS = {"SimCLR": False, "CSI-style": True}
+
+
+def distilled_results(
+    x: np.ndarray, y: np.ndarray, normal: int, seed: int, forms: list[str], epochs: int, outputs: int
+) -> dict[str, float]:
+    """Validation AUROC of the default's two heads (on all training images), of each contrastive
+    encoder as a third member (its own pass), and of a student that regresses the teacher's and
+    the contrastive encoder's components in one pass (three members: the student's two groups
+    and the autoencoder). The networks train on the rows the default's networks train on."""
+    default, fit_images, val_images, is_normal = validation_default(x, y, normal, seed)
+    trained = fit_images[default.threshold_split(len(fit_images))[0]]
+    z_fit, z_val = default.transform(fit_images), default.transform(val_images)
+    sizes = tuple(default.encoder_.group_sizes)
+    results = {
+        "default, heads on all images": auroc(fisher_heads(z_fit, z_val, sizes, (0.2, 0.2)), is_normal)
+    }
+    cpu = torch.device("cpu")
+    for name in forms:
+        started = time.perf_counter()
+        net = train_contrastive(trained, seed, DISTILLED_FORMS[name], epochs)
+        trained_s = time.perf_counter() - started
+        c_fit, c_val = contrastive_features(net, fit_images), contrastive_features(net, val_images)
+        three = fisher_heads(
+            np.hstack([z_fit, c_fit]), np.hstack([z_val, c_val]), (*sizes, c_fit.shape[1]), (0.2, 0.2, 0.2)
+        )
+        results[f"+ {name} ({epochs} epochs) as a third member"] = auroc(three, is_normal)
+        started = time.perf_counter()
+        student = distilled_student(default, trained, net, outputs, seed)
+        student_s = time.perf_counter() - started
+        s_fit, s_val = (encode(student, images[:, None], cpu, 256) for images in (fit_images, val_images))
+        ae = sizes[0]
+        groups = (distill.STUDENT_OUTPUTS, outputs, sizes[1])
+        three = fisher_heads(
+            np.hstack([s_fit, z_fit[:, ae:]]), np.hstack([s_val, z_val[:, ae:]]), groups, (0.2, 0.2, 0.2)
+        )
+        results[f"+ {name} ({epochs} epochs) distilled into the student ({outputs} outputs)"] = auroc(
+            three, is_normal
+        )
+        print(f"{name}: {trained_s:.0f} s to train, student {student_s:.0f} s", file=sys.stderr, flush=True)
+    return results
+
+
+@torch.no_grad()
+def stage_features(student: distill.Student, images: np.ndarray) -> list[np.ndarray]:
+    """``[(n, 2 * channels)]`` per stage of the student's body: each stage's activations (after its
+    ReLU) mean- and max-pooled over the image, as the student pools its last stage."""
+    x = torch.from_numpy(images).float()[:, None] / 255
+    per_stage: list[list[torch.Tensor]] = []
+    for start in range(0, len(x), 512):
+        h, pooled = x[start : start + 512].contiguous(memory_format=torch.channels_last), []
+        for layer in student.eval().body:
+            h = layer(h)
+            if isinstance(layer, nn.ReLU):
+                pooled.append(torch.cat([h.mean((2, 3)), h.amax((2, 3))], 1))
+        per_stage.append(pooled)
+    return [torch.cat(chunks).numpy() for chunks in zip(*per_stage, strict=True)]
+
+
+def member_results(x: np.ndarray, y: np.ndarray, normal: int, seed: int) -> dict[str, float]:
+    """Validation AUROC of the default's two heads (on all training images) and with one more
+    Fisher member on features the student computes anyway: a stage of its body, mean- and
+    max-pooled (no training, no extra pass)."""
+    default, fit_images, val_images, is_normal = validation_default(x, y, normal, seed)
+    z_fit, z_val = default.transform(fit_images), default.transform(val_images)
+    sizes = tuple(default.encoder_.group_sizes)
+    results = {
+        "default, heads on all images": auroc(fisher_heads(z_fit, z_val, sizes, (0.2, 0.2)), is_normal)
+    }
+    student = default.encoder_.parts["ssl"].student
+    stages_fit, stages_val = stage_features(student, fit_images), stage_features(student, val_images)
+    for stage, (s_fit, s_val) in enumerate(zip(stages_fit, stages_val, strict=True), start=1):
+        if stage == 1:  # 16 channels at full resolution: edges, no shape
+            continue
+        three = fisher_heads(
+            np.hstack([z_fit, s_fit]), np.hstack([z_val, s_val]), (*sizes, s_fit.shape[1]), (0.2,) * 3
+        )
+        results[f"+ the student's stage {stage}, pooled, as a third member"] = auroc(three, is_normal)
+    return results
+
+
 def class_results(
     x: np.ndarray, y: np.ndarray, normal: int, seed: int, levers: list[str] | None = None
 ) -> dict[str, float]:
@@ -411,6 +580,20 @@ def class_results(
     return results
 
 
+HEADINGS = {
+    "contrastive": "and of contrastive encoders alone and as its third member",
+    "distilled": ", with a contrastive encoder as a third member or distilled",
+    "members": "with a stage of its student as a third member",
+}
+
+
+def heading(args: argparse.Namespace) -> str:
+    """The record's table heading for the mode ``args`` ran."""
+    mode = next((name for name in HEADINGS if getattr(args, name)), None)
+    what = HEADINGS[mode] if mode else "with one lever changed"
+    return f"Validation AUROC (%) of `ssl-fast+ae`{'' if what[0] == ',' else ' '}{what}:"
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--dataset", default="fashion-mnist", help="fashion-mnist or mnist")
@@ -428,6 +611,12 @@ def main(argv: list[str] | None = None) -> int:
         action="store_true",
         help="contrastive encoders as a third member, not the levers",
     )
+    parser.add_argument(
+        "--distilled",
+        help="contrastive forms (SimCLR,CSI-style) distilled into the student, not the levers",
+    )
+    parser.add_argument("--contrastive-epochs", type=int, default=CONTRASTIVE_EPOCHS)
+    parser.add_argument("--contrastive-outputs", type=int, default=64)
     parser.add_argument("--out", type=Path, default=Path("benchmarks/defaults/ssl-fast/fashion-levers.md"))
     args = parser.parse_args(argv)
     x, y = load_dataset(args.dataset, "train")
@@ -440,6 +629,18 @@ def main(argv: list[str] | None = None) -> int:
             per_class[normal] = kernel_results(x, y, normal, args.seed)
         elif args.contrastive:
             per_class[normal] = contrastive_results(x, y, normal, args.seed)
+        elif args.members:
+            per_class[normal] = member_results(x, y, normal, args.seed)
+        elif args.distilled:
+            per_class[normal] = distilled_results(
+                x,
+                y,
+                normal,
+                args.seed,
+                args.distilled.split(","),
+                args.contrastive_epochs,
+                args.contrastive_outputs,
+            )
         elif args.mirrors:
             per_class[normal] = mirror_results(x, y, normal, args.seed)
         else:
@@ -453,9 +654,7 @@ def main(argv: list[str] | None = None) -> int:
         f"Command: `{command}` ({args.dataset}, validation split, seed {args.seed}; 2 cores, "
         f"{(time.perf_counter() - started) / 60:.0f} min)",
         "",
-        "Validation AUROC (%) of `ssl-fast+ae` and of contrastive encoders alone and as its third member:"
-        if args.contrastive
-        else "Validation AUROC (%) of `ssl-fast+ae` with one lever changed:",
+        heading(args),
         "",
         "| candidate | " + " | ".join(f"class {c}" for c in classes) + " | mean |",
         "|---" * (len(classes) + 2) + "|",
