@@ -243,6 +243,19 @@ def fisher_heads(z_fit: np.ndarray, z_val: np.ndarray, sizes: tuple, bandwidths:
     return FisherCombination(members, sizes).fit(z_fit).score_samples(z_val)
 
 
+def with_third_member(
+    z_fit: np.ndarray, z_val: np.ndarray, sizes: tuple, extra_fit: np.ndarray, extra_val: np.ndarray
+) -> np.ndarray:
+    """Validation scores of the default's heads (on its features ``z``, groups ``sizes``) and one
+    more kernel OC-NN on the ``extra`` columns, Fisher-combined, every kernel at width 0.2."""
+    return fisher_heads(
+        np.hstack([z_fit, extra_fit]),
+        np.hstack([z_val, extra_val]),
+        (*sizes, extra_fit.shape[1]),
+        (0.2,) * (len(sizes) + 1),
+    )
+
+
 def teacher_scores(detector: OneClassDetector, fit_images: np.ndarray, val_images: np.ndarray) -> np.ndarray:
     """The kernel OC-NN on the detector's teacher's features (8 passes), all training images."""
     teacher, cpu = detector.encoder_.parts["ssl"].teacher, torch.device("cpu")
@@ -395,9 +408,7 @@ def contrastive_results(x: np.ndarray, y: np.ndarray, normal: int, seed: int) ->
         c_fit, c_val = contrastive_features(net, fit_images), contrastive_features(net, val_images)
         alone = KernelOCNN(seed=0).fit(c_fit).score_samples(c_val)
         results[f"{name} encoder alone"] = auroc(alone, is_normal)
-        three = fisher_heads(
-            np.hstack([z_fit, c_fit]), np.hstack([z_val, c_val]), (*sizes, c_fit.shape[1]), (0.2, 0.2, 0.2)
-        )
+        three = with_third_member(z_fit, z_val, sizes, c_fit, c_val)
         results[f"default + {name} as a third member"] = auroc(three, is_normal)
     return results
 
@@ -488,9 +499,7 @@ def distilled_results(
         net = train_contrastive(trained, seed, DISTILLED_FORMS[name], epochs)
         trained_s = time.perf_counter() - started
         c_fit, c_val = contrastive_features(net, fit_images), contrastive_features(net, val_images)
-        three = fisher_heads(
-            np.hstack([z_fit, c_fit]), np.hstack([z_val, c_val]), (*sizes, c_fit.shape[1]), (0.2, 0.2, 0.2)
-        )
+        three = with_third_member(z_fit, z_val, sizes, c_fit, c_val)
         results[f"+ {name} ({epochs} epochs) as a third member"] = auroc(three, is_normal)
         started = time.perf_counter()
         student = distilled_student(default, trained, net, outputs, seed)
@@ -539,9 +548,7 @@ def member_results(x: np.ndarray, y: np.ndarray, normal: int, seed: int) -> dict
     for stage, (s_fit, s_val) in enumerate(zip(stages_fit, stages_val, strict=True), start=1):
         if stage == 1:  # 16 channels at full resolution: edges, no shape
             continue
-        three = fisher_heads(
-            np.hstack([z_fit, s_fit]), np.hstack([z_val, s_val]), (*sizes, s_fit.shape[1]), (0.2,) * 3
-        )
+        three = with_third_member(z_fit, z_val, sizes, s_fit, s_val)
         results[f"+ the student's stage {stage}, pooled, as a third member"] = auroc(three, is_normal)
     return results
 
@@ -614,6 +621,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--distilled",
         help="contrastive forms (SimCLR,CSI-style) distilled into the student, not the levers",
+    )
+    parser.add_argument(
+        "--members", action="store_true", help="the student's stages as a third member, not the levers"
     )
     parser.add_argument("--contrastive-epochs", type=int, default=CONTRASTIVE_EPOCHS)
     parser.add_argument("--contrastive-outputs", type=int, default=64)
