@@ -5,6 +5,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
+
 from oneclass.fileio import atomic_open
 
 
@@ -16,3 +18,17 @@ def record(lines: list[str], out: Path) -> str:
     with atomic_open(out) as handle:
         handle.write(text)
     return text
+
+
+def class_table(per_class: dict[int, dict[str, float]], classes: list[int]) -> list[str]:
+    """A markdown table of AUROCs ``per_class[class][candidate]`` (fractions), one row per candidate
+    with a column per class and the mean over ``classes``, in per cent."""
+    lines = [
+        "| candidate | " + " | ".join(f"class {c}" for c in classes) + " | mean |",
+        "|---" * (len(classes) + 2) + "|",
+    ]
+    for name in per_class[classes[0]]:
+        cells = [f"{100 * per_class[c][name]:.2f}" for c in classes]
+        mean = 100 * np.mean([per_class[c][name] for c in classes])
+        lines.append(f"| {name} | " + " | ".join(cells) + f" | **{mean:.2f}** |")
+    return lines

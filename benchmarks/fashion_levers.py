@@ -90,7 +90,7 @@ from unittest.mock import patch
 import numpy as np
 import torch
 import torch.nn.functional as F
-from _record import record  # benchmarks/_record.py: this folder is on sys.path when run
+from _record import class_table, record  # benchmarks/_record.py: this folder is on sys.path when run
 from torch import nn
 
 from oneclass import OneClassDetector
@@ -658,7 +658,6 @@ def main(argv: list[str] | None = None) -> int:
         print(
             normal, {k: round(100 * v, 2) for k, v in per_class[normal].items()}, file=sys.stderr, flush=True
         )
-    names = list(per_class[classes[0]])
     command = shlex.join(["python", "benchmarks/fashion_levers.py", *(argv or sys.argv[1:])])
     lines = [
         f"Command: `{command}` ({args.dataset}, validation split, seed {args.seed}; 2 cores, "
@@ -666,13 +665,8 @@ def main(argv: list[str] | None = None) -> int:
         "",
         heading(args),
         "",
-        "| candidate | " + " | ".join(f"class {c}" for c in classes) + " | mean |",
-        "|---" * (len(classes) + 2) + "|",
+        *class_table(per_class, classes),
     ]
-    for name in names:
-        cells = [f"{100 * per_class[c][name]:.2f}" for c in classes]
-        mean = 100 * np.mean([per_class[c][name] for c in classes])
-        lines.append(f"| {name} | " + " | ".join(cells) + f" | **{mean:.2f}** |")
     record(lines, args.out)
     return 0
 

@@ -1,6 +1,6 @@
 """Networks: the encoders trained on the normal images (LeNet-type convolutional autoencoder and
-VAE, the self-supervised transformation predictor) and patch feature extractors (ImageNet
-EfficientNet-Lite0, or fixed random convolutions)."""
+VAE, the self-supervised transformation predictor), ImageNet features of the whole image, and
+patch feature extractors (ImageNet EfficientNet-Lite0, or fixed random convolutions)."""
 
 from .distill import STUDENT_KIND
 from .encoders import (
@@ -12,8 +12,10 @@ from .encoders import (
     THRESHOLD_FROM_HELD_OUT,
     build_encoder,
     check_channels,
+    component_kinds,
     default_channels,
     holds_out_threshold,
+    load_pretrained_parts,
     part_kinds,
     scoring_batch,
     trained_parts,
@@ -50,11 +52,13 @@ __all__ = [
     "build_patch_features",
     "patch_descriptors",
     "check_channels",
+    "component_kinds",
     "default_channels",
     "descriptor_shape",
     "feature_bytes",
     "images_per_pass",
     "holds_out_threshold",
+    "load_pretrained_parts",
     "part_kinds",
     "scoring_batch",
     "trained_parts",

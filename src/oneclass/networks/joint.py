@@ -1,7 +1,8 @@
 """The joint encoders ``ssl+ae`` and ``ssl-fast+ae``: an ssl shape encoder (the 8-pass one, or its
 single-pass student, ``distill.py``) and the convolutional autoencoder side by side, each trained
 on the normal images on its own (its own loss, batch and epochs), whose features are scored by
-one head per part and combined (``heads/combination.py``).
+one head per part and combined (``heads/combination.py``). ``ssl-fast+ae+lite0-global`` adds
+ImageNet features of the whole image as a third part (``global_features.py``; nothing trained).
 
 Why two: the ssl features see what an object is (which way a shoe points, where a 7's stroke
 starts), the autoencoder's latent how it is drawn (ink, thickness, texture); a shirt told from a
@@ -15,29 +16,34 @@ from torch import nn
 
 from ..errors import OneClassError
 
-PARTS = ("ssl", "ae")
-# the joint encoders by the kind of their ssl part
-SHAPE_PARTS = {"ssl+ae": "ssl", "ssl-fast+ae": "ssl-fast"}
+# the joint encoders: {part name: the part's encoder kind}, in training and feature order
+JOINT_PARTS = {
+    "ssl+ae": {"ssl": "ssl", "ae": "ae"},
+    "ssl-fast+ae": {"ssl": "ssl-fast", "ae": "ae"},
+    "ssl-fast+ae+lite0-global": {"ssl": "ssl-fast", "ae": "ae", "imagenet": "lite0-global"},
+}
 
 
 class JointEncoder(nn.Module):
-    """``parts[kind]`` for kind in ``PARTS`` (built by ``encoders.build_encoder``); ``encode``
-    concatenates their features in that order, ``group_sizes`` says how many columns each
-    part's features take (its ``feature_size``)."""
+    """``parts[name]`` for each part name of ``JOINT_PARTS[kind]`` (built by
+    ``encoders.build_encoder``); ``encode`` concatenates their features in that order,
+    ``group_sizes`` says how many columns each part's features take (its ``feature_size``)."""
 
     def __init__(self, kind: str, parts: dict[str, nn.Module]):
         super().__init__()
-        if kind not in SHAPE_PARTS or set(parts) != set(PARTS):
-            raise OneClassError(f"a joint encoder {kind!r} needs parts {PARTS}, got {tuple(parts)}")
+        names = tuple(JOINT_PARTS.get(kind, ()))
+        if not names or set(parts) != set(names):
+            raise OneClassError(f"a joint encoder {kind!r} needs parts {names}, got {tuple(parts)}")
         self.kind = kind
-        self.parts = nn.ModuleDict({name: parts[name] for name in PARTS})
+        self.parts = nn.ModuleDict({name: parts[name] for name in names})
         self.group_sizes = tuple(int(part.feature_size) for part in self.parts.values())
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """The parts' training losses per image, summed ``(n,)`` (each part trains on its own
-        loss; their parameters are disjoint)."""
+        loss; their parameters are disjoint; pretrained features add 0)."""
         return sum(part(x) for part in self.parts.values())
 
     def encode(self, x: torch.Tensor) -> torch.Tensor:
-        """Features ``(n, sum(group_sizes))``: the ssl features, then the autoencoder's latent."""
-        return torch.cat([self.parts[kind].encode(x) for kind in PARTS], dim=1)
+        """Features ``(n, sum(group_sizes))``: the ssl features, the autoencoder's latent, then
+        the ImageNet features where the encoder has them."""
+        return torch.cat([part.encode(x) for part in self.parts.values()], dim=1)
