@@ -115,8 +115,8 @@ class OneClassDetector(Estimator):
             "the ssl (ssl-fast) encoder and the autoencoder, a head on each, their scores combined "
             "(shape and texture); lite0-global: ImageNet EfficientNet-Lite0's deep features of the "
             "whole image (pretrained, nothing trained; DN2's recipe); ssl-fast+ae+lite0-global: "
-            "them as a third part beside ssl-fast+ae (more accurate on Fashion-MNIST, scoring about "
-            "50 times slower); "
+            "them as a third part beside ssl-fast+ae (more accurate on both data sets, scoring about "
+            "25 times slower); "
             "or lite0: ImageNet EfficientNet-Lite0 patch features (a score per region: anomaly maps, "
             "local defects); lite0-fast: every other region of them and 1024 units (about twice the "
             "scoring speed, coarser maps). fit's default: lite0 for folders, ssl-fast+ae for mnist and "
@@ -365,11 +365,12 @@ class OneClassDetector(Estimator):
                 ),
                 default=(0, 0),
             )
-            what = f"training on {size} images with batch {batch_size}"
+            steps = [f"training on {size} images with batch {batch_size}"] if batch_size else []
             if GLOBAL_KIND in component_kinds(self.encoder):
                 batch = scoring_batch(self.encoder, SCORE_CHUNK)
                 needed = max(needed, global_scoring_bytes(tuple(image_shape), batch))
-                what += f" and ImageNet features of {batch} of them at a time"
+                steps.append(f"ImageNet features of {size} images, {batch} at a time")
+            what = " and ".join(steps)
         needed += images_in_memory * int(np.prod(image_shape))
         check_memory(needed, self._device(), what, "lower --image-size or --batch-size")
 
