@@ -442,10 +442,7 @@ def contrastive_copy_targets(net: ContrastiveEncoder, images: np.ndarray, output
         pooled = F.normalize(net.features(copies), dim=1)
         chunks.append(pooled.view(8, -1, pooled.shape[1]).transpose(0, 1))
     per_copy = torch.cat(chunks).double()  # (n, 8, 64)
-    upright = per_copy[:, 0]
-    mean = upright.mean(0)
-    _, singular, directions = torch.linalg.svd(upright - mean, full_matrices=False)
-    projection = directions[:outputs].T / (singular[0] / np.sqrt(len(upright)))
+    mean, projection = distill.principal_projection(per_copy[:, 0], outputs)
     return ((per_copy - mean) @ projection).float().numpy()
 
 

@@ -35,6 +35,18 @@ TEACHER_KIND = "ssl"
 STUDENT_KIND = "student"
 
 
+def principal_projection(x: torch.Tensor, outputs: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """(mean ``(F,)``, projection ``(F, outputs)``) of rows ``x`` ``(n, F)``: their first ``outputs``
+    principal directions, all divided by the first component's standard deviation (relative
+    variances kept); zero columns past the ``min(n, F)`` directions there are."""
+    mean = x.mean(0)
+    _, singular, directions = torch.linalg.svd(x - mean, full_matrices=False)
+    projection = directions[:outputs].T / (singular[0] / np.sqrt(len(x)))
+    if projection.shape[1] < outputs:
+        projection = F.pad(projection, (0, outputs - projection.shape[1]))
+    return mean, projection
+
+
 def composition_table(count: int) -> torch.Tensor:
     """``(count, count)`` long: row ``k``, column ``j`` is the index ``i`` of the transformation
     ``T_j T_k`` among ``transforms.transform_all``'s copies (transforming copy ``k`` by ``j``
@@ -98,13 +110,7 @@ class DistilledSSL(nn.Module):
         features of the training images; the targets are their first ``outputs`` principal
         components, all divided by the first one's standard deviation (relative variances kept)."""
         x = torch.from_numpy(np.asarray(features, dtype=np.float64))
-        mean = x.mean(0)
-        _, singular, directions = torch.linalg.svd(x - mean, full_matrices=False)
-        outputs = self.target_projection.shape[1]
-        scale = singular[0] / np.sqrt(len(x))
-        projection = directions[:outputs].T / scale
-        if projection.shape[1] < outputs:  # fewer images than outputs: the remaining targets are 0
-            projection = F.pad(projection, (0, outputs - projection.shape[1]))
+        mean, projection = principal_projection(x, self.target_projection.shape[1])
         self.target_mean.copy_(mean)
         self.target_projection.copy_(projection)
         self.teacher.requires_grad_(False)
