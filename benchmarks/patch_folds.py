@@ -75,7 +75,14 @@ painted copies of each training image for its discriminator. ``--candidates copi
 patch-kinds.md on also give the image AUROC against each defect kind (good test crops against that
 kind's), mean over folds. ``--candidates noise``: the product head whose discriminator also
 learns from clean descriptors moved by Gaussian noise of 0.25, 0.5 or 1 times each dimension's
-spread (SimpleNet's anomalies in feature space; ``with_feature_noise``).
+spread (SimpleNet's anomalies in feature space; ``with_feature_noise``). ``--candidates finetune``:
+the product head; the OC-NN alone (``synthetic_defects=False``) summed with a discriminator trained
+end to end on whole painted images (``tuned_defect_maps``: the same three painted copies, region
+labels and class weights as the product's, 4 epochs of 8 images) whose input is Lite0's block-2
+maps: copies of Lite0's blocks 3 and 4 frozen (the product's discriminator in convolutional form)
+or fine-tuned with it (learning rate 1e-4 or 3e-4; the head's 1e-3). ``--candidates finetune-more``:
+the fine-tuned discriminator (3e-4) trained 8 epochs instead of 4, and its map added to the
+product's (OC-NN, the product's discriminator and the fine-tuned one: three maps summed).
 
 Every candidate uses the head's defaults where it does not name a setting: records made before the
 maps' smoothing became 1/32 of the image (those older than patch-scoring-discriminator-seed2.md)
@@ -146,11 +153,20 @@ discriminator (the product paints ``PAINTED_COPIES``, 3, since).
         --out benchmarks/defaults/patch-copies-kinds.md                           # ~15 min
     python benchmarks/patch_folds.py data/inspection-validation-{0,1,2,3} --candidates noise \
         --out benchmarks/defaults/patch-noise.md                                  # ~16 min
+    python benchmarks/patch_folds.py data/inspection-validation-{0,1} --candidates finetune \
+        --out benchmarks/defaults/patch-finetune-folds01.md                       # ~10 min
+    python benchmarks/patch_folds.py data/inspection-validation-{2,3} --candidates finetune \
+        --out benchmarks/defaults/patch-finetune-folds23.md                       # ~10 min
+    python benchmarks/patch_folds.py data/inspection-validation-{0,1,2,3} --candidates finetune --seed 1 \
+        --out benchmarks/defaults/patch-finetune-seed1.md                         # ~20 min
+    python benchmarks/patch_folds.py data/inspection-validation-{0,1,2,3} --candidates finetune-more \
+        --out benchmarks/defaults/patch-finetune-more.md                          # ~25 min
 """
 
 from __future__ import annotations
 
 import argparse
+import copy
 import dataclasses
 import functools
 import shlex
@@ -822,6 +838,156 @@ def intensity_candidates(task) -> dict[str, tuple[np.ndarray, np.ndarray]]:
     return out
 
 
+class TunedDiscriminator(torch.nn.Module):
+    """Lite0's block-2 maps of the enlarged, reflected image ``(n, 24, H', W')`` -> region logits
+    ``(n, h, w)``: copies of Lite0's blocks 3 and 4 (batch norm folded; trainable when ``tune``)
+    and three 1x1 layers (64 units, ReLU) on the standardised descriptor ``PatchFeatures`` builds
+    from blocks 2 and 4 (3x3 context, block 4 upsampled, the margin cut)."""
+
+    def __init__(self, features, mean: torch.Tensor, scale: torch.Tensor, tune: bool, width: int = 64):
+        super().__init__()
+        self.blocks = copy.deepcopy(features.backbone.blocks[3:5]).float()
+        for parameter in self.blocks.parameters():
+            parameter.requires_grad_(tune)
+        self.context, self.cut = features.context, round(features.margin * features.scale) // features.stride
+        self.register_buffer("mean", mean.view(1, -1, 1, 1))
+        self.register_buffer("scale", scale.view(1, -1, 1, 1))
+        dim = len(mean)
+        self.head = torch.nn.Sequential(
+            torch.nn.Conv2d(dim, width, 1), torch.nn.ReLU(), torch.nn.Conv2d(width, width, 1),
+            torch.nn.ReLU(), torch.nn.Conv2d(width, 1, 1),
+        )  # fmt: skip
+
+    def descriptors(self, low: torch.Tensor) -> torch.Tensor:
+        high = self.blocks[1](self.blocks[0](low))
+        pooled = [
+            F.avg_pool2d(m, self.context, 1, self.context // 2, count_include_pad=False) for m in (low, high)
+        ]
+        pooled[1] = F.interpolate(pooled[1], size=low.shape[-2:], mode="bilinear", align_corners=False)
+        features = torch.cat(pooled, 1)
+        return features[..., self.cut : -self.cut, self.cut : -self.cut] if self.cut else features
+
+    def forward(self, low: torch.Tensor) -> torch.Tensor:
+        return self.head((self.descriptors(low) - self.mean) / self.scale)[:, 0]
+
+
+@torch.no_grad()
+def block2_maps(features, images: np.ndarray) -> torch.Tensor:
+    """Lite0's block-2 output ``(n, 24, H', W')`` of uint8 images as ``PatchFeatures`` feeds it
+    (enlarged, reflected margin), 16 images at a time."""
+    out = []
+    for start in range(0, len(images), 16):
+        x = torch.as_tensor(images[start : start + 16]).float() / 255.0
+        x = F.interpolate(x, scale_factor=features.scale, mode="bilinear", align_corners=False)
+        pad = round(features.margin * features.scale)
+        x = F.pad(x, (pad, pad, pad, pad), mode="reflect").expand(-1, 3, -1, -1)
+        x = features.backbone.stem((x * 255.0 - 127.0) / 128.0)
+        for block in features.backbone.blocks[:3]:
+            x = block(x)
+        out.append(x.contiguous())
+    return torch.cat(out)
+
+
+def tuned_defect_maps(task, features, tune: bool, epochs: int = 4, lr_blocks: float = 1e-4, batch: int = 8):
+    """(reference maps, test maps) ``(k, H, W)`` of a discriminator trained end to end on the
+    painted copies (three, as the product paints) of four fifths of the training images and on
+    those images clean, every region labelled as ``heads/defects.py`` labels it; the other fifth
+    (never trained on) gives the per-pixel statistics."""
+    from oneclass.heads.defects import region_labels
+
+    rng = np.random.default_rng(task.seed)
+    references = rng.permutation(len(task.train)) % 5 == 0
+    learners = task.train[~references]
+    painted, masks = painted_copies(learners, [task.seed, 0], PAINTED_COPIES)
+    low = block2_maps(features, np.concatenate([learners, painted]))
+    grid = tuple(features(torch.as_tensor(task.train[:1]).float() / 255.0).shape[-2:])
+    labels = torch.cat([torch.zeros(len(learners), *grid), region_labels(torch.as_tensor(masks), grid)])
+    torch.manual_seed(task.seed)
+    probe = TunedDiscriminator(features, torch.zeros(features.dim), torch.ones(features.dim), False)
+    with torch.no_grad():
+        sample = torch.cat([probe.descriptors(low[i : i + 64]) for i in range(0, len(learners), 64)])
+    mean, scale = sample.mean((0, 2, 3)), sample.std((0, 2, 3)).clamp(min=1e-6)
+    net = TunedDiscriminator(features, mean, scale, tune)
+    defects, normal = (labels == 1).sum(), (labels == 0).sum()
+    weight_of = torch.zeros(3)
+    weight_of[1], weight_of[2] = (defects + normal) / (2.0 * normal), (defects + normal) / (2.0 * defects)
+    groups = [{"params": net.head.parameters(), "lr": 1e-3, "weight_decay": 1e-4}]
+    if tune:
+        groups.append({"params": net.blocks.parameters(), "lr": lr_blocks, "weight_decay": 0.0})
+    optimiser = torch.optim.Adam(groups)
+    generator = torch.Generator().manual_seed(task.seed)
+    with torch.enable_grad():
+        net.train()
+        for _ in range(epochs):
+            order = torch.randperm(len(low), generator=generator)
+            for start in range(0, len(low), batch):
+                rows = order[start : start + batch]
+                target = labels[rows]
+                loss = F.binary_cross_entropy_with_logits(
+                    net(low[rows]),
+                    target.clamp(min=0),
+                    weight=weight_of[(target + 1).long()],
+                    reduction="sum",
+                ) / max(1.0, float((target >= 0).sum()))
+                optimiser.zero_grad()
+                loss.backward()
+                optimiser.step()
+    net.eval()
+    with torch.no_grad():
+        maps = [
+            smooth_maps(torch.cat([net(m[i : i + 64]) for i in range(0, len(m), 64)]), task.image_size)
+            for m in (block2_maps(features, task.train[references]), block2_maps(features, task.test))
+        ]
+    return maps
+
+
+FINETUNE_VARIANTS = (  # (name, blocks trained, their learning rate, epochs, added to the product's map)
+    ("OC-NN + convolutional discriminator, blocks frozen", False, 0.0, 4, False),
+    ("OC-NN + discriminator, blocks 3-4 fine-tuned (lr 1e-4)", True, 1e-4, 4, False),
+    ("OC-NN + discriminator, blocks 3-4 fine-tuned (lr 3e-4)", True, 3e-4, 4, False),
+)
+FINETUNE_MORE_VARIANTS = (
+    ("OC-NN + discriminator, blocks 3-4 fine-tuned (lr 3e-4), 8 epochs", True, 3e-4, 8, False),
+    ("product + discriminator, blocks 3-4 fine-tuned (lr 3e-4)", True, 3e-4, 4, True),
+)
+
+
+@torch.no_grad()
+def finetune_candidates(task, variants=FINETUNE_VARIANTS) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    """The product head; the OC-NN (the product's, without its discriminator) with a discriminator
+    trained end to end on whole painted images, Lite0's blocks 3 and 4 frozen (the product's
+    discriminator in convolutional form) or fine-tuned with it; or the product's map with it."""
+    from oneclass.heads.ocnn.patch import level_and_spread, map_moments
+
+    extractor = build_patch_features("lite0", task.train.shape[1:], pretrained=True).float()
+    extractor = extractor.to(memory_format=torch.contiguous_format)
+    train, test = task.features("lite0")
+    product = product_maps(task)
+    out = {"product (OC-NN and discriminator)": product}
+    ocnn = PatchOCNN(synthetic_defects=False, seed=task.seed).fit(
+        lambda index: train[index], len(train), task.image_size
+    )
+    _, ocnn_maps = ocnn.score_maps(test)
+    ocnn_maps = torch.as_tensor(ocnn_maps)
+    for name, tune, lr, epochs, on_product in variants:
+        clock = time.perf_counter()
+        reference, tested = tuned_defect_maps(task, extractor, tune, epochs=epochs, lr_blocks=lr)
+        total, square = map_moments([reference], task.image_size, "cpu")
+        level, spread = level_and_spread(total, square, len(reference))
+        base = torch.as_tensor(product[1]) if on_product else ocnn_maps
+        summed = base + ((tested.double() - level) / spread).float()
+        out[name] = (worst_share_score(summed, TOP_SHARE).numpy(), summed.numpy())
+        print(f"  {name}: {time.perf_counter() - clock:.0f} s", file=sys.stderr, flush=True)
+    return out
+
+
+def fold_label(root: Path, position: int) -> str:
+    """A column's name: ``fold k`` for ``inspection-validation-k``, else the folder's position."""
+    suffix = root.name.rsplit("-", 1)[-1]
+    numbered = root.name.startswith("inspection-validation-") and suffix.isdigit()
+    return f"fold {suffix}" if numbered else f"fold {position}"
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("roots", type=Path, nargs="+", help="validation folders, one per fold")
@@ -854,6 +1020,8 @@ def main(argv: list[str] | None = None) -> int:
             "kinds",
             "copies-kinds",
             "noise",
+            "finetune",
+            "finetune-more",
         ),
         default="rules",
     )
@@ -890,6 +1058,8 @@ def main(argv: list[str] | None = None) -> int:
                 "kinds": kinds_candidates,
                 "copies-kinds": copies_kinds_candidates,
                 "noise": noise_candidates,
+                "finetune": finetune_candidates,
+                "finetune-more": functools.partial(finetune_candidates, variants=FINETUNE_MORE_VARIANTS),
             }[args.candidates](task)
             for name, (scores, maps, *cost) in found.items():
                 image.setdefault(name, np.zeros((len(args.roots), 0)).tolist())
@@ -901,12 +1071,15 @@ def main(argv: list[str] | None = None) -> int:
                 if cost:
                     milliseconds.setdefault(name, []).append(cost[0])
             print(f"{root} {category.name}: {time.perf_counter() - clock:.0f} s", file=sys.stderr, flush=True)
+            for name in found:
+                print(f"  {name}: image AUROC {100 * image[name][fold][-1]:.1f}", file=sys.stderr, flush=True)
     kinds = sorted({kind for found in by_kind.values() for kind in found})  # image AUROC against each kind
     command = shlex.join(["python", "benchmarks/patch_folds.py", *map(str, argv or sys.argv[1:])])
     lines = [
         f"Command: `{command}` (seed {args.seed}; validation folds only, no test image)",
         "",
-        "| candidate | mean image AUROC (%) | " + " | ".join(f"fold {k}" for k in range(len(args.roots)))
+        "| candidate | mean image AUROC (%) | "
+        + " | ".join(fold_label(root, k) for k, root in enumerate(args.roots))
         + " | pixel AUROC (%) |" + (" head ms / image |" if milliseconds else "")
         + "".join(f" {kind} |" for kind in kinds),
         "|---" * (len(args.roots) + 3 + bool(milliseconds) + len(kinds)) + "|",
