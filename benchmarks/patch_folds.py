@@ -163,6 +163,8 @@ discriminator (the product paints ``PAINTED_COPIES``, 3, since).
         --out benchmarks/defaults/patch-finetune-more.md                          # ~25 min
     python benchmarks/patch_folds.py data/inspection-validation-{0,1,2,3} --candidates finetune-more \
         --seed 1 --out benchmarks/defaults/patch-finetune-more-seed1.md           # ~25 min
+    python benchmarks/patch_folds.py data/inspection-validation-{0,1,2,3} --candidates finetune-more \
+        --seed 2 --out benchmarks/defaults/patch-finetune-more-seed2.md           # ~25 min
 """
 
 from __future__ import annotations
