@@ -853,7 +853,7 @@ class TunedDiscriminator(torch.nn.Module):
         self.blocks = copy.deepcopy(features.backbone.blocks[3:5]).float()
         for parameter in self.blocks.parameters():
             parameter.requires_grad_(tune)
-        self.context, self.cut = features.context, round(features.margin * features.scale) // features.stride
+        self.describe = features.descriptors  # a plain attribute: the extractor is not a submodule
         self.register_buffer("mean", mean.view(1, -1, 1, 1))
         self.register_buffer("scale", scale.view(1, -1, 1, 1))
         dim = len(mean)
@@ -863,13 +863,7 @@ class TunedDiscriminator(torch.nn.Module):
         )  # fmt: skip
 
     def descriptors(self, low: torch.Tensor) -> torch.Tensor:
-        high = self.blocks[1](self.blocks[0](low))
-        pooled = [
-            F.avg_pool2d(m, self.context, 1, self.context // 2, count_include_pad=False) for m in (low, high)
-        ]
-        pooled[1] = F.interpolate(pooled[1], size=low.shape[-2:], mode="bilinear", align_corners=False)
-        features = torch.cat(pooled, 1)
-        return features[..., self.cut : -self.cut, self.cut : -self.cut] if self.cut else features
+        return self.describe([low, self.blocks[1](self.blocks[0](low))])
 
     def forward(self, low: torch.Tensor) -> torch.Tensor:
         return self.head((self.descriptors(low) - self.mean) / self.scale)[:, 0]
@@ -879,17 +873,8 @@ class TunedDiscriminator(torch.nn.Module):
 def block2_maps(features, images: np.ndarray) -> torch.Tensor:
     """Lite0's block-2 output ``(n, 24, H', W')`` of uint8 images as ``PatchFeatures`` feeds it
     (enlarged, reflected margin), 16 images at a time."""
-    out = []
-    for start in range(0, len(images), 16):
-        x = torch.as_tensor(images[start : start + 16]).float() / 255.0
-        x = F.interpolate(x, scale_factor=features.scale, mode="bilinear", align_corners=False)
-        pad = round(features.margin * features.scale)
-        x = F.pad(x, (pad, pad, pad, pad), mode="reflect").expand(-1, 3, -1, -1)
-        x = features.backbone.stem((x * 255.0 - 127.0) / 128.0)
-        for block in features.backbone.blocks[:3]:
-            x = block(x)
-        out.append(x.contiguous())
-    return torch.cat(out)
+    batches = (torch.as_tensor(images[i : i + 16]).float() / 255.0 for i in range(0, len(images), 16))
+    return torch.cat([features.backbone_maps(x)[0].contiguous() for x in batches])
 
 
 def tuned_defect_maps(task, features, tune: bool, epochs: int = 4, lr_blocks: float = 1e-4, batch: int = 8):

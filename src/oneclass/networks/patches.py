@@ -104,6 +104,11 @@ class PatchFeatures(nn.Module):
         return sum(self.backbone.channels())
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
+        return self.descriptors(self.backbone_maps(images))
+
+    def backbone_maps(self, images: torch.Tensor) -> list[torch.Tensor]:
+        """Images ``(n, C, H, W)`` in [0, 1] -> the backbone's map at each tap, of the image
+        enlarged ``scale`` times with its reflected margin."""
         images = images.contiguous(memory_format=torch.channels_last)
         if self.scale != 1.0:
             size = [round(s * self.scale) for s in images.shape[-2:]]
@@ -111,7 +116,11 @@ class PatchFeatures(nn.Module):
         pad = round(self.margin * self.scale)
         if pad:
             images = F.pad(images, (pad, pad, pad, pad), mode="reflect")
-        maps = self.backbone(images)
+        return self.backbone(images)
+
+    def descriptors(self, maps: list[torch.Tensor]) -> torch.Tensor:
+        """``backbone_maps``' maps -> descriptors ``(n, D, h, w)``: each map averaged over its
+        ``context`` neighbourhood, brought to the first map's size, stacked, the margin cut."""
         size = maps[0].shape[-2:]
         pooled = []
         for m in maps:
@@ -121,7 +130,7 @@ class PatchFeatures(nn.Module):
                 m = F.interpolate(m, size=size, mode="bilinear", align_corners=False)
             pooled.append(m)
         features = torch.cat(pooled, 1)
-        cut = pad // self.stride
+        cut = round(self.margin * self.scale) // self.stride
         if cut:
             features = features[..., cut:-cut, cut:-cut]
         if self.step > 1:
