@@ -1,9 +1,9 @@
 """Run by tests/test_distributed.py under torchrun (2 gloo processes): every rank trains the same
 kernel OC-NN head on the same latents, the patch head (with and without its discriminator of
 synthetic defects), the autoencoder and the ssl encoder on its shard, the
-ssl+ae detector (both parts, both heads) and the ssl-fast detector (teacher, then student), and
-writes what it ended with, so the test can compare the ranks with each other and with one
-process."""
+ssl+ae detector (both parts, both heads), the ssl-fast detector (teacher, then student) and the
+patch features' defect branch (fine-tuned on painted digits), and writes what it ended with,
+so the test can compare the ranks with each other and with one process."""
 
 import sys
 from pathlib import Path
@@ -16,9 +16,10 @@ from oneclass import OneClassDetector
 from oneclass.data import load_dataset
 from oneclass.heads import KernelOCNN
 from oneclass.heads.ocnn.patch import PatchOCNN
-from oneclass.networks import build_encoder
+from oneclass.networks import build_encoder, build_patch_features
 from oneclass.training import distributed
 from oneclass.training.autoencoder import train_autoencoder
+from oneclass.training.defect_tuning import tune_defect_branch
 
 
 def patch_features(index: np.ndarray) -> torch.Tensor:
@@ -82,6 +83,13 @@ def main(out: Path) -> None:
     fast.fit(x[y == 3][:600])  # the teacher under DDP, then the student on its targets
     tensors.update({f"fast.{k}": v.contiguous() for k, v in fast.encoder_.state_dict().items()})
     tensors["fast.scores"] = torch.from_numpy(fast.score_samples(x[:200]))
+    features = build_patch_features("lite0", (1, 28, 28), pretrained=True)  # 24 digits, 1 painted copy
+    initial = {k: v.clone() for k, v in features.backbone.blocks[3:5].state_dict().items()}
+    tune_defect_branch(features, x[y == 3][:24, None], 0, device, copies=1, epochs=2)
+    tensors.update({f"tuned.{k}": v.contiguous() for k, v in features.defect_branch.state_dict().items()})
+    tensors.update({f"tuned-initial.blocks.{k}": v.contiguous() for k, v in initial.items()})
+    with torch.no_grad():
+        tensors["tuned.logits"] = features(torch.from_numpy(x[:4, None]).float() / 255)[:, -1].contiguous()
     tensors.update({f"patch.{k}": v.contiguous() for k, v in patch.net_.state_dict().items()})
     tensors["patch.threshold"] = torch.tensor(patch.threshold_, dtype=torch.float64)
     tensors["patch.train_scores"] = torch.from_numpy(patch.train_image_scores_)

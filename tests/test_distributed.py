@@ -140,3 +140,17 @@ def test_both_ranks_distil_the_same_student(ranks):
     assert all(torch.equal(first[k], second[k]) for k in weights)
     assert torch.count_nonzero(first["fast.target_projection"]) > 0
     assert torch.equal(first["fast.scores"], second["fast.scores"]) and first["fast.scores"].std() > 0
+
+
+def test_both_ranks_fine_tune_the_same_defect_branch(ranks):
+    """The patch features' defect branch under torchrun: each rank trains on its shard of each
+    step's painted and clean digits, gradients averaged, so both end with the same, moved blocks
+    and score every region alike."""
+    first, second = ranks
+    branch = [k for k in first if k.startswith("tuned.")]
+    assert any(k.startswith("tuned.blocks.") for k in branch) and "tuned.logits" in branch
+    assert all(torch.equal(first[k], second[k]) for k in branch)
+    blocks = [k for k in branch if k.startswith("tuned.blocks.")]
+    moved = [k for k in blocks if not torch.equal(first[k], first[k.replace("tuned.", "tuned-initial.", 1)])]
+    assert len(moved) >= len(blocks) // 2
+    assert first["tuned.logits"].std() > 0

@@ -26,7 +26,7 @@ from oneclass.data.synthetic_defects import synthetic_defects
 from oneclass.detector import PAINTED_COPIES
 from oneclass.errors import OneClassError
 from oneclass.evaluation.metrics import auroc, pixel_auroc, pro_score
-from oneclass.heads.ocnn.patch import ROWS_PER_BATCH, images_per_batch
+from oneclass.heads.ocnn.patch import ROWS_PER_BATCH, images_per_batch, smooth_maps
 from oneclass.heads.ocnn.patch import fit_bytes as patch_fit_bytes
 from oneclass.networks import (
     PATCH_BATCH,
@@ -37,6 +37,7 @@ from oneclass.networks import (
     pretrained,
 )
 from oneclass.services.fit import folder_run_data
+from oneclass.training import defect_tuning
 
 BUILDER = Path(__file__).resolve().parents[1] / "benchmarks" / "inspection_data.py"
 
@@ -302,16 +303,20 @@ def test_the_local_detector_learns_from_synthetic_defects_and_keeps_its_discrimi
     first = synthetic_defects(images[:4], np.random.default_rng([detector.seed, 0]))
     assert np.array_equal(painted[:4], first[1])
     with torch.no_grad():
-        alone = scorer.defect_maps(detector._patch_features(test)).numpy()
+        alone = scorer.defect_maps(detector._patch_features(test)[:, : detector.encoder_.dim]).numpy()
     assert not is_constant(alone.ravel()) and pixel_auroc(alone, masks) > 0.8
     scores, maps = detector.scores_and_maps(test)
     assert auroc(scores, is_normal) > 0.9
-    scorer.discriminator, discriminator = None, scorer.discriminator  # the OC-NN's map alone
+    scorer.discriminator, discriminator = None, scorer.discriminator  # without the discriminator
     assert not np.allclose(detector.score_samples(test), scores)
     scorer.discriminator = discriminator
+    _check_the_defect_branch(detector, test, scores, masks)
     loaded = OneClassDetector.load(detector.save(tmp_path / "with"))
-    assert loaded.head_.scorer_.discriminator is not None
+    assert loaded.head_.scorer_.discriminator is not None and loaded.head_.scorer_.tuned
+    assert loaded.encoder_.defect_branch is not None
     assert np.array_equal(loaded.scores_and_maps(test)[1], maps)
+    config = json.loads((tmp_path / "with" / "config.json").read_text())
+    assert config["head"]["tuned"] is True
 
     run = tmp_path / "plain"
     fit = invoke("fit", "--data", f"folder:{brick / 'brick'}", "--out", run, "--no-synthetic-defects", "-q")
@@ -320,7 +325,72 @@ def test_the_local_detector_learns_from_synthetic_defects_and_keeps_its_discrimi
     assert config["params"]["synthetic_defects"] is False and config["head"]["discriminator"] is False
     assert json.loads((run / "metrics.json").read_text())["synthetic_defects"] is False
     assert "synthetic defects: off" in (run / "train.log").read_text()
-    assert OneClassDetector.load(run).head_.scorer_.discriminator is None
+    plain = OneClassDetector.load(run)
+    assert plain.head_.scorer_.discriminator is None and plain.encoder_.defect_branch is None
+    assert not plain.head_.scorer_.tuned and config["head"]["tuned"] is False
+
+    run = tmp_path / "two members"  # the discriminator without the defect branch
+    fit = invoke("fit", "--data", f"folder:{brick / 'brick'}", "--out", run, "--no-defect-branch", "-q")
+    assert fit.exit_code == 0, fit.output
+    config = json.loads((run / "config.json").read_text())
+    assert config["params"]["defect_branch"] is False and config["head"]["discriminator"] is True
+    assert config["head"]["tuned"] is False and "defect branch" not in (run / "train.log").read_text()
+    assert OneClassDetector.load(run).encoder_.defect_branch is None
+
+
+def _check_the_defect_branch(detector, test, scores, masks):
+    """The third member: the backbone's later blocks fine-tuned on synthetic defects, the frozen
+    backbone untouched; its logit is the features' last channel, its own map finds the real
+    defects, and it is part of every score."""
+    features, fresh = detector.encoder_, build_patch_features("lite0", (1, 64, 64), pretrained=True)
+    branch = features.defect_branch
+    assert branch is not None and detector.head_.tuned_
+    frozen = fresh.state_dict()
+    assert all(torch.equal(v, frozen[k]) for k, v in features.state_dict().items() if k in frozen)
+    tuned = {k: v for k, v in branch.blocks.state_dict().items()}
+    original = fresh.backbone.blocks[3:5].state_dict()
+    assert tuned.keys() == original.keys()
+    assert sum(not torch.equal(v, original[k]) for k, v in tuned.items()) >= len(tuned) // 2
+    maps = detector._patch_features(test)
+    assert maps.shape[1] == features.dim + 1
+    with torch.no_grad():
+        alone = smooth_maps(maps[:, -1], (64, 64)).numpy()
+    assert not is_constant(alone.ravel()) and pixel_auroc(alone, masks) > 0.8
+    scorer = detector.head_.scorer_
+    scorer.tuned, features.defect_branch = False, None  # the product without its third member
+    assert not np.allclose(detector.score_samples(test), scores)
+    scorer.tuned, features.defect_branch = True, branch
+    assert np.array_equal(detector.score_samples(test), scores)
+
+
+def test_the_defect_branch_describes_regions_as_the_backbone_does_until_it_is_tuned():
+    """A new branch holds copies of the backbone's later blocks: fed the first tap's maps, it
+    gives the very descriptors the backbone gives, and its logit comes as one more channel."""
+    features = build_patch_features("lite0", (1, 48, 40), pretrained=True)
+    images = torch.rand(3, 1, 48, 40)
+    with torch.no_grad():
+        plain = features(images)
+        branch = features.add_defect_branch(torch.zeros(features.dim), torch.ones(features.dim))
+        maps = features.backbone_maps(images)
+        assert torch.equal(branch.descriptors(maps[0], features.descriptors), features.descriptors(maps))
+        both = features(images)
+    assert both.shape == (3, features.dim + 1, *plain.shape[-2:])
+    assert torch.equal(both[:, :-1], plain) and not is_constant(both[:, -1].flatten().numpy())
+    with pytest.raises(OneClassError, match="'random' patch backbone cannot carry"):
+        build_patch_features("lite0", (1, 48, 40), backbone="random").add_defect_branch()
+
+
+def test_the_tuning_images_are_bounded_by_count_and_memory(monkeypatch):
+    features = build_patch_features("lite0", (1, 32, 32), pretrained=True)
+    images = np.random.default_rng(0).integers(0, 256, (500, 1, 32, 32), dtype=np.uint8)
+    chosen = defect_tuning.tuning_images(images, features, 3, seed=0)
+    assert len(chosen) == defect_tuning.TUNING_IMAGES and np.all(np.diff(chosen) > 0)
+    assert np.array_equal(chosen, defect_tuning.tuning_images(images, features, 3, seed=0))
+    assert np.array_equal(defect_tuning.tuning_images(images[:50], features, 3, seed=0), np.arange(50))
+    side = (32 + 2 * 8) * 2 // 4  # lite0's block 2: 1/4 of the enlarged (x 2), reflected (8 pixels) image
+    per_image = 4 * 24 * side * side  # 24 channels, float32
+    monkeypatch.setattr(defect_tuning, "CACHE_BYTES", 40 * 4 * per_image)
+    assert len(defect_tuning.tuning_images(images, features, 3, seed=0)) == 40
 
 
 def test_the_fast_local_detector_scores_every_other_region(brick, tmp_path):
@@ -481,6 +551,7 @@ def test_folder_fit_defaults_to_the_local_detector_with_maps_labels_and_export(b
     assert "head (region scores): epoch=0" in (run / "train.log").read_text()
     logged = (run / "train.log").read_text()
     assert re.search(r"synthetic defects: trained on \d+ images \(3 painted copies of each\)", logged)
+    assert re.search(r"defect branch \(the backbone's later blocks fine-tuned\): \d+ of those images", logged)
     assert metrics["synthetic_defects"] is True
     report = (run / "report.html").read_text()
     assert "brick" in report and "anomaly map" in report.lower()

@@ -86,6 +86,7 @@ MODEL_OPTIONS = [
     "head_epochs",
     "batch_size",
     "synthetic_defects",
+    "defect_branch",
     "seed",
     "device",
 ]

@@ -124,7 +124,11 @@ class PatchOCNNMethod(InspectionMethod):
         )
         detector.fit(task.train)
         scores, maps = detector.scores_and_maps(task.test)
-        memory = _bytes(*detector.head_.state_tensors().values())  # units, whitening, map statistics
+        # units, whitening, map statistics, the discriminator and the defect branch (its own blocks)
+        branch = detector.encoder_.defect_branch
+        memory = _bytes(
+            *detector.head_.state_tensors().values(), *(branch.state_dict().values() if branch else ())
+        )
         units = detector.head_.net_.units
         return InspectionOutput(scores, detector.threshold_, maps, memory, {"units": units})
 
@@ -264,7 +268,9 @@ INSPECTION_METHODS: dict[str, InspectionMethod] = {
     for m in (
         PatchOCNNMethod(),
         PatchOCNNMethod("patch-ocnn-no-synthetic", synthetic_defects=False),
+        PatchOCNNMethod("patch-ocnn-no-branch", defect_branch=False),
         PatchOCNNMethod("patch-ocnn-512", hidden=512),
+        PatchOCNNMethod("patch-ocnn-512-no-branch", hidden=512, defect_branch=False),
         PatchOCNNMethod("patch-ocnn-fast", encoder="lite0-fast"),
         PatchCoreMethod(),
         PaDiMMethod(),

@@ -30,6 +30,7 @@ from .patches import (
     build_patch_features,
     descriptor_shape,
     feature_bytes,
+    first_tap_size,
     images_per_pass,
     patch_descriptors,
 )
@@ -56,6 +57,7 @@ __all__ = [
     "default_channels",
     "descriptor_shape",
     "feature_bytes",
+    "first_tap_size",
     "images_per_pass",
     "holds_out_threshold",
     "load_pretrained_parts",

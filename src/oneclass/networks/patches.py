@@ -10,11 +10,18 @@ margin is cut away again.
 Backbones:
 - ``lite0``: EfficientNet-Lite0 with ImageNet weights (``efficientnet.py``, ``pretrained.py``);
 - ``random``: two fixed random convolutions (no training, no pretrained weights): a baseline.
+
+A Lite backbone can carry a ``DefectBranch``: its own copies of the blocks after the first tap,
+fine-tuned with a small per-region classifier to tell synthetic defects from normal texture
+(``training/defect_tuning.py``). It reads the first tap's maps of the same pass, and its logit per
+region comes out as one more channel after the descriptors: ``(n, D + 1, h, w)``.
 """
 
 from __future__ import annotations
 
+import copy
 import math
+from collections.abc import Callable
 
 import numpy as np
 import torch
@@ -52,6 +59,44 @@ class RandomConvFeatures(nn.Module):
 
 
 BACKBONES = ("lite0", "lite1", "lite2", "random")
+BRANCH_WIDTH = 64  # hidden units of the defect branch's two 1x1 layers, as the discriminator's
+
+
+class DefectBranch(nn.Module):
+    """The first tap's maps ``(n, c, H', W')`` -> a logit per region ``(n, h, w)`` that it shows a
+    defect (higher = more abnormal): copies of the backbone's later blocks (trainable) give the
+    later taps, ``describe`` builds the descriptors from them as ``PatchFeatures`` does, and three
+    1x1 layers classify the standardised descriptors (``mean``, ``scale``: ``(D,)``)."""
+
+    def __init__(self, backbone: EfficientNetLiteFeatures, mean: torch.Tensor, scale: torch.Tensor):
+        super().__init__()
+        first = backbone.taps[0]
+        self.blocks = copy.deepcopy(backbone.blocks[first + 1 : max(backbone.taps) + 1])
+        self.taps = tuple(t - first - 1 for t in backbone.taps[1:])
+        self.register_buffer("mean", mean.float().view(1, -1, 1, 1))
+        self.register_buffer("scale", scale.float().view(1, -1, 1, 1))
+        dim = len(mean)
+        self.head = nn.Sequential(
+            nn.Conv2d(dim, BRANCH_WIDTH, 1), nn.ReLU(),
+            nn.Conv2d(BRANCH_WIDTH, BRANCH_WIDTH, 1), nn.ReLU(),
+            nn.Conv2d(BRANCH_WIDTH, 1, 1),
+        )  # fmt: skip
+
+    def descriptors(
+        self, low: torch.Tensor, describe: Callable[[list[torch.Tensor]], torch.Tensor]
+    ) -> torch.Tensor:
+        """Descriptors ``(n, D, h, w)`` of the first tap's maps through this branch's blocks."""
+        maps, x = [low], low
+        for i, block in enumerate(self.blocks):
+            x = block(x)
+            if i in self.taps:
+                maps.append(x)
+        return describe(maps)
+
+    def forward(
+        self, low: torch.Tensor, describe: Callable[[list[torch.Tensor]], torch.Tensor]
+    ) -> torch.Tensor:
+        return self.head((self.descriptors(low, describe) - self.mean) / self.scale)[:, 0]
 
 
 class PatchFeatures(nn.Module):
@@ -92,6 +137,7 @@ class PatchFeatures(nn.Module):
         else:
             self.backbone = RandomConvFeatures(image_shape[0], seed=seed)
         self.stride = min(self.backbone.strides())
+        self.defect_branch: DefectBranch | None = None
         _, height, width = image_shape
         if min(height, width) * self.scale < 4 * max(self.backbone.strides()):
             raise OneClassError(
@@ -101,10 +147,29 @@ class PatchFeatures(nn.Module):
 
     @property
     def dim(self) -> int:
+        """Numbers per region's descriptor (the defect branch's logit not counted)."""
         return sum(self.backbone.channels())
 
+    def add_defect_branch(
+        self, mean: torch.Tensor | None = None, scale: torch.Tensor | None = None
+    ) -> DefectBranch:
+        """Give a Lite backbone a ``DefectBranch`` (copies of its current blocks; standardised by
+        ``mean`` and ``scale`` ``(D,)``, or by 0 and 1 until a saved state is loaded into it)."""
+        if not isinstance(self.backbone, EfficientNetLiteFeatures):
+            raise OneClassError(f"the {self.backbone_name!r} patch backbone cannot carry a defect branch")
+        mean = torch.zeros(self.dim) if mean is None else mean
+        scale = torch.ones(self.dim) if scale is None else scale
+        self.defect_branch = DefectBranch(self.backbone, mean, scale).to(memory_format=torch.channels_last)
+        return self.defect_branch
+
     def forward(self, images: torch.Tensor) -> torch.Tensor:
-        return self.descriptors(self.backbone_maps(images))
+        """Images ``(n, C, H, W)`` in [0, 1] -> descriptors ``(n, D, h, w)``, or ``(n, D + 1, h, w)``
+        with the defect branch's logit as the last channel when there is one."""
+        maps = self.backbone_maps(images)
+        features = self.descriptors(maps)
+        if self.defect_branch is None:
+            return features
+        return torch.cat([features, self.defect_branch(maps[0], self.descriptors)[:, None]], 1)
 
     def backbone_maps(self, images: torch.Tensor) -> list[torch.Tensor]:
         """Images ``(n, C, H, W)`` in [0, 1] -> the backbone's map at each tap, of the image
@@ -194,6 +259,15 @@ def descriptor_shape(name: str, image_shape: tuple[int, int, int]) -> tuple[int,
         for side in image_shape[1:]
     ]
     return (features.dim, *grid)
+
+
+def first_tap_size(name: str, image_shape: tuple[int, int, int]) -> int:
+    """Numbers in the first tap's maps of one image (what the defect branch reads), computed
+    without running the network."""
+    features = PatchFeatures(tuple(image_shape), **PATCH_ENCODERS[name])
+    pad = round(features.margin * features.scale)
+    sides = [math.ceil((round(s * features.scale) + 2 * pad) / features.stride) for s in image_shape[1:]]
+    return features.backbone.channels()[0] * math.prod(sides)
 
 
 def build_patch_features(

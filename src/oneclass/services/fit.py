@@ -116,11 +116,16 @@ def _synthetic_defects_line(detector: OneClassDetector) -> str:
     """What the local head did with synthetic defects, for train.log."""
     if detector.head_.defects_used_:
         learners, references = detector.head_.defect_images_
-        return (
+        line = (
             f"discriminator of synthetic defects: trained on {learners} images ({PAINTED_COPIES} painted "
-            f"copies of each), its map "
-            f"standardised on {references} others"
+            f"copies of each), its map standardised on {references} others"
         )
+        if detector.head_.tuned_:
+            line += (
+                f"; defect branch (the backbone's later blocks fine-tuned): {detector.tuning_images_} of "
+                "those images and their painted copies, its map standardised on the same others"
+            )
+        return line
     if not detector.synthetic_defects:
         return "synthetic defects: off (--no-synthetic-defects); the OC-NN's map alone"
     return (

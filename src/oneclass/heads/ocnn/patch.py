@@ -24,6 +24,11 @@ is standardised per pixel by its maps of the held-out fifth and added to the OC-
 image threshold and the reference scores then come from that fifth's summed maps, each map
 standardised by the other images' statistics, so nu keeps its meaning.
 
+A third member, the feature extractor's defect branch (``networks/patches.DefectBranch``), is
+fine-tuned by the caller on the same four fifths (``tune_features``) before anything else; its
+logit comes with the feature maps as their last channel, and its map is standardised on the
+held-out fifth and added like the discriminator's.
+
 Fitting reads the training images three times at most (twice for the OC-NN, once more painted or,
 for the held-out fifth, for the discriminator's statistics), in batches, and keeps bounded samples
 of patches (``PATCH_BUDGET``) and of the discriminator's rows, so memory does not grow with the
@@ -94,6 +99,9 @@ class PatchScorer(nn.Module):
         discriminator: DefectDiscriminator | None = None,
         defect_level: torch.Tensor | None = None,
         defect_spread: torch.Tensor | None = None,
+        tuned: bool = False,
+        tuned_level: torch.Tensor | None = None,
+        tuned_spread: torch.Tensor | None = None,
     ):
         super().__init__()
         self.net = net
@@ -105,6 +113,9 @@ class PatchScorer(nn.Module):
         zeros, ones = torch.zeros(self.image_size), torch.ones(self.image_size)
         self.register_buffer("defect_level", zeros if defect_level is None else defect_level.float())
         self.register_buffer("defect_spread", ones if defect_spread is None else defect_spread.float())
+        self.tuned = bool(tuned)  # the features' last channel is the defect branch's logit
+        self.register_buffer("tuned_level", zeros if tuned_level is None else tuned_level.float())
+        self.register_buffer("tuned_spread", ones if tuned_spread is None else tuned_spread.float())
 
     def region_scores(self, features: torch.Tensor, in_passes: bool = False) -> torch.Tensor:
         """log y_hat of every region ``(n, h, w)``; ``in_passes``: a few hundred regions per
@@ -129,9 +140,15 @@ class PatchScorer(nn.Module):
         return worst_share_score(maps, self.top_share)
 
     def forward(self, features: torch.Tensor, in_passes: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
+        tuned = None
+        if self.tuned:
+            features, tuned = features[:, :-1], features[:, -1]
         maps = (self.raw_maps(self.region_scores(features, in_passes)) - self.level) / self.spread
         if self.discriminator is not None:
             maps = maps + (self.defect_maps(features) - self.defect_level) / self.defect_spread
+        if tuned is not None:
+            tuned_maps = smooth_maps(tuned, self.image_size, self.smoothing)
+            maps = maps + (tuned_maps - self.tuned_level) / self.tuned_spread
         return self.image_scores(maps), maps
 
 
@@ -265,7 +282,8 @@ class PatchOCNN(Head):
     synthetic_defects : also train a discriminator of synthetic defects (``heads/defects.py``) on
         four fifths of the training images and add its map, standardised on the other fifth, to the
         OC-NN's, when ``fit`` is given ``painted_of`` and that fifth holds at least
-        ``DEFECT_MIN_REFERENCES`` images.
+        ``DEFECT_MIN_REFERENCES`` images; with ``tune_features`` too, the features' fine-tuned
+        defect branch is a third member.
     seed : drives the sampling of images, patches and the coreset's first point.
     """
 
@@ -316,11 +334,14 @@ class PatchOCNN(Head):
         image_size: tuple[int, int],
         on_epoch: Callable[[dict], None] | None = None,
         painted_of: Callable[[np.ndarray], tuple[torch.Tensor, np.ndarray]] | None = None,
+        tune_features: Callable[[np.ndarray], bool] | None = None,
     ) -> PatchOCNN:
         """Fit on ``n_images`` normal images whose feature maps ``(k, D, h, w)`` ``features_of(index)``
         returns for an index array (read in batches: memory stays bounded). ``painted_of(index)``:
         the feature maps of those images with a synthetic defect painted on each, and the defects'
-        masks ``(k, H, W)`` (``data/synthetic_defects.py``), for the discriminator."""
+        masks ``(k, H, W)`` (``data/synthetic_defects.py``), for the discriminator.
+        ``tune_features(index)``: fine-tune the extractor's defect branch on those images (never the
+        held-out fifth); True when the feature maps then carry its logit as a last channel."""
         if n_images < MIN_IMAGES:
             raise OneClassError(
                 f"the patch detector needs at least {MIN_IMAGES} normal training images (a spread per "
@@ -331,6 +352,12 @@ class PatchOCNN(Head):
         generator = torch.Generator().manual_seed(self.seed)
         images = np.sort(rng.choice(n_images, min(n_images, FIT_IMAGES), replace=False))
         fold = rng.permutation(len(images)) % min(THRESHOLD_FOLDS, len(images))
+        references = fold == 0  # held out of the discriminators: their maps' statistics, the threshold
+        defects_possible = (
+            self.synthetic_defects and painted_of is not None and references.sum() >= DEFECT_MIN_REFERENCES
+        )
+        self.tuned_ = bool(defects_possible and tune_features and tune_features(images[~references]))
+        with_logits, features_of = features_of, self._descriptors_only(features_of)
         regions = math.prod(features_of(images[:1]).shape[-2:])
         batch = images_per_batch(regions, ROWS_PER_BATCH)
         sample, sample_image, mean, transform, grid = self._sample(features_of, images, batch, rng, device)
@@ -357,17 +384,16 @@ class PatchOCNN(Head):
         self.grid_ = grid
         regions = self._out_of_fold_regions(features_of, images, batch, fold, unit_group, fitted, device)
         scores, moments = self._standardise_maps(regions, len(images), device)
-        references = fold == 0  # held out of the discriminator: its maps' statistics and the threshold
-        self.defects_used_ = bool(
-            self.synthetic_defects and painted_of is not None and references.sum() >= DEFECT_MIN_REFERENCES
-        )
+        self.scorer_.tuned = self.tuned_
+        self.defects_used_ = bool(defects_possible)
         if self.defects_used_:
             learners = torch.as_tensor(~references)
+            painted_descriptors = self._descriptors_only(painted_of)
             self.defects_used_ = self._fit_discriminator(
-                painted_of, images[~references], sample[learners[sample_image]], batch, device
+                painted_descriptors, images[~references], sample[learners[sample_image]], batch, device
             )
-        if self.defects_used_:
-            scores = self._reference_scores(features_of, images, references, regions, moments, batch, device)
+        if self.defects_used_ or self.tuned_:
+            scores = self._reference_scores(with_logits, images, references, regions, moments, batch, device)
         self.defect_images_ = (
             (int((~references).sum()), int(references.sum())) if self.defects_used_ else None
         )
@@ -379,6 +405,19 @@ class PatchOCNN(Head):
         self.history_ = fitted.history
         self.n_features_in_ = int(sample.shape[1])
         return self
+
+    def _descriptors_only(self, features_of):
+        """``features_of`` (or ``painted_of``) without the defect branch's logit channel."""
+        if not self.tuned_:
+            return features_of
+
+        def without_logits(index):
+            found = features_of(index)
+            if isinstance(found, tuple):  # painted_of: (feature maps, masks)
+                return found[0][:, :-1], found[1]
+            return found[:, :-1]
+
+        return without_logits
 
     def _sample(self, features_of, images, batch, rng, device):
         """One pass over this rank's share of ``images``, ``batch`` at a time: whitening moments
@@ -477,40 +516,55 @@ class PatchOCNN(Head):
     def _reference_scores(
         self, features_of, images, references, regions, moments, batch, device
     ) -> np.ndarray:
-        """Set the per-pixel level and spread of the discriminator's maps from the reference images
-        (held out of its training); return their image scores on the summed maps, each map
-        standardised by the other images' statistics (leave one out), gathered from every rank."""
+        """Set the per-pixel level and spread of the discriminator's and the defect branch's maps
+        from the reference images (held out of their training); return their image scores on the
+        summed maps, each map standardised by the other images' statistics (leave one out),
+        gathered from every rank. ``features_of`` gives the logit channel when there is one."""
         block = np.arange(len(images))[distributed.shard(len(images))]
         mine = np.flatnonzero(references[block])  # positions in this rank's block
-        discriminator = self.scorer_.discriminator.to(device)
-        logits = torch.cat(
-            [
-                discriminator_logits(
-                    discriminator, features_of(images[block[mine[s : s + batch]]]).to(device)
-                )
-                for s in range(0, len(mine), batch)
-            ]
-            or [torch.zeros(0, *self.grid_, device=device)]
-        )
+        members = self._reference_logits(features_of, images[block[mine]], batch, device)
         size, count = self.scorer_.image_size, int(references.sum())
         per_batch = images_per_batch(size[0] * size[1], PIXELS_PER_BATCH)
-        # smoothed twice rather than kept: the logits are a fraction of the maps' size
-        defect_maps = (smooth_maps(chunk, size, self.smoothing) for chunk in logits.split(per_batch))
-        total, square = map_moments(defect_maps, size, device)
-        level, spread = level_and_spread(total, square, count)
-        self.scorer_.defect_level, self.scorer_.defect_spread = level.float().cpu(), spread.float().cpu()
+        statistics = {}
+        for name, logits in members.items():
+            # smoothed twice rather than kept: the logits are a fraction of the maps' size
+            chunks = (smooth_maps(chunk, size, self.smoothing) for chunk in logits.split(per_batch))
+            total, square = map_moments(chunks, size, device)
+            level, spread = level_and_spread(total, square, count)
+            setattr(self.scorer_, f"{name}_level", level.float().cpu())
+            setattr(self.scorer_, f"{name}_spread", spread.float().cpu())
+            statistics[name] = (total, square)
         ocnn_total, ocnn_square, n_images = moments
         scores = []
         for start in range(0, len(mine), per_batch):
             ocnn = self.scorer_.raw_maps(regions[mine[start : start + per_batch]]).double()
-            defect = smooth_maps(logits[start : start + per_batch], size, self.smoothing)
-            summed = standardised_by_the_others(
-                ocnn, ocnn_total, ocnn_square, n_images
-            ) + standardised_by_the_others(defect.double(), total, square, count)
+            summed = standardised_by_the_others(ocnn, ocnn_total, ocnn_square, n_images)
+            for name, logits in members.items():
+                member = smooth_maps(logits[start : start + per_batch], size, self.smoothing).double()
+                summed = summed + standardised_by_the_others(member, *statistics[name], count)
             scores.append(self.scorer_.image_scores(summed.float()))
         local = torch.cat(scores) if scores else torch.zeros(0, device=device)
-        self.scorer_.discriminator.cpu()
         return _gather_rows(local).cpu().numpy().astype(np.float64)
+
+    def _reference_logits(self, features_of, images, batch, device) -> dict[str, torch.Tensor]:
+        """``{"defect": the discriminator's logits, "tuned": the defect branch's}`` ``(k, h, w)``
+        of ``images`` (those of the members there are)."""
+        discriminator = self.scorer_.discriminator if self.defects_used_ else None
+        if discriminator is not None:
+            discriminator.to(device)
+        found: dict[str, list[torch.Tensor]] = {"defect": [], "tuned": []}
+        for start in range(0, len(images), batch):
+            maps = features_of(images[start : start + batch]).to(device=device, dtype=torch.float32)
+            if self.tuned_:
+                found["tuned"].append(maps[:, -1])
+                maps = maps[:, :-1]
+            if discriminator is not None:
+                found["defect"].append(discriminator_logits(discriminator, maps))
+        if discriminator is not None:
+            discriminator.cpu()
+        empty = torch.zeros(0, *self.grid_, device=device)
+        used = {"defect": discriminator is not None, "tuned": self.tuned_}
+        return {name: torch.cat(parts or [empty]) for name, parts in found.items() if used[name]}
 
     # -- scoring ---------------------------------------------------------------------------------
 
@@ -541,6 +595,7 @@ class PatchOCNN(Head):
             "local": True,
             "image_size": list(self.scorer_.image_size),
             "discriminator": self.scorer_.discriminator is not None,
+            "tuned": self.scorer_.tuned,
         }
 
     def state_tensors(self) -> dict[str, torch.Tensor]:
@@ -553,6 +608,10 @@ class PatchOCNN(Head):
                     "defects.map_level": self.scorer_.defect_level,
                     "defects.map_spread": self.scorer_.defect_spread,
                 }
+            )
+        if self.scorer_.tuned:
+            tensors.update(
+                {"tuned.map_level": self.scorer_.tuned_level, "tuned.map_spread": self.scorer_.tuned_spread}
             )
         return tensors
 
@@ -573,6 +632,7 @@ class PatchOCNN(Head):
             discriminator = DefectDiscriminator(defects["mean"], defects["scale"], width)
             discriminator.load_state_dict(defects)
             discriminator.eval()
+        tuned = bool(config.get("tuned", False))
         head.scorer_ = PatchScorer(
             head.net_,
             tuple(config["image_size"]),
@@ -583,8 +643,12 @@ class PatchOCNN(Head):
             discriminator,
             defect_level,
             defect_spread,
+            tuned,
+            tensors["tuned.map_level"] if tuned else None,
+            tensors["tuned.map_spread"] if tuned else None,
         )
         head.defects_used_ = discriminator is not None
+        head.tuned_ = tuned
         head.threshold_ = float(config["threshold"])
         head.n_features_in_ = weights["V.weight"].shape[1]
         head.history_ = []
