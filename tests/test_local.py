@@ -33,11 +33,13 @@ from oneclass.networks import (
     build_patch_features,
     descriptor_shape,
     feature_bytes,
+    first_tap_size,
     images_per_pass,
     pretrained,
 )
 from oneclass.services.fit import folder_run_data
 from oneclass.training import defect_tuning
+from oneclass.training.defect_tuning import tuning_bytes
 
 BUILDER = Path(__file__).resolve().parents[1] / "benchmarks" / "inspection_data.py"
 
@@ -416,7 +418,9 @@ def test_descriptor_shape_is_what_the_patch_encoder_returns_and_sizes_the_memory
         features = build_patch_features(encoder, shape)
         with torch.no_grad():
             expected = tuple(features(torch.zeros(1, *shape)).shape[1:])
+            first_tap = features.backbone_maps(torch.zeros(1, *shape))[0]
         assert descriptor_shape(encoder, shape) == expected
+        assert first_tap_size(encoder, shape) == first_tap[0].numel()  # what the defect branch keeps
     detector = OneClassDetector(encoder=encoder, device="cpu")
     small = feature_bytes(encoder, (1, 64, 64), PATCH_BATCH) + patch_fit_bytes(64, 32 * 32, 2048)
     assert small < 2**30  # the fit measured 0.7 GB peak RSS (BENCHMARKS.md): 8 GB laptops are fine
@@ -429,6 +433,7 @@ def test_descriptor_shape_is_what_the_patch_encoder_returns_and_sizes_the_memory
     )
     dim, height, width = descriptor_shape(encoder, (3, 1024, 1024))
     large = feature_bytes(encoder, (3, 1024, 1024), 1) + patch_fit_bytes(dim, height * width, 2048)
+    large += tuning_bytes(first_tap_size(encoder, (3, 1024, 1024)), (3, 1024, 1024), PAINTED_COPIES)
     assert large < 8 * 2**30
 
 

@@ -369,7 +369,9 @@ class OneClassDetector(Estimator):
             needed = feature_bytes(self.encoder, tuple(image_shape), per_pass)
             needed += patch_fit_bytes(dim, height * width, hidden)
             if self.synthetic_defects and self.defect_branch:  # the branch's tuning, before the head's fit
-                needed += tuning_bytes(first_tap_size(self.encoder, tuple(image_shape)), PAINTED_COPIES)
+                needed += tuning_bytes(
+                    first_tap_size(self.encoder, tuple(image_shape)), image_shape, PAINTED_COPIES
+                )
             what = f"patch features of {size} images ({per_pass} at a time) and the patch head's fit"
         else:
             needed, batch_size = max(

@@ -25,25 +25,32 @@ import torch.nn.functional as F
 from ..data.arrays import to_tensor
 from ..data.synthetic_defects import painted_copies
 from ..heads.defects import region_labels
-from ..networks.patches import DefectBranch, PatchFeatures
+from ..networks.patches import DefectBranch, PatchFeatures, images_per_pass
 from . import distributed
 
 EPOCHS = 4  # 8 gained 0.0-0.2 more on the validation folds, at twice the time
-BATCH = 8  # whole images per step
+BATCH = 8  # 64x64 images per step (fewer larger ones: about as many regions, ``step_images``)
 BLOCKS_LR = 3e-4  # 1e-4 gained 0.3-0.4 less (benchmarks/defaults/patch-finetune-*.md)
 HEAD_LR = 1e-3
 HEAD_WEIGHT_DECAY = 1e-4
 TUNING_IMAGES = 320  # clean images tuned on at most (each with its painted copies)
-CACHE_BYTES = 1 << 30  # the kept first-tap maps of clean and painted images stay below this
-PASS_IMAGES = 16  # images per pass when computing the first tap's maps
+# the kept first-tap maps of the clean and painted images stay below this: 320 64x64 images (200 MB)
+# fit; of larger images fewer are tuned on, about as many regions, so the time stays bounded too
+CACHE_BYTES = 256 << 20
 
 
-def tuning_bytes(first_tap_size: int, copies: int) -> int:
-    """A generous estimate of the tuning's memory: the kept first-tap maps (``first_tap_size``
-    numbers an image, ``networks.patches.first_tap_size``) of the clean images and their
-    ``copies`` painted copies, and a step's activations and gradients (a few times a batch's maps)."""
+def tuning_bytes(first_tap_size: int, image_shape: tuple[int, ...], copies: int) -> int:
+    """A generous estimate of the tuning's memory for images of ``image_shape``: the kept first-tap
+    maps (``first_tap_size`` numbers an image, ``networks.patches.first_tap_size``) of the clean
+    images and their ``copies`` painted copies, and a step's activations and gradients (a few
+    times its images' maps)."""
     kept = min(CACHE_BYTES, 4 * first_tap_size * (copies + 1) * TUNING_IMAGES)
-    return kept + 4 * first_tap_size * BATCH * 16
+    return kept + 4 * first_tap_size * step_images(image_shape) * 16
+
+
+def step_images(image_shape: tuple[int, ...]) -> int:
+    """Images per training step: ``BATCH`` of 64x64, fewer larger ones (as many pixels), one at least."""
+    return max(1, BATCH * 64 * 64 // (image_shape[-2] * image_shape[-1]))
 
 
 def tuning_images(images: np.ndarray, features: PatchFeatures, copies: int, seed: int) -> np.ndarray:
@@ -78,12 +85,13 @@ def tune_defect_branch(
     defects, normal = int((labels == 1).sum()), int((labels == 0).sum())
     if defects == 0 or normal == 0:
         return None
-    branch = _standardised_branch(features, low[: len(images)])
+    step = step_images(images.shape[1:])
+    branch = _standardised_branch(features, low[: len(images)], step)
     weight_of = torch.tensor(  # by label + 1: left out, normal, defect
         [0.0, (defects + normal) / (2.0 * normal), (defects + normal) / (2.0 * defects)], device=device
     )
     with torch.enable_grad():  # gradients averaged over the ranks: every rank ends alike
-        _train(branch, features, low, labels, weight_of, seed, epochs, device)
+        _train(branch, features, low, labels, weight_of, seed, epochs, step, device)
     features.defect_branch = branch.eval()
     return branch
 
@@ -93,22 +101,23 @@ def _first_tap(
 ) -> torch.Tensor:
     """The backbone's first tapped maps ``(n, c, H', W')`` of uint8 images, as ``PatchFeatures``
     computes them (enlarged, reflected margin)."""
+    per_pass = images_per_pass(images.shape[1:], device)
     parts = [
-        features.backbone_maps(to_tensor(images[i : i + PASS_IMAGES], device))[0]
-        for i in range(0, len(images), PASS_IMAGES)
+        features.backbone_maps(to_tensor(images[i : i + per_pass], device))[0]
+        for i in range(0, len(images), per_pass)
     ]
     return torch.cat(parts).contiguous(memory_format=torch.channels_last)
 
 
-def _standardised_branch(features: PatchFeatures, clean_low: torch.Tensor) -> DefectBranch:
+def _standardised_branch(features: PatchFeatures, clean_low: torch.Tensor, per_pass: int) -> DefectBranch:
     """A new branch whose descriptors are standardised by their mean and spread over the clean
-    images (with the blocks as they are before tuning)."""
+    images (with the blocks as they are before tuning), ``per_pass`` images at a time."""
     branch = features.add_defect_branch()
     with torch.no_grad():
         sample = torch.cat(
             [
-                branch.descriptors(clean_low[i : i + PASS_IMAGES], features.descriptors)
-                for i in range(0, len(clean_low), PASS_IMAGES)
+                branch.descriptors(clean_low[i : i + per_pass], features.descriptors)
+                for i in range(0, len(clean_low), per_pass)
             ]
         )
     mean, scale = sample.mean((0, 2, 3)), sample.std((0, 2, 3)).clamp(min=1e-6)
@@ -116,7 +125,7 @@ def _standardised_branch(features: PatchFeatures, clean_low: torch.Tensor) -> De
     return features.add_defect_branch(mean, scale).to(clean_low.device)
 
 
-def _train(branch, features, low, labels, weight_of, seed, epochs, device) -> None:
+def _train(branch, features, low, labels, weight_of, seed, epochs, batch, device) -> None:
     torch.manual_seed(seed)
     for layer in branch.head:
         if hasattr(layer, "reset_parameters"):
@@ -131,7 +140,7 @@ def _train(branch, features, low, labels, weight_of, seed, epochs, device) -> No
     generator = torch.Generator().manual_seed(seed)
     branch.train()
     for epoch in range(epochs):
-        for rows in distributed.epoch_batches(len(low), BATCH, generator, seed, epoch):
+        for rows in distributed.epoch_batches(len(low), batch, generator, seed, epoch):
             rows = rows.to(device)
             target = labels[rows]
             logits = model(low[rows], features.descriptors)
