@@ -166,7 +166,7 @@ class OneClassDetector(Estimator):
         "defect_branch": Param(
             Boolean(),
             "Local detector with synthetic defects: also fine-tune a copy of the backbone's later blocks "
-            "to tell them apart, a third map (more accurate; about 10-25 s more per fit of 400 images).",
+            "to tell them apart, a third map (more accurate; 7-18 s more per fit of 64x64 images, 2 cores).",
         ),
         "seed": Param(
             Interval(int, 0), "Seed of every random generator; the same seed gives the same scores."

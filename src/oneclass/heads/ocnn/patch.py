@@ -32,7 +32,7 @@ held-out fifth and added like the discriminator's.
 Fitting reads the training images three times at most (twice for the OC-NN, once more painted or,
 for the held-out fifth, for the discriminator's statistics), in batches, and keeps bounded samples
 of patches (``PATCH_BUDGET``) and of the discriminator's rows, so memory does not grow with the
-number of images.
+number of images (the defect branch's tuning, before, keeps a bounded number of images too).
 """
 
 from __future__ import annotations
