@@ -383,16 +383,16 @@ def test_the_defect_branch_describes_regions_as_the_backbone_does_until_it_is_tu
 
 
 def test_the_tuning_images_are_bounded_by_count_and_memory(monkeypatch):
-    features = build_patch_features("lite0", (1, 32, 32), pretrained=True)
     images = np.random.default_rng(0).integers(0, 256, (500, 1, 32, 32), dtype=np.uint8)
-    chosen = defect_tuning.tuning_images(images, features, 3, seed=0)
-    assert len(chosen) == defect_tuning.TUNING_IMAGES and np.all(np.diff(chosen) > 0)
-    assert np.array_equal(chosen, defect_tuning.tuning_images(images, features, 3, seed=0))
-    assert np.array_equal(defect_tuning.tuning_images(images[:50], features, 3, seed=0), np.arange(50))
     side = (32 + 2 * 8) * 2 // 4  # lite0's block 2: 1/4 of the enlarged (x 2), reflected (8 pixels) image
-    per_image = 4 * 24 * side * side  # 24 channels, float32
-    monkeypatch.setattr(defect_tuning, "CACHE_BYTES", 40 * 4 * per_image)
-    assert len(defect_tuning.tuning_images(images, features, 3, seed=0)) == 40
+    tap_size = 24 * side * side  # 24 channels
+    assert first_tap_size("lite0", (1, 32, 32)) == tap_size
+    chosen = defect_tuning.tuning_images(images, tap_size, 3, seed=0)
+    assert len(chosen) == defect_tuning.TUNING_IMAGES and np.all(np.diff(chosen) > 0)
+    assert np.array_equal(chosen, defect_tuning.tuning_images(images, tap_size, 3, seed=0))
+    assert np.array_equal(defect_tuning.tuning_images(images[:50], tap_size, 3, seed=0), np.arange(50))
+    monkeypatch.setattr(defect_tuning, "CACHE_BYTES", 40 * 4 * 4 * tap_size)  # float32, clean + 3 copies
+    assert len(defect_tuning.tuning_images(images, tap_size, 3, seed=0)) == 40
 
 
 def test_the_fast_local_detector_scores_every_other_region(brick, tmp_path):

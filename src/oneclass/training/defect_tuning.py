@@ -53,10 +53,11 @@ def step_images(image_shape: tuple[int, ...]) -> int:
     return max(1, BATCH * 64 * 64 // (image_shape[-2] * image_shape[-1]))
 
 
-def tuning_images(images: np.ndarray, features: PatchFeatures, copies: int, seed: int) -> np.ndarray:
+def tuning_images(images: np.ndarray, first_tap_size: int, copies: int, seed: int) -> np.ndarray:
     """The (sorted) indices into ``images`` tuned on: at most ``TUNING_IMAGES``, fewer when the
-    first tap's maps of them and their ``copies`` painted copies would pass ``CACHE_BYTES``."""
-    per_image = 4 * int(np.prod(_first_tap(features, images[:1]).shape[1:]))
+    first tap's maps of them (``first_tap_size`` numbers an image, ``networks.patches.first_tap_size``)
+    and of their ``copies`` painted copies would pass ``CACHE_BYTES``."""
+    per_image = 4 * first_tap_size
     most = max(1, min(TUNING_IMAGES, CACHE_BYTES // (per_image * (copies + 1))))
     if len(images) <= most:
         return np.arange(len(images))
@@ -110,9 +111,9 @@ def _first_tap(
 
 
 def _standardised_branch(features: PatchFeatures, clean_low: torch.Tensor, per_pass: int) -> DefectBranch:
-    """A new branch whose descriptors are standardised by their mean and spread over the clean
-    images (with the blocks as they are before tuning), ``per_pass`` images at a time."""
-    branch = features.add_defect_branch()
+    """A new branch (on ``clean_low``'s device) whose descriptors are standardised by their mean and
+    spread over the clean images (with the blocks as they are before tuning), ``per_pass`` at a time."""
+    branch = features.add_defect_branch().to(clean_low.device)
     with torch.no_grad():
         sample = torch.cat(
             [
@@ -120,9 +121,9 @@ def _standardised_branch(features: PatchFeatures, clean_low: torch.Tensor, per_p
                 for i in range(0, len(clean_low), per_pass)
             ]
         )
-    mean, scale = sample.mean((0, 2, 3)), sample.std((0, 2, 3)).clamp(min=1e-6)
-    features.defect_branch = None
-    return features.add_defect_branch(mean, scale).to(clean_low.device)
+        branch.mean.copy_(sample.mean((0, 2, 3)).view_as(branch.mean))
+        branch.scale.copy_(sample.std((0, 2, 3)).clamp(min=1e-6).view_as(branch.scale))
+    return branch
 
 
 def _train(branch, features, low, labels, weight_of, seed, epochs, batch, device) -> None:
