@@ -25,11 +25,29 @@ def test_each_kind_paints_one_blob_inside_its_mask(kind, channels):
     painted, masks = synthetic_defects(images, np.random.default_rng(1), (kind,))
     assert painted.shape == images.shape and painted.dtype == np.uint8 and masks.shape == (12, 64, 64)
     area = masks.mean((1, 2))
-    assert (area >= 0.5 * AREA[0]).all() and (area <= 1.5 * AREA[1]).all()
+    low, high = (0.001, 0.05) if kind == "line" else (0.5 * AREA[0], 1.5 * AREA[1])
+    assert (area >= low).all() and (area <= high).all()
     near = torch.nn.functional.max_pool2d(torch.from_numpy(masks).float()[:, None], 9, 1, 4)[:, 0].numpy() > 0
     change = np.abs(painted.astype(int) - images.astype(int)).max(1)
     assert (change[~near] == 0).all()  # nothing changes away from the blob (its soft edge)
     assert change[masks].mean() > 10  # and the blob is visibly changed
+
+
+def test_a_line_is_a_thin_stroke_where_a_blob_is_not():
+    """At 64x64 a line is 1-3 px wide: nothing of it survives an erosion by a 5x5 square, while
+    most blobs keep a core; its pixels are longer than wide (not a dot)."""
+    images = _texture(12, 1)
+    _, lines = synthetic_defects(images, np.random.default_rng(2), ("line",))
+    _, blobs = synthetic_defects(images, np.random.default_rng(2), ("offset",))
+
+    def eroded(masks):
+        inverse = torch.from_numpy(~masks).float()[:, None]
+        return (torch.nn.functional.max_pool2d(inverse, 5, 1, 2)[:, 0] == 0).numpy()
+
+    assert not eroded(lines).any() and eroded(blobs).reshape(12, -1).any(1).mean() > 0.5
+    for mask in lines:
+        rows, cols = np.nonzero(mask)
+        assert max(np.ptp(rows), np.ptp(cols)) + 1 >= 2 * np.sqrt(mask.sum())  # elongated
 
 
 def test_an_unknown_kind_is_named_in_the_error():

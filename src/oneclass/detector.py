@@ -161,7 +161,8 @@ class OneClassDetector(Estimator):
         "synthetic_defects": Param(
             Boolean(),
             "Local detector (lite0): also learn from synthetic defects (stains, blur, grain, foreign "
-            "texture) painted on four fifths of the training images, a discriminator beside the patch OC-NN.",
+            "texture, thin lines) painted on four fifths of the training images, a discriminator beside "
+            "the patch OC-NN.",
         ),
         "defect_branch": Param(
             Boolean(),

@@ -1,15 +1,23 @@
 """Synthetic local defects painted on normal images, with their masks: what the local detector's
-discriminator learns from (``heads/defects.py``), in the way of DRAEM and CutPaste.
+discriminator and defect branch learn from (``heads/defects.py``, ``training/defect_tuning.py``), in
+the way of DRAEM and CutPaste.
 
-Each image gets one defect in an irregular blob (smoothed random noise cut at a level, soft
-edge) covering 1-12% of the image, of one of four generic kinds, set by what goes wrong on a
-surface, not by any benchmark:
+Each image gets one defect of one of five generic kinds, set by what goes wrong on a surface, not
+by any benchmark. Four fill an irregular blob (smoothed random noise cut at a level, soft edge)
+covering 1-12% of the image:
 
 - ``foreign``: the blob shows another image of the batch, turned and brightened or darkened
   (material that does not belong: a misplaced or foreign piece of texture);
 - ``offset``: the blob is brighter or darker by 30-90 grey levels (a stain, a burn, a spill);
 - ``smooth``: the blob's texture is blurred away (wear, a filled hole, missing structure);
-- ``noise``: grain added in the blob (a rough or contaminated spot).
+- ``noise``: grain added in the blob (a rough or contaminated spot);
+
+and one is thin:
+
+- ``line``: a thin curved stroke (a scratch, a crack, a hair or a fibre; the thin defect of
+  CutPaste's "scar"), 1.5-5% of the image's larger side wide and 15-60% of it long, brighter or
+  darker by 30-90 grey levels. Trained on blobs alone, the defect branch learned that a defect is a
+  blob and dulled thin ones (benchmarks/defaults/patch-line.md).
 
 One more kind can be asked for by name:
 
@@ -26,12 +34,14 @@ import torch.nn.functional as F
 
 from ..imaging import gaussian_blur
 
-DEFECT_KINDS = ("foreign", "offset", "smooth", "noise")
+DEFECT_KINDS = ("foreign", "offset", "smooth", "noise", "line")
 KNOWN_KINDS = (*DEFECT_KINDS, "gain")
 # share of the image a defect covers: benchmarks/defaults/patch-training*.md (1-6% before)
 AREA = (0.01, 0.12)
 EDGE = 1 / 64  # sigma of the blob's soft edge, a share of the image's larger side
 BLUR = 1 / 16  # sigma of the ``smooth`` kind's blur, a share of the image's larger side
+LINE_WIDTH = (0.015, 0.05)  # the ``line`` kind's width, a share of the image's larger side
+LINE_LENGTH = (0.15, 0.6)  # its length (along the curve's chord), likewise
 
 
 def blob_mask(
@@ -56,6 +66,44 @@ def blob_mask(
     return kept, gaussian_blur(kept.float()[None], sigma)[0].clamp(0, 1)
 
 
+def stroke_mask(rng: np.random.Generator, size: tuple[int, int]) -> tuple[torch.Tensor, torch.Tensor]:
+    """A thin curved stroke (a quadratic Bezier curve, anti-aliased), mostly inside the image: (its
+    pixels, bool ``(H, W)``, never empty; its painting weights, ``(H, W)`` in [0, 1])."""
+    h, w = size
+    side = max(h, w)
+    while True:
+        length, width = (float(rng.uniform(*share)) * side for share in (LINE_LENGTH, LINE_WIDTH))
+        width = max(width, 1.0)
+        start = rng.uniform((0, 0), (h, w))
+        angle = rng.uniform(0, 2 * np.pi)
+        chord = length * np.array([np.cos(angle), np.sin(angle)])
+        control = start + chord / 2 + rng.normal(0, 0.2) * np.array([-chord[1], chord[0]])
+        t = np.linspace(0, 1, 33)[:, None]
+        curve = (1 - t) ** 2 * start + 2 * t * (1 - t) * control + t**2 * (start + chord)
+        if ((curve >= 0) & (curve <= (h - 1, w - 1))).all(1).mean() < 0.5:
+            continue  # most of the stroke would leave the image
+        weights = torch.zeros(h, w)
+        # only the pixels of the curve's bounding box (and its width) can be near it
+        top, left = np.floor(curve.min(0) - width).astype(int).clip(0)
+        bottom, right = np.ceil(curve.max(0) + width).astype(int) + 1
+        rows, cols = torch.meshgrid(
+            torch.arange(top, min(bottom, h)).float(),
+            torch.arange(left, min(right, w)).float(),
+            indexing="ij",
+        )
+        pixels = torch.stack([rows.flatten(), cols.flatten()], 1)[:, None]
+        a, b = (torch.from_numpy(points).float() for points in (curve[:-1], curve[1:]))
+        along = ((pixels - a) * (b - a)).sum(-1) / ((b - a) ** 2).sum(-1).clamp(min=1e-9)
+        nearest = a + along.clamp(0, 1)[..., None] * (b - a)
+        distance = (pixels - nearest).norm(dim=-1).min(1).values.view(rows.shape)
+        weights[top : top + rows.shape[0], left : left + rows.shape[1]] = (width / 2 + 0.5 - distance).clamp(
+            0, 1
+        )
+        mask = weights >= 0.5
+        if mask.any():
+            return mask, weights
+
+
 def synthetic_defects(
     images: np.ndarray, rng: np.random.Generator, kinds: tuple[str, ...] = DEFECT_KINDS
 ) -> tuple[np.ndarray, np.ndarray]:
@@ -75,6 +123,9 @@ def synthetic_defects(
             other = torch.rot90(other, int(rng.integers(1, 4)), (1, 2)) if h == w else other.flip(1, 2)
             new = other * float(rng.uniform(0.6, 1.4))
         elif kind == "offset":
+            new = image + float(rng.choice([-1, 1]) * rng.uniform(30, 90))
+        elif kind == "line":
+            mask, blob = stroke_mask(rng, (h, w))
             new = image + float(rng.choice([-1, 1]) * rng.uniform(30, 90))
         elif kind == "gain":
             new = image * float(np.exp(rng.choice([-1, 1]) * rng.uniform(np.log(1.3), np.log(2.5))))

@@ -140,9 +140,7 @@ class PatchScorer(nn.Module):
         return worst_share_score(maps, self.top_share)
 
     def forward(self, features: torch.Tensor, in_passes: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
-        tuned = None
-        if self.tuned:
-            features, tuned = features[:, :-1], features[:, -1]
+        features, tuned = split_logit(features, self.tuned)
         maps = (self.raw_maps(self.region_scores(features, in_passes)) - self.level) / self.spread
         if self.discriminator is not None:
             maps = maps + (self.defect_maps(features) - self.defect_level) / self.defect_spread
@@ -150,6 +148,14 @@ class PatchScorer(nn.Module):
             tuned_maps = smooth_maps(tuned, self.image_size, self.smoothing)
             maps = maps + (tuned_maps - self.tuned_level) / self.tuned_spread
         return self.image_scores(maps), maps
+
+
+def split_logit(features: torch.Tensor, tuned: bool) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """Feature maps ``(n, D + 1, h, w)`` of an extractor with a defect branch (``tuned``) ->
+    (descriptors ``(n, D, h, w)``, the branch's logit ``(n, h, w)``); without one, (the maps, None)."""
+    if not tuned:
+        return features, None
+    return features[:, :-1], features[:, -1]
 
 
 def worst_share_score(anomaly: torch.Tensor, share: float) -> torch.Tensor:
@@ -357,7 +363,8 @@ class PatchOCNN(Head):
             self.synthetic_defects and painted_of is not None and references.sum() >= DEFECT_MIN_REFERENCES
         )
         self.tuned_ = bool(defects_possible and tune_features and tune_features(images[~references]))
-        with_logits, features_of = features_of, self._descriptors_only(features_of)
+        with_logits = features_of
+        features_of = self._descriptors_only(features_of)
         regions = math.prod(features_of(images[:1]).shape[-2:])
         batch = images_per_batch(regions, ROWS_PER_BATCH)
         sample, sample_image, mean, transform, grid = self._sample(features_of, images, batch, rng, device)
@@ -388,7 +395,7 @@ class PatchOCNN(Head):
         self.defects_used_ = bool(defects_possible)
         if self.defects_used_:
             learners = torch.as_tensor(~references)
-            painted_descriptors = self._descriptors_only(painted_of)
+            painted_descriptors = self._painted_descriptors_only(painted_of)
             self.defects_used_ = self._fit_discriminator(
                 painted_descriptors, images[~references], sample[learners[sample_image]], batch, device
             )
@@ -407,17 +414,17 @@ class PatchOCNN(Head):
         return self
 
     def _descriptors_only(self, features_of):
-        """``features_of`` (or ``painted_of``) without the defect branch's logit channel."""
-        if not self.tuned_:
-            return features_of
+        """``features_of`` without the defect branch's logit channel."""
+        return lambda index: split_logit(features_of(index), self.tuned_)[0]
 
-        def without_logits(index):
-            found = features_of(index)
-            if isinstance(found, tuple):  # painted_of: (feature maps, masks)
-                return found[0][:, :-1], found[1]
-            return found[:, :-1]
+    def _painted_descriptors_only(self, painted_of):
+        """``painted_of`` (feature maps, masks) without the defect branch's logit channel."""
 
-        return without_logits
+        def without_logit(index):
+            features, masks = painted_of(index)
+            return split_logit(features, self.tuned_)[0], masks
+
+        return without_logit
 
     def _sample(self, features_of, images, batch, rng, device):
         """One pass over this rank's share of ``images``, ``batch`` at a time: whitening moments
@@ -555,9 +562,9 @@ class PatchOCNN(Head):
         found: dict[str, list[torch.Tensor]] = {"defect": [], "tuned": []}
         for start in range(0, len(images), batch):
             maps = features_of(images[start : start + batch]).to(device=device, dtype=torch.float32)
-            if self.tuned_:
-                found["tuned"].append(maps[:, -1])
-                maps = maps[:, :-1]
+            maps, logit = split_logit(maps, self.tuned_)
+            if logit is not None:
+                found["tuned"].append(logit)
             if discriminator is not None:
                 found["defect"].append(discriminator_logits(discriminator, maps))
         if discriminator is not None:
