@@ -633,19 +633,31 @@ def test_inspection_benchmark_through_the_cli(brick, tmp_path):
     assert "brick scratch" in table and "brick missing" in table
 
 
+def _relit(category: Path, root: Path, light: float = 0.8) -> Path:
+    """A copy of ``category`` whose test images were taken under another light (every grey level
+    times ``light``: a lamp that aged or moved); training images and masks as they are."""
+    out = root / category.name
+    shutil.copytree(category, out)
+    for path in (out / "test").rglob("*.png"):
+        image = np.asarray(Image.open(path), dtype=np.float64)
+        Image.fromarray(np.clip(np.rint(image * light), 0, 255).astype(np.uint8)).save(path)
+    return out
+
+
 def test_calibrate_sets_the_threshold_from_new_good_images(brick, tmp_path):
-    """Good crops from blocks the training crops never came from: ``calibrate`` on 20 of them
-    sets the threshold to their conformal threshold at nu (1 of 20 below it) and their scores as
-    the p-values' reference, saved in the run; too few images change nothing on disk."""
+    """Good crops under another light than the training crops': ``calibrate`` on 20 of them sets
+    the threshold to their conformal threshold at nu (1 of 20 below it) and their scores as the
+    p-values' reference, saved in the run; too few images change nothing on disk."""
+    category = _relit(brick / "brick", tmp_path / "relit")
     run = tmp_path / "run"
-    fit = invoke("fit", "--data", f"folder:{brick / 'brick'}", "--out", run, "--device", "cpu", "--quiet")
+    fit = invoke("fit", "--data", f"folder:{category}", "--out", run, "--device", "cpu", "--quiet")
     assert fit.exit_code == 0, fit.output
     # those crops differ from the training ones, and fit says so: far more flagged than nu
     metrics = json.loads((run / "metrics.json").read_text())
     assert metrics["test_false_alarm_rate"] > 0.3 and "normal images, far above nu = 0.1" in fit.output
     assert metrics["threshold_warning"] in fit.output.replace("\n", " ")
     assert "class='warn'>Warning: the threshold flags" in (run / "report.html").read_text()
-    good = sorted((brick / "brick" / "test" / "good").glob("*.png"))
+    good = sorted((category / "test" / "good").glob("*.png"))
     first, rest = tmp_path / "first", tmp_path / "rest"
     for folder, files in ((first, good[:20]), (rest, good[20:])):
         folder.mkdir()
@@ -679,11 +691,11 @@ def test_calibrate_sets_the_threshold_from_new_good_images(brick, tmp_path):
     np.testing.assert_array_equal(new.calibration_scores_, np.sort(old_scores))
     rest_images, _ = _folder(tmp_path, "rest")
     np.testing.assert_array_equal(new.score_samples(rest_images), old.score_samples(rest_images))
-    scored = invoke("score", run, brick / "brick" / "test", "--out", tmp_path / "test.csv", "-q")
+    scored = invoke("score", run, category / "test", "--out", tmp_path / "test.csv", "-q")
     assert scored.exit_code == 0, scored.output  # the threshold now fits crops like these
     assert "false alarms" in scored.output and "warning" not in scored.output
 
-    labelled = invoke("calibrate", run, brick / "brick" / "test", "--device", "cpu", "-q")
+    labelled = invoke("calibrate", run, category / "test", "--device", "cpu", "-q")
     assert labelled.exit_code == 0, labelled.output
     assert "30 labelled abnormal left out" in labelled.output  # the defect kinds' crops
     record = json.loads((run / "calibration.json").read_text())
