@@ -108,8 +108,8 @@ def synthetic_defects(
     images: np.ndarray, rng: np.random.Generator, kinds: tuple[str, ...] = DEFECT_KINDS
 ) -> tuple[np.ndarray, np.ndarray]:
     """uint8 images ``(n, C, H, W)`` -> (copies with one synthetic defect each, uint8 ``(n, C, H,
-    W)``; defect masks, bool ``(n, H, W)``: the blobs' pixels, whose soft edges reach a few pixels
-    beyond)."""
+    W)``; defect masks, bool ``(n, H, W)``: the blobs' (or lines') pixels, whose soft edges reach a
+    few pixels beyond)."""
     n, _, h, w = images.shape
     clean = torch.from_numpy(np.ascontiguousarray(images)).float()
     painted = clean.clone()
@@ -124,7 +124,7 @@ def synthetic_defects(
             new = other * float(rng.uniform(0.6, 1.4))
         elif kind == "offset":
             new = image + float(rng.choice([-1, 1]) * rng.uniform(30, 90))
-        elif kind == "line":
+        elif kind == "line":  # the blob drawn above is dropped: the draws stay the blob kinds' own
             mask, blob = stroke_mask(rng, (h, w))
             new = image + float(rng.choice([-1, 1]) * rng.uniform(30, 90))
         elif kind == "gain":
