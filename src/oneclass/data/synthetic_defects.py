@@ -104,6 +104,11 @@ def stroke_mask(rng: np.random.Generator, size: tuple[int, int]) -> tuple[torch.
             return mask, weights
 
 
+def _shifted(image: torch.Tensor, rng: np.random.Generator) -> torch.Tensor:
+    """``image`` 30-90 grey levels brighter or darker (``offset``'s and ``line``'s paint)."""
+    return image + float(rng.choice([-1, 1]) * rng.uniform(30, 90))
+
+
 def synthetic_defects(
     images: np.ndarray, rng: np.random.Generator, kinds: tuple[str, ...] = DEFECT_KINDS
 ) -> tuple[np.ndarray, np.ndarray]:
@@ -123,10 +128,10 @@ def synthetic_defects(
             other = torch.rot90(other, int(rng.integers(1, 4)), (1, 2)) if h == w else other.flip(1, 2)
             new = other * float(rng.uniform(0.6, 1.4))
         elif kind == "offset":
-            new = image + float(rng.choice([-1, 1]) * rng.uniform(30, 90))
+            new = _shifted(image, rng)
         elif kind == "line":  # the blob drawn above is dropped: the draws stay the blob kinds' own
             mask, blob = stroke_mask(rng, (h, w))
-            new = image + float(rng.choice([-1, 1]) * rng.uniform(30, 90))
+            new = _shifted(image, rng)
         elif kind == "gain":
             new = image * float(np.exp(rng.choice([-1, 1]) * rng.uniform(np.log(1.3), np.log(2.5))))
         elif kind == "smooth":
