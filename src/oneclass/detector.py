@@ -481,8 +481,7 @@ class OneClassDetector(Estimator):
         ``training/defect_tuning.py``) on some of ``images``; True when it has one afterwards."""
         if self.encoder_.backbone_name not in LITE_VARIANTS:
             return False
-        tap_size = first_tap_size(self.encoder, self.image_shape_)
-        chosen = tuning_images(images, tap_size, PAINTED_COPIES, self.seed)
+        chosen = tuning_images(images, self.encoder_.first_tap_size(), PAINTED_COPIES, self.seed)
         self.tuning_images_ = len(chosen)
         branch = tune_defect_branch(self.encoder_, images[chosen], self.seed, device, PAINTED_COPIES)
         self.encoder_.cpu()

@@ -150,6 +150,16 @@ class PatchFeatures(nn.Module):
         """Numbers per region's descriptor (the defect branch's logit not counted)."""
         return sum(self.backbone.channels())
 
+    def tap_grid(self) -> list[int]:
+        """The first tap's map size ``[h', w']`` (reflected margin included), computed without
+        running the network (the backbone's strided stages round up)."""
+        pad = round(self.margin * self.scale)
+        return [math.ceil((round(s * self.scale) + 2 * pad) / self.stride) for s in self.image_shape[1:]]
+
+    def first_tap_size(self) -> int:
+        """Numbers in the first tap's maps of one image: what the defect branch reads."""
+        return self.backbone.channels()[0] * math.prod(self.tap_grid())
+
     def add_defect_branch(
         self, mean: torch.Tensor | None = None, scale: torch.Tensor | None = None
     ) -> DefectBranch:
@@ -250,24 +260,15 @@ def descriptor_shape(name: str, image_shape: tuple[int, int, int]) -> tuple[int,
     """``(D, h, w)``: the patch descriptors' size for images of ``image_shape``, computed without
     running the network (the backbone's strided stages round up; the reflected margin is cut)."""
     features = PatchFeatures(tuple(image_shape), **PATCH_ENCODERS[name])
-    pad = round(features.margin * features.scale)
-    cut = pad // features.stride
-    grid = [
-        math.ceil(
-            (math.ceil((round(side * features.scale) + 2 * pad) / features.stride) - 2 * cut) / features.step
-        )
-        for side in image_shape[1:]
-    ]
+    cut = round(features.margin * features.scale) // features.stride
+    grid = [math.ceil((side - 2 * cut) / features.step) for side in features.tap_grid()]
     return (features.dim, *grid)
 
 
 def first_tap_size(name: str, image_shape: tuple[int, int, int]) -> int:
-    """Numbers in the first tap's maps of one image (what the defect branch reads), computed
-    without running the network."""
-    features = PatchFeatures(tuple(image_shape), **PATCH_ENCODERS[name])
-    pad = round(features.margin * features.scale)
-    sides = [math.ceil((round(s * features.scale) + 2 * pad) / features.stride) for s in image_shape[1:]]
-    return features.backbone.channels()[0] * math.prod(sides)
+    """``PatchFeatures.first_tap_size`` of the patch encoder ``name`` for images of
+    ``image_shape``, before any is built (a fitted detector asks its own encoder)."""
+    return PatchFeatures(tuple(image_shape), **PATCH_ENCODERS[name]).first_tap_size()
 
 
 def build_patch_features(

@@ -41,7 +41,7 @@ CACHE_BYTES = 256 << 20
 
 def tuning_bytes(first_tap_size: int, image_shape: tuple[int, ...], copies: int) -> int:
     """A generous estimate of the tuning's memory for images of ``image_shape``: the kept first-tap
-    maps (``first_tap_size`` numbers an image, ``networks.patches.first_tap_size``) of the clean
+    maps (``first_tap_size`` numbers an image, ``PatchFeatures.first_tap_size``) of the clean
     images and their ``copies`` painted copies, and a step's activations and gradients (a few
     times its images' maps)."""
     kept = min(CACHE_BYTES, 4 * first_tap_size * (copies + 1) * TUNING_IMAGES)
@@ -55,7 +55,7 @@ def step_images(image_shape: tuple[int, ...]) -> int:
 
 def tuning_images(images: np.ndarray, first_tap_size: int, copies: int, seed: int) -> np.ndarray:
     """The (sorted) indices into ``images`` tuned on: at most ``TUNING_IMAGES``, fewer when the
-    first tap's maps of them (``first_tap_size`` numbers an image, ``networks.patches.first_tap_size``)
+    first tap's maps of them (``first_tap_size`` numbers an image, ``PatchFeatures.first_tap_size``)
     and of their ``copies`` painted copies would pass ``CACHE_BYTES``."""
     per_image = 4 * first_tap_size
     most = max(1, min(TUNING_IMAGES, CACHE_BYTES // (per_image * (copies + 1))))
