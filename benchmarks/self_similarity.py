@@ -1,0 +1,138 @@
+"""The image's own regions as the reference: a zero-shot member beside the local detector's sum
+(validation folders only).
+
+A texture repeats itself, so a region unlike every other region of the same image is suspect,
+whatever the training images looked like (zero-shot texture detectors score this way). It is the
+one reference that a change of light between the training blocks and new crops cannot move (at
+nu = 0.1 the default flags 74% of the test split's good crops). Each region's anomaly here is its
+distance to the nearest region of the same image outside a window of ``radius`` regions around it
+(so that the regions of one defect do not vouch for each other), in the OC-NN's whitened descriptor
+space; the map is smoothed and standardised per pixel by the training images' maps as the other
+members are, weighted by w, and added to the product's summed map (w = 0: the product as it is).
+
+One fit of the product per category, folder and seed (``OneClassDetector(encoder="lite0")``, as
+``oneclass bench --methods patch-ocnn`` fits it). Image AUROC, mean over the folders' categories,
+by category and by defect kind::
+
+    python benchmarks/self_similarity.py data/inspection-validation-{0,1,2,3} --seeds 0,1 \\
+        --out benchmarks/defaults/patch-self-similarity.md                              # ~16 min
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from oneclass.data.folders import folder_splits
+from oneclass.detector import OneClassDetector
+from oneclass.evaluation.metrics import auroc
+from oneclass.fileio import atomic_open
+from oneclass.heads.ocnn.patch import smooth_maps, split_logit, worst_share_score
+
+RADII = (8, 12)  # regions (2 image pixels each at lite0's scale); a defect spans up to about 8
+WEIGHTS = (0.5, 1.0)
+KINDS = ("missing", "scratch", "stain")
+CATEGORIES = ("brick", "grass", "gravel")
+
+
+def whitened_regions(detector: OneClassDetector, images: np.ndarray) -> torch.Tensor:
+    """Every region's descriptor ``(n, h * w, D)`` in the OC-NN's whitened space, and the grid."""
+    scorer = detector.head_.scorer_
+    with torch.no_grad():
+        descriptors, _ = split_logit(detector._patch_features(detector._images(images)), scorer.tuned)
+    n, dim, h, w = descriptors.shape
+    flat = descriptors.permute(0, 2, 3, 1).reshape(n, h * w, dim)
+    return (flat - scorer.net.mean) @ scorer.net.transform, (h, w)
+
+
+def self_distances(regions: torch.Tensor, grid: tuple[int, int], radius: int) -> torch.Tensor:
+    """``(n, h, w)``: each region's distance to the nearest region of its own image that lies
+    more than ``radius`` regions away (Chebyshev) from it."""
+    h, w = grid
+    rows, columns = torch.meshgrid(torch.arange(h), torch.arange(w), indexing="ij")
+    places = torch.stack([rows.flatten(), columns.flatten()], 1).float()
+    near = torch.cdist(places, places, p=float("inf")) <= radius
+    nearest = []
+    for part in regions.split(32):
+        squared = (part * part).sum(-1)
+        d2 = squared[:, :, None] + squared[:, None, :] - 2 * part @ part.transpose(1, 2)
+        nearest.append(d2.masked_fill(near, torch.inf).amin(2).clamp_min(0).sqrt())
+    return torch.cat(nearest).view(-1, h, w)
+
+
+def standardised(train_maps: torch.Tensor, test_maps: torch.Tensor) -> torch.Tensor:
+    """``test_maps`` minus the training maps' per-pixel mean, over their spread (floored at 1%
+    of the map's mean spread, as the product's members)."""
+    spread = train_maps.std(0)
+    return (test_maps - train_maps.mean(0)) / spread.clamp_min(0.01 * spread.mean())
+
+
+def category_aurocs(category: Path, seed: int) -> dict[str, dict[str, float]]:
+    """{row: {"all" and each kind: image AUROC}} of one category's test images."""
+    train, test = folder_splits(category, keep_detail=True)
+    images, tested = train[np.arange(len(train))], test[np.arange(len(test))]
+    detector = OneClassDetector(encoder="lite0", seed=seed, nu=0.1, device="cpu", quiet=True).fit(images)
+    scores, maps = detector.scores_and_maps(tested)
+    maps, size = torch.from_numpy(maps), detector.head_.scorer_.image_size
+    share = detector.head_.scorer_.top_share
+    train_regions, grid = whitened_regions(detector, images)
+    test_regions, _ = whitened_regions(detector, tested)
+    rows = {"the product (w = 0)": scores}
+    for radius in RADII:
+        train_maps = smooth_maps(self_distances(train_regions, grid, radius), size)
+        own = standardised(train_maps, smooth_maps(self_distances(test_regions, grid, radius), size))
+        rows[f"own regions alone, radius {radius}"] = worst_share_score(own, share).numpy()
+        for weight in WEIGHTS:
+            summed = worst_share_score(maps + weight * own, share).numpy()
+            rows[f"the product + {weight:g} x own regions, radius {radius}"] = summed
+    kinds, found = np.array(test.kinds), {}
+    for name, row_scores in rows.items():
+        found[name] = {"all": auroc(row_scores, test.is_normal)}
+        for kind in KINDS:
+            keep = test.is_normal | (kinds == kind)
+            found[name][kind] = auroc(row_scores[keep], test.is_normal[keep])
+    return found
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("folders", nargs="+", type=Path, help="validation folders (MVTec layout)")
+    parser.add_argument("--seeds", default="0", help="comma-separated seeds")
+    parser.add_argument("--out", type=Path, required=True, help="markdown record to write")
+    args = parser.parse_args(argv)
+    seeds = [int(s) for s in args.seeds.split(",")]
+    columns = [*(f.name for f in args.folders), *CATEGORIES, *KINDS]
+    lines = [
+        f"Command: `python benchmarks/self_similarity.py {' '.join(map(str, args.folders))} --seeds "
+        f"{args.seeds} --out {args.out}` (validation folders only, no test image)",
+        "",
+        "| seed | candidate | mean image AUROC (%) | " + " | ".join(columns) + " |",
+        "|---" * (3 + len(columns)) + "|",
+    ]
+    for seed in seeds:
+        found = {
+            (folder.name, c.name): category_aurocs(c, seed)
+            for folder in args.folders
+            for c in sorted(folder.iterdir())
+            if c.is_dir()
+        }
+        for name in next(iter(found.values())):
+            by_folder = [[v[name]["all"] for k, v in found.items() if k[0] == f.name] for f in args.folders]
+            by_category = [[v[name]["all"] for k, v in found.items() if k[1] == c] for c in CATEGORIES]
+            by_kind = [[v[name][kind] for v in found.values()] for kind in KINDS]
+            groups = [*by_folder, *by_category, *by_kind]
+            cells = " | ".join(f"{100 * statistics.mean(c):.1f}" for c in groups)
+            mean = statistics.mean(v[name]["all"] for v in found.values())
+            lines.append(f"| {seed} | {name} | **{100 * mean:.2f}** | {cells} |")
+            print(lines[-1], flush=True)
+    with atomic_open(args.out) as handle:
+        handle.write("\n".join(lines) + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
