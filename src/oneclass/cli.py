@@ -87,6 +87,7 @@ MODEL_OPTIONS = [
     "batch_size",
     "synthetic_defects",
     "defect_branch",
+    "grey_levels",
     "seed",
     "device",
 ]
