@@ -8,6 +8,8 @@ category and by defect kind::
 
     python benchmarks/grey_curve.py data/inspection-validation-{0,1,2,3} --curves sqrt,log30 \\
         --seeds 0 --out benchmarks/defaults/patch-grey-curve.md                   # ~5 min a curve
+    python benchmarks/grey_curve.py data/inspection-other --curves none,sqrt --seeds 0,1,2 \\
+        --out benchmarks/defaults/patch-grey-curve-other.md                  # the check, ~5 min
 """
 
 from __future__ import annotations
@@ -24,7 +26,6 @@ from oneclass.evaluation.metrics import auroc
 from oneclass.fileio import atomic_open
 
 KINDS = ("missing", "scratch", "stain")
-CATEGORIES = ("brick", "grass", "gravel")
 
 
 def curve_table(name: str) -> np.ndarray:
@@ -64,7 +65,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     curves, seeds = args.curves.split(","), [int(s) for s in args.seeds.split(",")]
     tables = {name: curve_table(name) for name in curves}
-    columns = [*(f.name for f in args.folders), *CATEGORIES, *KINDS]
+    categories = sorted({c.name for f in args.folders for c in f.iterdir() if c.is_dir()})
+    columns = [*(f.name for f in args.folders), *categories, *KINDS]
     lines = [
         f"Command: `python benchmarks/grey_curve.py {' '.join(map(str, args.folders))} --curves "
         f"{args.curves} --seeds {args.seeds} --out {args.out}` (validation folders only, no test image)",
@@ -82,7 +84,7 @@ def main(argv: list[str] | None = None) -> int:
             }
             groups = [
                 *([v["all"] for k, v in found.items() if k[0] == f.name] for f in args.folders),
-                *([v["all"] for k, v in found.items() if k[1] == c] for c in CATEGORIES),
+                *([v["all"] for k, v in found.items() if k[1] == c] for c in categories),
                 *([v[kind] for v in found.values()] for kind in KINDS),
             ]
             cells = " | ".join(f"{100 * statistics.mean(g):.1f}" for g in groups)
