@@ -28,7 +28,6 @@ from oneclass.errors import OneClassError
 from oneclass.evaluation.metrics import auroc, pixel_auroc, pro_score
 from oneclass.heads.ocnn.patch import ROWS_PER_BATCH, images_per_batch, smooth_maps
 from oneclass.heads.ocnn.patch import fit_bytes as patch_fit_bytes
-from oneclass.imaging import curved, grey_table
 from oneclass.networks import (
     PATCH_BATCH,
     build_patch_features,
@@ -303,8 +302,7 @@ def test_the_local_detector_learns_from_synthetic_defects_and_keeps_its_discrimi
     features, painted = detector._painted_features(images, np.arange(4), torch.device("cpu"))
     assert len(features) == len(painted) == 4 * PAINTED_COPIES > 4
     assert not np.array_equal(painted[:4], painted[4:8])
-    # painted on the detector's grey levels (their square root), as its clean images are described
-    first = synthetic_defects(curved(images[:4], "sqrt"), np.random.default_rng([detector.seed, 0]))
+    first = synthetic_defects(images[:4], np.random.default_rng([detector.seed, 0]))
     assert np.array_equal(painted[:4], first[1])
     with torch.no_grad():
         alone = scorer.defect_maps(detector._patch_features(test)[:, : detector.encoder_.dim]).numpy()
@@ -395,46 +393,6 @@ def test_the_tuning_images_are_bounded_by_count_and_memory(monkeypatch):
     assert np.array_equal(defect_tuning.tuning_images(images[:50], tap_size, 3, seed=0), np.arange(50))
     monkeypatch.setattr(defect_tuning, "CACHE_BYTES", 40 * 4 * 4 * tap_size)  # float32, clean + 3 copies
     assert len(defect_tuning.tuning_images(images, tap_size, 3, seed=0)) == 40
-
-
-def test_the_square_root_of_the_grey_levels_gives_shadows_as_many_levels_as_the_light():
-    root, linear = grey_table("sqrt"), grey_table("linear")
-    assert np.array_equal(linear, np.arange(256)) and root[0] == 0 and root[255] == 255
-    assert np.all(np.diff(root.astype(int)) >= 0) and root[64] == 128  # a quarter of the light: half
-    # a stain that halves the light is the same step wherever it falls: 40 -> 20 as 200 -> 100
-    assert root[20] / root[40] == pytest.approx(root[100] / root[200], abs=0.02)
-    assert 40 - 20 < 200 - 100 and root[40] - root[20] > 0.3 * (root[200] - root[100])
-    images = np.random.default_rng(0).integers(0, 256, (2, 1, 8, 8), dtype=np.uint8)
-    assert np.array_equal(curved(images, "sqrt"), root[images]) and curved(images, "linear") is images
-    floats = images.astype(np.float32) / 255
-    assert np.abs(curved(floats, "sqrt") - root[images] / 255).max() < 0.5 / 255 + 1e-6
-
-
-def test_the_local_detector_describes_the_square_root_and_a_model_saved_before_keeps_linear(brick, tmp_path):
-    """Every image the local detector describes is on its grey levels first (the default, sqrt):
-    its clean training and test images alike; a model saved before the parameter (no grey_levels
-    in its config) is read with the linear grey levels it was fitted on."""
-    train, _ = _folder(brick / "brick", "train")
-    test, _ = _folder(brick / "brick", "test")
-    detector = OneClassDetector(encoder="lite0", synthetic_defects=False, device="cpu", quiet=True)
-    detector.fit(train)
-    assert detector.grey_levels == "sqrt"
-    cpu = torch.device("cpu")
-    described = detector._patch_features(test[:4], cpu)
-    assert torch.equal(described, detector._described(grey_table("sqrt")[test[:4]], cpu))
-    assert not torch.allclose(described, detector._described(test[:4], cpu))
-    run = detector.save(tmp_path / "run")
-    config = json.loads((run / "config.json").read_text())
-    assert config["params"]["grey_levels"] == "sqrt"
-    scores = detector.score_samples(test)
-    assert np.array_equal(OneClassDetector.load(run).score_samples(test), scores)
-    del config["params"]["grey_levels"]
-    config["format_version"] = 3
-    (run / "config.json").write_text(json.dumps(config))
-    older = OneClassDetector.load(run)
-    assert older.grey_levels == "linear" and not np.allclose(older.score_samples(test), scores)
-    with pytest.raises(OneClassError, match="grey_levels"):
-        OneClassDetector(encoder="lite0", grey_levels="log")
 
 
 def test_the_fast_local_detector_scores_every_other_region(brick, tmp_path):

@@ -87,7 +87,6 @@ MODEL_OPTIONS = [
     "batch_size",
     "synthetic_defects",
     "defect_branch",
-    "grey_levels",
     "seed",
     "device",
 ]

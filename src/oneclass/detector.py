@@ -29,7 +29,6 @@ from .heads import HEADS, Head, head_class
 from .heads.combination import FisherCombination
 from .heads.ocnn.patch import PatchOCNN
 from .heads.ocnn.patch import fit_bytes as patch_fit_bytes
-from .imaging import GREY_LEVELS, curved
 from .networks import (
     DEFAULT_BATCH,
     DEFAULT_EPOCHS,
@@ -66,9 +65,8 @@ from .training.defect_tuning import tune_defect_branch, tuning_bytes, tuning_ima
 from .training.loop import training_schedule
 
 # 2: the kernel OC-NN scores log y_hat and sets its threshold out of fold;
-# 3: the local detector's maps are standardised per pixel (global models of version 2 still load);
-# 4: a local detector's grey levels are a parameter (older local models: linear; version 3 loads)
-FORMAT_VERSION = 4
+# 3: the local detector's maps are standardised per pixel (global models of version 2 still load)
+FORMAT_VERSION = 3
 CONFIG_FORMAT = "oneclass-detector"
 CONFIG_FILE = "config.json"
 WEIGHTS_FILE = "model.safetensors"
@@ -107,9 +105,6 @@ class OneClassDetector(Estimator):
         the training images (a discriminator beside the patch OC-NN, ``heads/defects.py``).
     defect_branch : with ``synthetic_defects``, also fine-tune copies of the backbone's later blocks
         on them (a third map, ``training/defect_tuning.py``): more accurate, a longer fit.
-    grey_levels : a local detector works on the images' grey levels "sqrt" (their square root,
-        painting included; ``imaging.curved``) or "linear" (as they are; models saved before this
-        parameter).
     seed : one seed drives every random generator; the same seed gives the same scores.
     device : "auto", "cpu", "cuda" or "mps".
     quiet : no progress bars.
@@ -174,12 +169,6 @@ class OneClassDetector(Estimator):
             "Local detector with synthetic defects: also fine-tune a copy of the backbone's later blocks "
             "to tell them apart, a third map (more accurate; 7-18 s more per fit of 64x64 images, 2 cores).",
         ),
-        "grey_levels": Param(
-            Options(GREY_LEVELS),
-            "Local detector (lite0): the grey levels it works on, painted defects included: sqrt, their "
-            "square root (the dark parts of a surface get as many levels as the bright ones, so that a "
-            "stain in a shadow shows as in the light), or linear, as they are.",
-        ),
         "seed": Param(
             Interval(int, 0), "Seed of every random generator; the same seed gives the same scores."
         ),
@@ -202,7 +191,6 @@ class OneClassDetector(Estimator):
         weight_decay: float = 1e-6,
         synthetic_defects: bool = True,
         defect_branch: bool = True,
-        grey_levels: str = "sqrt",
         seed: int = 0,
         device: str = "auto",
         quiet: bool = False,
@@ -221,7 +209,6 @@ class OneClassDetector(Estimator):
         self.weight_decay = weight_decay
         self.synthetic_defects = synthetic_defects
         self.defect_branch = defect_branch
-        self.grey_levels = grey_levels
         self.seed = seed
         self.device = device
         self.quiet = quiet
@@ -487,10 +474,6 @@ class OneClassDetector(Estimator):
         """Patch descriptors ``(n, D, h, w)`` of validated images, computed and kept on ``device``
         (the detector's when None)."""
         device = self._device() if device is None else device
-        return self._described(curved(images, self.grey_levels), device)
-
-    def _described(self, images: np.ndarray, device: torch.device) -> torch.Tensor:
-        """``_patch_features`` of images already on the detector's grey levels."""
         return patch_descriptors(self.encoder_, images, images_per_pass(self.image_shape_, device), device)
 
     def _tune_features(self, images: np.ndarray, device: torch.device) -> bool:
@@ -500,8 +483,7 @@ class OneClassDetector(Estimator):
             return False
         chosen = tuning_images(images, self.encoder_.first_tap_size(), PAINTED_COPIES, self.seed)
         self.tuning_images_ = len(chosen)
-        tuned_on = curved(images[chosen], self.grey_levels)
-        branch = tune_defect_branch(self.encoder_, tuned_on, self.seed, device, PAINTED_COPIES)
+        branch = tune_defect_branch(self.encoder_, images[chosen], self.seed, device, PAINTED_COPIES)
         self.encoder_.cpu()
         return branch is not None
 
@@ -511,10 +493,8 @@ class OneClassDetector(Estimator):
         """Patch descriptors (on ``device``) of ``PAINTED_COPIES`` copies of ``images[index]`` with
         a synthetic defect painted on each image of each copy, and the defects' masks
         ``(PAINTED_COPIES * k, H, W)``; the same defects for the same seed and images."""
-        painted, masks = painted_copies(
-            curved(images[index], self.grey_levels), [self.seed, int(index[0])], PAINTED_COPIES
-        )
-        return self._described(painted, device), masks
+        painted, masks = painted_copies(images[index], [self.seed, int(index[0])], PAINTED_COPIES)
+        return self._patch_features(painted, device), masks
 
     def _local_scores(self, images: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Image scores ``(n,)`` and anomaly maps ``(n, H, W)`` of validated images, a few
@@ -705,14 +685,13 @@ class OneClassDetector(Estimator):
                 f"{config_path}: a local model of format version 2 (anomaly maps not standardised "
                 "per pixel); refit it with this version: run the same `oneclass fit` command again"
             )
-        if config.get("format_version") not in (2, 3, FORMAT_VERSION):
+        if config.get("format_version") not in (2, FORMAT_VERSION):
             raise OneClassError(
                 f"{config_path}: format version {config.get('format_version')!r}, "
                 f"this oneclass reads versions 2 to {FORMAT_VERSION}"
             )
         try:
             params = {k: v for k, v in config["params"].items() if k in cls.parameters}
-            params.setdefault("grey_levels", "linear")  # saved before it was a parameter
             params["channels"] = tuple(params["channels"]) if params.get("channels") else None
             if device is not None:
                 params["device"] = device

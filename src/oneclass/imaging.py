@@ -1,11 +1,10 @@
-"""Small image operations shared by the maps (``heads/ocnn/patch.py``), the synthetic defects
-(``data/synthetic_defects.py``) and the local detector's grey levels (``curved``)."""
+"""Small image operations shared by the maps (``heads/ocnn/patch.py``) and the synthetic defects
+(``data/synthetic_defects.py``)."""
 
 from __future__ import annotations
 
 import math
 
-import numpy as np
 import torch
 import torch.nn.functional as F
 
@@ -39,26 +38,3 @@ def upsample_and_blur_operator(source: int, target: int, sigma: float) -> torch.
     radius = len(taps) // 2
     blurred = F.conv1d(F.pad(resized, (radius, radius), mode="replicate"), taps.view(1, 1, -1))
     return blurred[:, 0].T.float().contiguous()
-
-
-# the grey levels a local detector works on: "linear", as they are; "sqrt", their square root
-GREY_LEVELS = ("linear", "sqrt")
-
-
-def grey_table(levels: str) -> np.ndarray:
-    """uint8 ``(256,)``: each grey level 0..255 on the curve ``levels`` (``GREY_LEVELS``), rounded."""
-    x = np.arange(256) / 255.0
-    y = np.sqrt(x) if levels == "sqrt" else x
-    return np.round(255.0 * y).astype(np.uint8)
-
-
-def curved(images: np.ndarray, levels: str) -> np.ndarray:
-    """Images ``(n, C, H, W)`` (uint8, or float in [0, 1]) with their grey levels on the curve
-    ``levels``: the square root gives the dark parts of a surface as many levels as the bright
-    ones, so that a change of reflectance (a product: a stain, a wet spot) shows in a shadow as it
-    does in the light. uint8 images through ``grey_table`` (what the ONNX graph does)."""
-    if levels == "linear":
-        return images
-    if images.dtype == np.uint8:
-        return grey_table(levels)[images]
-    return np.sqrt(images).astype(images.dtype, copy=False)

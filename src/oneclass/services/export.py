@@ -26,7 +26,6 @@ from torch import nn
 from ..detector import OneClassDetector
 from ..errors import OneClassError
 from ..fileio import atomic_path, write_json
-from ..imaging import grey_table
 
 ONNX_FILE = "model.onnx"
 ONNX_META_FILE = "model.onnx.json"
@@ -47,18 +46,16 @@ class ScoringGraph(nn.Module):
 
 
 class LocalScoringGraph(nn.Module):
-    """uint8 images ``(n, C, H, W)`` -> (scores ``(n,)``, anomaly maps ``(n, H, W)``): the grey
-    levels' curve (a lookup in ``levels``, uint8 ``(256,)``: ``imaging.grey_table``), pixel
+    """uint8 images ``(n, C, H, W)`` -> (scores ``(n,)``, anomaly maps ``(n, H, W)``): pixel
     scaling, patch features, the patch OC-NN, map upsampling and smoothing, in one graph."""
 
-    def __init__(self, features: nn.Module, scorer: nn.Module, levels: torch.Tensor):
+    def __init__(self, features: nn.Module, scorer: nn.Module):
         super().__init__()
         self.features = features
         self.scorer = scorer
-        self.register_buffer("levels", levels.to(torch.float32) / 255.0)
 
     def forward(self, images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        return self.scorer(self.features(self.levels[images.to(torch.int64)]))
+        return self.scorer(self.features(images.to(torch.float32) / 255.0))
 
 
 def scoring_graph(detector: OneClassDetector) -> nn.Module:
@@ -66,8 +63,7 @@ def scoring_graph(detector: OneClassDetector) -> nn.Module:
     detector._check_fitted()
     head = detector.head_.torch_module()
     if detector.local:
-        levels = torch.from_numpy(grey_table(detector.grey_levels))
-        return LocalScoringGraph(detector.encoder_, head, levels).cpu().eval()
+        return LocalScoringGraph(detector.encoder_, head).cpu().eval()
     if head is None:
         raise OneClassError(
             f"head {detector.head_.name!r} has no network to export; export supports the OC-NN "
