@@ -50,6 +50,19 @@ def test_a_line_is_a_thin_stroke_where_a_blob_is_not():
         assert max(np.ptp(rows), np.ptp(cols)) + 1 >= 2 * np.sqrt(mask.sum())  # elongated
 
 
+@pytest.mark.parametrize("kind", KNOWN_KINDS)
+def test_float_images_in_0_1_are_painted_as_their_grey_levels_are(kind):
+    """The API takes float images in [0, 1] as well as uint8: they are painted on the same 0..255
+    scale (a defect of 30-90 grey levels, not of 30-90 times the image) and come back in [0, 1],
+    the same defects as the uint8 images get from the same generator, only not rounded."""
+    images = _texture(8, 1)
+    painted, masks = synthetic_defects(images, np.random.default_rng(3), (kind,))
+    floats, float_masks = synthetic_defects(images / np.float32(255), np.random.default_rng(3), (kind,))
+    assert floats.dtype == np.float32 and floats.min() >= 0 and floats.max() <= 1
+    assert np.array_equal(float_masks, masks)
+    assert np.abs(floats * 255 - painted).max() <= 0.5 + 1e-3
+
+
 def test_an_unknown_kind_is_named_in_the_error():
     with pytest.raises(ValueError, match="'stripe'.*gain"):
         synthetic_defects(_texture(2, 1), np.random.default_rng(0), ("stripe",))

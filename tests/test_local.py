@@ -285,6 +285,16 @@ def test_local_detector_scores_and_maps_find_the_defects(brick):
     assert grown.reshape(len(worst), -1)[np.arange(len(worst)), worst].mean() > 0.6
     # nu: about a tenth of the training images' out-of-fold scores fall below the threshold
     assert detector.threshold_ == pytest.approx(-detector.pixel_threshold_)
+    # float images in [0, 1] are the same images: painted on their grey levels, not on 0..1
+    cpu, index = torch.device("cpu"), np.arange(6)
+    painted, masks = detector._painted_features(train, index, cpu)
+    painted_floats, float_masks = detector._painted_features(train / np.float32(255), index, cpu)
+    assert np.array_equal(float_masks, masks)
+    assert (painted_floats - painted).abs().mean() < 0.02 * painted.abs().mean()  # rounding apart
+    floats = OneClassDetector(encoder="lite0", device="cpu", quiet=True).fit(train / np.float32(255))
+    float_scores = floats.score_samples(test / np.float32(255))
+    assert abs(auroc(float_scores, is_normal) - auroc(scores, is_normal)) < 0.02
+    assert np.corrcoef(np.argsort(np.argsort(float_scores)), np.argsort(np.argsort(scores)))[0, 1] > 0.97
 
 
 def test_the_local_detector_learns_from_synthetic_defects_and_keeps_its_discriminator(brick, tmp_path):

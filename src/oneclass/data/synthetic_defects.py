@@ -112,11 +112,13 @@ def _shifted(image: torch.Tensor, rng: np.random.Generator) -> torch.Tensor:
 def synthetic_defects(
     images: np.ndarray, rng: np.random.Generator, kinds: tuple[str, ...] = DEFECT_KINDS
 ) -> tuple[np.ndarray, np.ndarray]:
-    """uint8 images ``(n, C, H, W)`` -> (copies with one synthetic defect each, uint8 ``(n, C, H,
-    W)``; defect masks, bool ``(n, H, W)``: the blobs' (or lines') pixels, whose soft edges reach a
-    few pixels beyond)."""
+    """Images ``(n, C, H, W)``, uint8 or float in [0, 1] -> (copies with one synthetic defect each,
+    of the same dtype and scale; defect masks, bool ``(n, H, W)``: the blobs' (or lines') pixels,
+    whose soft edges reach a few pixels beyond). Painted on the 0..255 scale either way (the
+    kinds' strengths are grey levels); float images are not rounded."""
     n, _, h, w = images.shape
-    clean = torch.from_numpy(np.ascontiguousarray(images)).float()
+    levels = 1.0 if images.dtype == np.uint8 else 255.0  # float images are in [0, 1]
+    clean = torch.from_numpy(np.ascontiguousarray(images)).float() * levels
     painted = clean.clone()
     masks = np.zeros((n, h, w), dtype=bool)
     for i in range(n):
@@ -144,16 +146,18 @@ def synthetic_defects(
             raise ValueError(f"unknown defect kind {kind!r}; expected one of {', '.join(KNOWN_KINDS)}")
         painted[i] = image * (1 - blob) + new * blob
         masks[i] = mask.numpy()
+    if images.dtype != np.uint8:
+        return (painted.clamp(0, 255) / levels).numpy().astype(images.dtype, copy=False), masks
     return painted.round().clamp(0, 255).to(torch.uint8).numpy(), masks
 
 
 def painted_copies(
     images: np.ndarray, seed: list[int], copies: int, kinds: tuple[str, ...] = DEFECT_KINDS
 ) -> tuple[np.ndarray, np.ndarray]:
-    """``copies`` copies of uint8 images ``(n, C, H, W)``, each image of each copy with its own
-    synthetic defect: (painted, uint8 ``(copies * n, C, H, W)``, copy by copy; masks, bool
-    ``(copies * n, H, W)``). Copy ``k`` is painted by the generator seeded ``[*seed, k]``, so the
-    first copy is what ``default_rng(seed)`` alone paints."""
+    """``copies`` copies of images ``(n, C, H, W)`` (uint8, or float in [0, 1]), each image of each
+    copy with its own synthetic defect: (painted, ``(copies * n, C, H, W)`` of the images' dtype,
+    copy by copy; masks, bool ``(copies * n, H, W)``). Copy ``k`` is painted by the generator
+    seeded ``[*seed, k]``, so the first copy is what ``default_rng(seed)`` alone paints."""
     found = [synthetic_defects(images, np.random.default_rng([*seed, copy]), kinds) for copy in range(copies)]
     painted, masks = (np.concatenate(part) for part in zip(*found, strict=True))
     return painted, masks

@@ -72,8 +72,9 @@ def tune_defect_branch(
     copies: int,
     epochs: int = EPOCHS,
 ) -> DefectBranch | None:
-    """Give ``features`` a ``DefectBranch`` trained on uint8 ``images`` ``(n, C, H, W)`` (clean) and
-    ``copies`` painted copies of them; None (and no branch) when no region came out as a defect."""
+    """Give ``features`` a ``DefectBranch`` trained on ``images`` ``(n, C, H, W)`` (clean; uint8, or
+    float in [0, 1]) and ``copies`` painted copies of them; None (and no branch) when no region came
+    out as a defect."""
     features.defect_branch = None
     features.to(device).eval()
     painted, masks = painted_copies(images, [seed, 8191], copies)
