@@ -69,7 +69,7 @@ def main(argv: list[str] | None = None) -> int:
     columns = [*(f.name for f in args.folders), *categories, *KINDS]
     lines = [
         f"Command: `python benchmarks/grey_curve.py {' '.join(map(str, args.folders))} --curves "
-        f"{args.curves} --seeds {args.seeds} --out {args.out}` (validation folders only, no test image)",
+        f"{args.curves} --seeds {args.seeds} --out {args.out}` (no image of the benchmark's test split)",
         "",
         "| seed | curve | mean image AUROC (%) | " + " | ".join(columns) + " |",
         "|---" * (3 + len(columns)) + "|",
