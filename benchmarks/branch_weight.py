@@ -11,47 +11,29 @@ rescored. Image AUROC, mean over the folders' categories, and by defect kind::
 
 from __future__ import annotations
 
-import argparse
 import statistics
 from pathlib import Path
 
-import numpy as np
-
-from oneclass.data.folders import folder_splits
-from oneclass.detector import OneClassDetector
-from oneclass.evaluation.metrics import auroc
-from oneclass.fileio import atomic_open
+from _folders import KINDS, fitted_product, folder_arguments, kind_aurocs, seeds_of
+from _record import record  # benchmarks/: this folder is on sys.path when run
 
 WEIGHTS = (0.0, 0.5, 0.75, 1.0, 1.5)
-KINDS = ("missing", "scratch", "stain")
 
 
 def weighted_aurocs(category: Path, seed: int) -> dict[float, dict[str, float]]:
     """{w: {"all" and each kind: image AUROC}} of one category's test images."""
-    train, test = folder_splits(category, keep_detail=True)
-    images, tested = train[np.arange(len(train))], test[np.arange(len(test))]
-    detector = OneClassDetector(encoder="lite0", seed=seed, nu=0.1, device="cpu", quiet=True).fit(images)
+    detector, _, test, tested = fitted_product(category, seed)
     scorer = detector.head_.scorer_
-    spread, kinds, out = scorer.tuned_spread.clone(), np.array(test.kinds), {}
+    spread, out = scorer.tuned_spread.clone(), {}
     for weight in WEIGHTS:
         scorer.tuned_spread = spread / weight if weight else spread * 1e12
-        scores = detector.score_samples(tested)
-        found = {"all": auroc(scores, test.is_normal)}
-        for kind in KINDS:
-            keep = test.is_normal | (kinds == kind)
-            found[kind] = auroc(scores[keep], test.is_normal[keep])
-        out[weight] = found
+        out[weight] = kind_aurocs(detector.score_samples(tested), test)
     scorer.tuned_spread = spread
     return out
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("folders", nargs="+", type=Path, help="validation folders (MVTec layout)")
-    parser.add_argument("--seeds", default="0", help="comma-separated seeds")
-    parser.add_argument("--out", type=Path, required=True, help="markdown record to write")
-    args = parser.parse_args(argv)
-    seeds = [int(s) for s in args.seeds.split(",")]
+    args = folder_arguments(__doc__.splitlines()[0]).parse_args(argv)
     lines = [
         f"Command: `python benchmarks/branch_weight.py {' '.join(map(str, args.folders))} --seeds "
         f"{args.seeds} --out {args.out}` (validation folders only, no test image)",
@@ -63,7 +45,7 @@ def main(argv: list[str] | None = None) -> int:
         + " |",
         "|---" * (3 + len(args.folders) + len(KINDS)) + "|",
     ]
-    for seed in seeds:
+    for seed in seeds_of(args.seeds):
         found = {
             folder: [weighted_aurocs(c, seed) for c in sorted(folder.iterdir()) if c.is_dir()]
             for folder in args.folders
@@ -77,8 +59,7 @@ def main(argv: list[str] | None = None) -> int:
                 + " | ".join(f"{100 * v:.1f}" for v in per_kind) + " |"
             )  # fmt: skip
             print(lines[-1], flush=True)
-    with atomic_open(args.out) as handle:
-        handle.write("\n".join(lines) + "\n")
+    record(lines, args.out)
     return 0
 
 

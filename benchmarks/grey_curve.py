@@ -1,6 +1,6 @@
-"""The local detector on images whose grey levels pass through a curve first (validation
-folders only): ``OneClassDetector(encoder="lite0")`` fitted and scored on ``curve(images)``, painting
-of synthetic defects included, as ``oneclass bench --methods patch-ocnn`` fits it.
+"""The local detector on images whose grey levels pass through a curve first (no image of the
+benchmark's test split): ``OneClassDetector(encoder="lite0")`` fitted and scored on ``curve(images)``,
+painting of synthetic defects included, as ``oneclass bench --methods patch-ocnn`` fits it.
 
 Curves: ``none``; ``sqrt`` (x -> 255 sqrt(x / 255)); ``logA`` (x -> 255 log(1 + A x / 255) /
 log(1 + A)), each rounded to a uint8 table. Image AUROC, mean over the folders' categories, by
@@ -14,18 +14,18 @@ category and by defect kind::
 
 from __future__ import annotations
 
-import argparse
-import statistics
-from pathlib import Path
-
 import numpy as np
-
-from oneclass.data.folders import folder_splits
-from oneclass.detector import OneClassDetector
-from oneclass.evaluation.metrics import auroc
-from oneclass.fileio import atomic_open
-
-KINDS = ("missing", "scratch", "stain")
+from _folders import (
+    categories_of,
+    each_category,
+    fitted_product,
+    folder_arguments,
+    kind_aurocs,
+    seeds_of,
+    summary_row,
+    table_head,
+)
+from _record import record  # benchmarks/: this folder is on sys.path when run
 
 
 def curve_table(name: str) -> np.ndarray:
@@ -43,56 +43,28 @@ def curve_table(name: str) -> np.ndarray:
     return np.clip(np.round(255 * y), 0, 255).astype(np.uint8)
 
 
-def category_aurocs(category: Path, table: np.ndarray, seed: int) -> dict[str, float]:
-    """{"all" and each kind: image AUROC} of one category's test images, every image curved."""
-    train, test = folder_splits(category, keep_detail=True)
-    images, tested = table[train[np.arange(len(train))]], table[test[np.arange(len(test))]]
-    detector = OneClassDetector(encoder="lite0", seed=seed, nu=0.1, device="cpu", quiet=True).fit(images)
-    scores, kinds = detector.score_samples(tested), np.array(test.kinds)
-    found = {"all": auroc(scores, test.is_normal)}
-    for kind in KINDS:
-        keep = test.is_normal | (kinds == kind)
-        found[kind] = auroc(scores[keep], test.is_normal[keep])
-    return found
-
-
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("folders", nargs="+", type=Path, help="validation folders (MVTec layout)")
+    parser = folder_arguments(__doc__.splitlines()[0])
     parser.add_argument("--curves", default="none,sqrt", help="comma-separated curves")
-    parser.add_argument("--seeds", default="0", help="comma-separated seeds")
-    parser.add_argument("--out", type=Path, required=True, help="markdown record to write")
     args = parser.parse_args(argv)
-    curves, seeds = args.curves.split(","), [int(s) for s in args.seeds.split(",")]
-    tables = {name: curve_table(name) for name in curves}
-    categories = sorted({c.name for f in args.folders for c in f.iterdir() if c.is_dir()})
-    columns = [*(f.name for f in args.folders), *categories, *KINDS]
-    lines = [
+    tables = {name: curve_table(name) for name in args.curves.split(",")}
+    categories = categories_of(args.folders)
+    command = (
         f"Command: `python benchmarks/grey_curve.py {' '.join(map(str, args.folders))} --curves "
-        f"{args.curves} --seeds {args.seeds} --out {args.out}` (no image of the benchmark's test split)",
-        "",
-        "| seed | curve | mean image AUROC (%) | " + " | ".join(columns) + " |",
-        "|---" * (3 + len(columns)) + "|",
-    ]
-    for seed in seeds:
+        f"{args.curves} --seeds {args.seeds} --out {args.out}` (no image of the benchmark's test split)"
+    )
+    lines = table_head(command, "curve", args.folders, categories)
+    for seed in seeds_of(args.seeds):
         for name, table in tables.items():
-            found = {
-                (folder.name, c.name): category_aurocs(c, table, seed)
-                for folder in args.folders
-                for c in sorted(folder.iterdir())
-                if c.is_dir()
-            }
-            groups = [
-                *([v["all"] for k, v in found.items() if k[0] == f.name] for f in args.folders),
-                *([v["all"] for k, v in found.items() if k[1] == c] for c in categories),
-                *([v[kind] for v in found.values()] for kind in KINDS),
-            ]
-            cells = " | ".join(f"{100 * statistics.mean(g):.1f}" for g in groups)
-            mean = statistics.mean(v["all"] for v in found.values())
+
+            def measure(category, table=table, seed=seed):
+                detector, _, test, tested = fitted_product(category, seed, table.__getitem__)
+                return kind_aurocs(detector.score_samples(tested), test)
+
+            mean, cells = summary_row(each_category(args.folders, measure), args.folders, categories)
             lines.append(f"| {seed} | {name} | **{100 * mean:.2f}** | {cells} |")
             print(lines[-1], flush=True)
-    with atomic_open(args.out) as handle:
-        handle.write("\n".join(lines) + "\n")
+    record(lines, args.out)
     return 0
 
 

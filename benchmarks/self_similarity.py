@@ -20,23 +20,27 @@ by category and by defect kind::
 
 from __future__ import annotations
 
-import argparse
-import statistics
 from pathlib import Path
 
 import numpy as np
 import torch
+from _folders import (
+    categories_of,
+    each_category,
+    fitted_product,
+    folder_arguments,
+    kind_aurocs,
+    seeds_of,
+    summary_row,
+    table_head,
+)
+from _record import record  # benchmarks/: this folder is on sys.path when run
 
-from oneclass.data.folders import folder_splits
 from oneclass.detector import OneClassDetector
-from oneclass.evaluation.metrics import auroc
-from oneclass.fileio import atomic_open
 from oneclass.heads.ocnn.patch import smooth_maps, split_logit, worst_share_score
 
 RADII = (8, 12)  # regions (2 image pixels each at lite0's scale); a defect spans up to about 8
 WEIGHTS = (0.5, 1.0)
-KINDS = ("missing", "scratch", "stain")
-CATEGORIES = ("brick", "grass", "gravel")
 
 
 def whitened_regions(detector: OneClassDetector, images: np.ndarray) -> torch.Tensor:
@@ -73,9 +77,7 @@ def standardised(train_maps: torch.Tensor, test_maps: torch.Tensor) -> torch.Ten
 
 def category_aurocs(category: Path, seed: int) -> dict[str, dict[str, float]]:
     """{row: {"all" and each kind: image AUROC}} of one category's test images."""
-    train, test = folder_splits(category, keep_detail=True)
-    images, tested = train[np.arange(len(train))], test[np.arange(len(test))]
-    detector = OneClassDetector(encoder="lite0", seed=seed, nu=0.1, device="cpu", quiet=True).fit(images)
+    detector, images, test, tested = fitted_product(category, seed)
     scores, maps = detector.scores_and_maps(tested)
     maps, size = torch.from_numpy(maps), detector.head_.scorer_.image_size
     share = detector.head_.scorer_.top_share
@@ -89,48 +91,24 @@ def category_aurocs(category: Path, seed: int) -> dict[str, dict[str, float]]:
         for weight in WEIGHTS:
             summed = worst_share_score(maps + weight * own, share).numpy()
             rows[f"the product + {weight:g} x own regions, radius {radius}"] = summed
-    kinds, found = np.array(test.kinds), {}
-    for name, row_scores in rows.items():
-        found[name] = {"all": auroc(row_scores, test.is_normal)}
-        for kind in KINDS:
-            keep = test.is_normal | (kinds == kind)
-            found[name][kind] = auroc(row_scores[keep], test.is_normal[keep])
-    return found
+    return {name: kind_aurocs(row_scores, test) for name, row_scores in rows.items()}
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("folders", nargs="+", type=Path, help="validation folders (MVTec layout)")
-    parser.add_argument("--seeds", default="0", help="comma-separated seeds")
-    parser.add_argument("--out", type=Path, required=True, help="markdown record to write")
-    args = parser.parse_args(argv)
-    seeds = [int(s) for s in args.seeds.split(",")]
-    columns = [*(f.name for f in args.folders), *CATEGORIES, *KINDS]
-    lines = [
+    args = folder_arguments(__doc__.splitlines()[0]).parse_args(argv)
+    categories = categories_of(args.folders)
+    command = (
         f"Command: `python benchmarks/self_similarity.py {' '.join(map(str, args.folders))} --seeds "
-        f"{args.seeds} --out {args.out}` (validation folders only, no test image)",
-        "",
-        "| seed | candidate | mean image AUROC (%) | " + " | ".join(columns) + " |",
-        "|---" * (3 + len(columns)) + "|",
-    ]
-    for seed in seeds:
-        found = {
-            (folder.name, c.name): category_aurocs(c, seed)
-            for folder in args.folders
-            for c in sorted(folder.iterdir())
-            if c.is_dir()
-        }
+        f"{args.seeds} --out {args.out}` (validation folders only, no test image)"
+    )
+    lines = table_head(command, "candidate", args.folders, categories)
+    for seed in seeds_of(args.seeds):
+        found = each_category(args.folders, lambda category, seed=seed: category_aurocs(category, seed))
         for name in next(iter(found.values())):
-            by_folder = [[v[name]["all"] for k, v in found.items() if k[0] == f.name] for f in args.folders]
-            by_category = [[v[name]["all"] for k, v in found.items() if k[1] == c] for c in CATEGORIES]
-            by_kind = [[v[name][kind] for v in found.values()] for kind in KINDS]
-            groups = [*by_folder, *by_category, *by_kind]
-            cells = " | ".join(f"{100 * statistics.mean(c):.1f}" for c in groups)
-            mean = statistics.mean(v[name]["all"] for v in found.values())
+            mean, cells = summary_row({k: v[name] for k, v in found.items()}, args.folders, categories)
             lines.append(f"| {seed} | {name} | **{100 * mean:.2f}** | {cells} |")
             print(lines[-1], flush=True)
-    with atomic_open(args.out) as handle:
-        handle.write("\n".join(lines) + "\n")
+    record(lines, args.out)
     return 0
 
 
