@@ -3,7 +3,8 @@ benchmark's test split): ``OneClassDetector(encoder="lite0")`` fitted and scored
 painting of synthetic defects included, as ``oneclass bench --methods patch-ocnn`` fits it.
 
 Curves: ``none``; ``sqrt`` (x -> 255 sqrt(x / 255)); ``logA`` (x -> 255 log(1 + A x / 255) /
-log(1 + A)), each rounded to a uint8 table. Image AUROC, mean over the folders' categories, by
+log(1 + A)), each rounded to a uint8 table; ``NAME-float``: the same curve, the images given to
+the detector as float in [0, 1], not rounded. Image AUROC, mean over the folders' categories, by
 category and by defect kind::
 
     python benchmarks/grey_curve.py data/inspection-validation-{0,1,2,3} --curves sqrt,log30 \\
@@ -13,6 +14,8 @@ category and by defect kind::
 """
 
 from __future__ import annotations
+
+from collections.abc import Callable
 
 import numpy as np
 from _folders import (
@@ -28,26 +31,34 @@ from _folders import (
 from _record import record  # benchmarks/: this folder is on sys.path when run
 
 
-def curve_table(name: str) -> np.ndarray:
-    """The uint8 table ``(256,)`` of curve ``name``."""
+def curve_of(name: str) -> np.ndarray:
+    """The curve ``name`` (without ``-float``) at the 256 grey levels, in [0, 1]."""
     x = np.arange(256) / 255.0
     if name == "none":
-        y = x
-    elif name == "sqrt":
-        y = np.sqrt(x)
-    elif name.startswith("log"):
+        return x
+    if name == "sqrt":
+        return np.sqrt(x)
+    if name.startswith("log") and name[3:].replace(".", "", 1).isdigit():
         strength = float(name[3:])
-        y = np.log1p(strength * x) / np.log1p(strength)
-    else:
-        raise SystemExit(f"--curves: unknown curve {name!r}; expected none, sqrt or logA (A > 0)")
-    return np.clip(np.round(255 * y), 0, 255).astype(np.uint8)
+        return np.log1p(strength * x) / np.log1p(strength)
+    raise SystemExit(f"--curves: unknown curve {name!r}; expected none, sqrt or logA (A > 0), or NAME-float")
+
+
+def curve_transform(name: str) -> Callable[[np.ndarray], np.ndarray]:
+    """uint8 images -> the same images on curve ``name``: through a rounded uint8 table, or as
+    float32 images in [0, 1], not rounded, for ``NAME-float`` (the detector paints those on the
+    same 0..255 scale)."""
+    if name.endswith("-float"):
+        levels = curve_of(name.removesuffix("-float")).astype(np.float32)
+        return levels.__getitem__
+    return np.clip(np.round(255 * curve_of(name)), 0, 255).astype(np.uint8).__getitem__
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = folder_arguments(__doc__.splitlines()[0])
     parser.add_argument("--curves", default="none,sqrt", help="comma-separated curves")
     args = parser.parse_args(argv)
-    tables = {name: curve_table(name) for name in args.curves.split(",")}
+    transforms = {name: curve_transform(name) for name in args.curves.split(",")}
     categories = categories_of(args.folders)
     command = (
         f"Command: `python benchmarks/grey_curve.py {' '.join(map(str, args.folders))} --curves "
@@ -55,10 +66,10 @@ def main(argv: list[str] | None = None) -> int:
     )
     lines = table_head(command, "curve", args.folders, categories)
     for seed in seeds_of(args.seeds):
-        for name, table in tables.items():
+        for name, transform in transforms.items():
 
-            def measure(category, table=table, seed=seed):
-                detector, _, test, tested = fitted_product(category, seed, table.__getitem__)
+            def measure(category, transform=transform, seed=seed):
+                detector, _, test, tested = fitted_product(category, seed, transform)
                 return kind_aurocs(detector.score_samples(tested), test)
 
             mean, cells = summary_row(each_category(args.folders, measure), args.folders, categories)
