@@ -31,11 +31,10 @@ from oneclass.heads.ocnn.patch import fit_bytes as patch_fit_bytes
 from oneclass.networks import (
     PATCH_BATCH,
     build_patch_features,
-    descriptor_shape,
     feature_bytes,
-    first_tap_size,
     images_per_pass,
     pretrained,
+    sizing_features,
 )
 from oneclass.services.fit import folder_run_data
 from oneclass.training import defect_tuning
@@ -287,10 +286,10 @@ def test_local_detector_scores_and_maps_find_the_defects(brick):
     assert detector.threshold_ == pytest.approx(-detector.pixel_threshold_)
     # float images in [0, 1] are the same images: painted on their grey levels, not on 0..1
     cpu, index = torch.device("cpu"), np.arange(6)
-    painted, masks = detector._painted_features(train, index, cpu)
-    painted_floats, float_masks = detector._painted_features(train / np.float32(255), index, cpu)
+    described, masks = detector._painted_features(train, index, cpu)
+    described_floats, float_masks = detector._painted_features(train / np.float32(255), index, cpu)
     assert np.array_equal(float_masks, masks)
-    assert (painted_floats - painted).abs().mean() < 0.02 * painted.abs().mean()  # rounding apart
+    assert (described_floats - described).abs().mean() < 0.02 * described.abs().mean()  # rounding apart
     floats = OneClassDetector(encoder="lite0", device="cpu", quiet=True).fit(train / np.float32(255))
     float_scores = floats.score_samples(test / np.float32(255))
     assert abs(auroc(float_scores, is_normal) - auroc(scores, is_normal)) < 0.02
@@ -396,7 +395,7 @@ def test_the_tuning_images_are_bounded_by_count_and_memory(monkeypatch):
     images = np.random.default_rng(0).integers(0, 256, (500, 1, 32, 32), dtype=np.uint8)
     side = (32 + 2 * 8) * 2 // 4  # lite0's block 2: 1/4 of the enlarged (x 2), reflected (8 pixels) image
     tap_size = 24 * side * side  # 24 channels
-    assert first_tap_size("lite0", (1, 32, 32)) == tap_size
+    assert sizing_features("lite0", (1, 32, 32)).first_tap_size() == tap_size
     chosen = defect_tuning.tuning_images(images, tap_size, 3, seed=0)
     assert len(chosen) == defect_tuning.TUNING_IMAGES and np.all(np.diff(chosen) > 0)
     assert np.array_equal(chosen, defect_tuning.tuning_images(images, tap_size, 3, seed=0))
@@ -429,8 +428,9 @@ def test_descriptor_shape_is_what_the_patch_encoder_returns_and_sizes_the_memory
         with torch.no_grad():
             expected = tuple(features(torch.zeros(1, *shape)).shape[1:])
             first_tap = features.backbone_maps(torch.zeros(1, *shape))[0]
-        assert descriptor_shape(encoder, shape) == expected
-        assert first_tap_size(encoder, shape) == first_tap[0].numel()  # what the defect branch keeps
+        sizes = sizing_features(encoder, shape)
+        assert sizes.descriptor_shape() == expected
+        assert sizes.first_tap_size() == first_tap[0].numel()  # what the defect branch keeps
     detector = OneClassDetector(encoder=encoder, device="cpu")
     small = feature_bytes(encoder, (1, 64, 64), PATCH_BATCH) + patch_fit_bytes(64, 32 * 32, 2048)
     assert small < 2**30  # the fit measured 0.7 GB peak RSS (BENCHMARKS.md): 8 GB laptops are fine
@@ -441,9 +441,10 @@ def test_descriptor_shape_is_what_the_patch_encoder_returns_and_sizes_the_memory
     assert (
         images_per_batch(32 * 32, ROWS_PER_BATCH) == 64 and images_per_batch(512 * 512, ROWS_PER_BATCH) == 1
     )
-    dim, height, width = descriptor_shape(encoder, (3, 1024, 1024))
+    sizes = sizing_features(encoder, (3, 1024, 1024))
+    dim, height, width = sizes.descriptor_shape()
     large = feature_bytes(encoder, (3, 1024, 1024), 1) + patch_fit_bytes(dim, height * width, 2048)
-    large += tuning_bytes(first_tap_size(encoder, (3, 1024, 1024)), (3, 1024, 1024), PAINTED_COPIES)
+    large += tuning_bytes(sizes.first_tap_size(), (3, 1024, 1024), PAINTED_COPIES)
     assert large < 8 * 2**30
 
 

@@ -40,15 +40,14 @@ from .networks import (
     build_patch_features,
     check_channels,
     component_kinds,
-    descriptor_shape,
     feature_bytes,
-    first_tap_size,
     holds_out_threshold,
     images_per_pass,
     load_pretrained_parts,
     part_kinds,
     patch_descriptors,
     scoring_batch,
+    sizing_features,
     trained_parts,
     training_bytes,
 )
@@ -364,15 +363,14 @@ class OneClassDetector(Estimator):
         images held at once."""
         size = "x".join(str(s) for s in image_shape[1:])
         if self.local:
-            dim, height, width = descriptor_shape(self.encoder, tuple(image_shape))
+            sizes = sizing_features(self.encoder, tuple(image_shape))
+            dim, height, width = sizes.descriptor_shape()
             hidden = self.hidden or PATCH_HEAD_UNITS[self.encoder]
             per_pass = images_per_pass(image_shape, self._device())
             needed = feature_bytes(self.encoder, tuple(image_shape), per_pass)
             needed += patch_fit_bytes(dim, height * width, hidden)
             if self.synthetic_defects and self.defect_branch:  # the branch's tuning, before the head's fit
-                needed += tuning_bytes(
-                    first_tap_size(self.encoder, tuple(image_shape)), image_shape, PAINTED_COPIES
-                )
+                needed += tuning_bytes(sizes.first_tap_size(), image_shape, PAINTED_COPIES)
             what = f"patch features of {size} images ({per_pass} at a time) and the patch head's fit"
         else:
             needed, batch_size = max(

@@ -28,11 +28,10 @@ from .patches import (
     PATCH_HEAD_UNITS,
     PatchFeatures,
     build_patch_features,
-    descriptor_shape,
     feature_bytes,
-    first_tap_size,
     images_per_pass,
     patch_descriptors,
+    sizing_features,
 )
 
 __all__ = [
@@ -55,9 +54,8 @@ __all__ = [
     "check_channels",
     "component_kinds",
     "default_channels",
-    "descriptor_shape",
     "feature_bytes",
-    "first_tap_size",
+    "sizing_features",
     "images_per_pass",
     "holds_out_threshold",
     "load_pretrained_parts",

@@ -160,6 +160,12 @@ class PatchFeatures(nn.Module):
         """Numbers in the first tap's maps of one image: what the defect branch reads."""
         return self.backbone.channels()[0] * math.prod(self.tap_grid())
 
+    def descriptor_shape(self) -> tuple[int, int, int]:
+        """``(D, h, w)``: the descriptors' size for this encoder's images, computed without running
+        the network (the reflected margin cut from the first tap's grid, every ``step``-th kept)."""
+        cut = round(self.margin * self.scale) // self.stride
+        return (self.dim, *(math.ceil((side - 2 * cut) / self.step) for side in self.tap_grid()))
+
     def add_defect_branch(
         self, mean: torch.Tensor | None = None, scale: torch.Tensor | None = None
     ) -> DefectBranch:
@@ -256,19 +262,10 @@ def feature_bytes(name: str, image_shape: tuple[int, int, int], batch: int) -> i
     return pass_bytes(height, width, batch)
 
 
-def descriptor_shape(name: str, image_shape: tuple[int, int, int]) -> tuple[int, int, int]:
-    """``(D, h, w)``: the patch descriptors' size for images of ``image_shape``, computed without
-    running the network (the backbone's strided stages round up; the reflected margin is cut)."""
-    features = PatchFeatures(tuple(image_shape), **PATCH_ENCODERS[name])
-    cut = round(features.margin * features.scale) // features.stride
-    grid = [math.ceil((side - 2 * cut) / features.step) for side in features.tap_grid()]
-    return (features.dim, *grid)
-
-
-def first_tap_size(name: str, image_shape: tuple[int, int, int]) -> int:
-    """``PatchFeatures.first_tap_size`` of the patch encoder ``name`` for images of
-    ``image_shape``, before any is built (a fitted detector asks its own encoder)."""
-    return PatchFeatures(tuple(image_shape), **PATCH_ENCODERS[name]).first_tap_size()
+def sizing_features(name: str, image_shape: tuple[int, int, int]) -> PatchFeatures:
+    """The patch encoder ``name`` for images of ``image_shape`` as built before a fit, no weights
+    loaded: what its sizes (``descriptor_shape``, ``first_tap_size``) are read from."""
+    return PatchFeatures(tuple(image_shape), **PATCH_ENCODERS[name])
 
 
 def build_patch_features(
