@@ -123,6 +123,44 @@ def test_colour_folder_with_normal_dir_and_a_corrupt_file(mnist_train, tmp_path)
     assert config["image_shape"] == [3, 32, 32]  # colour kept, resized as asked
 
 
+def test_folders_beside_the_training_folder_are_new_images_not_defect_kinds(mnist_train, tmp_path):
+    """A user's layout: ``good/`` trained on, ``new/`` and ``line-good/`` beside it (images to score
+    and known-good images to calibrate on), ``defects/`` given at fit as --abnormal-dir. The
+    MVTec rule (a folder beside a ``good`` folder is a defect kind) holds for other ``good``
+    folders only: ``new/`` is unlabelled, ``line-good/`` calibrates, ``defects/`` is abnormal."""
+    x, y = mnist_train
+    _write(tmp_path / "good", x[y == 0][:200], "zero")
+    _write(tmp_path / "new", np.concatenate([x[y == 0][200:210], x[y == 5][:10]]), "new")
+    _write(tmp_path / "line-good", x[y == 0][210:240], "zero")
+    _write(tmp_path / "defects", x[y == 5][10:30], "five")
+    run = tmp_path / "run"
+    args = ["--normal-dir", tmp_path / "good", "--abnormal-dir", tmp_path / "defects", "--out", run]
+    fit = CliRunner().invoke(main, ["fit", *map(str, args), *QUICK], catch_exceptions=False)
+    assert fit.exit_code == 0, fit.output
+
+    def score(folder):
+        out = tmp_path / f"{folder}.csv"
+        result = CliRunner().invoke(main, ["score", str(run), str(tmp_path / folder), "--out", str(out)])
+        assert result.exit_code == 0, result.output
+        with open(out) as f:
+            return result.output, [row["label"] for row in csv.DictReader(f)]
+
+    output, labels = score("new")
+    assert labels == [""] * 20 and "detected" not in output and "false alarms" not in output
+    output, labels = score("defects")
+    assert labels == ["defects"] * 20 and "detected" in output and "of 20 abnormal" in output
+    output, labels = score("good")
+    assert labels == ["good"] * 200 and "false alarms" in output and "of 200 normal" in output
+
+    calibrated = CliRunner().invoke(main, ["calibrate", str(run), str(tmp_path / "line-good"), "-q"])
+    assert calibrated.exit_code == 0, calibrated.output
+    assert json.loads((run / "calibration.json").read_text())["images"] == 30
+    refused = CliRunner().invoke(main, ["calibrate", str(run), str(tmp_path / "defects"), "-q"])
+    assert refused.exit_code == 2 and len(refused.output.strip().splitlines()) == 1
+    assert "0 normal images are too few" in refused.output
+    assert "20 images their folders label abnormal were left out" in refused.output
+
+
 def test_conformal_false_alarm_rate_is_within_tolerance_of_alpha(mnist_train):
     """Split-conformal: fit on one part of the normal digits, calibrate on a second, and count
     the false alarms on a third. FAR <= alpha in expectation; with n_cal = 1000 and n_test = 2500

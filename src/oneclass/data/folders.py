@@ -68,16 +68,35 @@ def take(images: np.ndarray | ImageFolder, index: np.ndarray) -> np.ndarray | Im
     return images.subset(index) if isinstance(images, ImageFolder) else images[index]
 
 
+def run_folders(data: dict) -> tuple[str | None, str | None]:
+    """(the normal training folder, the abnormal folder) of a run, resolved, from the ``data``
+    entry of its metrics.json (``services/fit.py`` writes it); (None, None) for a dataset run."""
+    if data.get("kind") != "folder":
+        return None, None
+    if data.get("root"):
+        return str(Path(data["root"], "train", GOOD).resolve()), None
+    return data.get("normal_dir"), data.get("abnormal_dir")
+
+
 @functools.lru_cache(maxsize=4096)
-def _kind_of_folder(folder: str) -> str:
-    path = Path(folder)
-    return path.name if path.name == GOOD or (path.parent / GOOD).is_dir() else ""
+def _kind_of_folder(folder: str, training: str | None, abnormal: str | None) -> str:
+    path = Path(os.path.realpath(folder))
+    if str(path) == training:
+        return GOOD
+    if str(path) == abnormal or path.name == GOOD:
+        return path.name
+    beside = path.parent / GOOD
+    # a folder beside the run's own training folder is new images, not a defect kind: good/ and
+    # new/ side by side is a user's layout, test/good/ and test/scratch/ MVTec's
+    return path.name if beside.is_dir() and str(beside.resolve()) != training else ""
 
 
-def layout_kind(path: str | os.PathLike) -> str:
-    """What the MVTec / anomalib layout says an image file is: ``good``, its defect kind (the
-    name of a folder beside a ``good`` folder, as in ``test/scratch/001.png``), or "" (unknown)."""
-    return _kind_of_folder(os.path.dirname(os.path.abspath(path)))
+def layout_kind(path: str | os.PathLike, training: str | None = None, abnormal: str | None = None) -> str:
+    """What the MVTec / anomalib layout says an image file is: ``good`` (also any image of the
+    run's resolved ``training`` folder), its defect kind (the name of a folder beside a ``good``
+    folder other than ``training``, as in ``test/scratch/001.png``, or of the run's ``abnormal``
+    folder), or "" (unknown)."""
+    return _kind_of_folder(os.path.dirname(os.path.abspath(path)), training, abnormal)
 
 
 def list_images(folder: Path) -> list[str]:

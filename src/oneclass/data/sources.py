@@ -10,7 +10,7 @@ import numpy as np
 
 from ..errors import OneClassError
 from .datasets import DATASETS, load_dataset
-from .folders import GOOD, ImageFolder, check_files, layout_kind
+from .folders import GOOD, ImageFolder, check_files, layout_kind, run_folders
 from .idx import IDXError, read_idx
 from .images import expand_image_paths
 
@@ -46,8 +46,10 @@ def load_inputs(
     shape: tuple[int, int, int],
     data_dir: str | os.PathLike | None = None,
     skip_bad: bool = False,
+    run_data: dict | None = None,
 ) -> list[InputBatch]:
-    """Resolve every spec to images of ``shape`` (channels, height, width)."""
+    """Resolve every spec to images of ``shape`` (channels, height, width); ``run_data``: the
+    ``data`` entry of the scoring run's metrics.json, which says what its own folders hold."""
     batches: list[InputBatch] = []
     image_specs: list[str] = []
     for spec in specs:
@@ -68,7 +70,8 @@ def load_inputs(
     if image_specs:
         paths = check_files(expand_image_paths(image_specs), skip_bad)
         ids = [p if isinstance(p, str) else str(p) for p in paths]  # the same strings, not copies
-        kinds = np.array([layout_kind(p) for p in ids], dtype=object)
+        training, abnormal = run_folders(run_data or {})
+        kinds = np.array([layout_kind(p, training, abnormal) for p in ids], dtype=object)
         batch = InputBatch("files", ids, ImageFolder(ids, tuple(shape)), kinds)
         if (kinds != "").any():
             batch.labelled, batch.is_normal = kinds != "", kinds == GOOD

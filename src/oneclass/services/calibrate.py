@@ -61,7 +61,7 @@ def calibrate_run(
     detector in place (atomically) and record what changed in ``RUN_DIR/calibration.json``."""
     detector = OneClassDetector.load(run_dir, device=device)
     trained_on = read_metrics(run_dir)
-    batches = load_inputs(list(inputs), detector.image_shape_, data_dir, skip_bad)
+    batches = load_inputs(list(inputs), detector.image_shape_, data_dir, skip_bad, trained_on.get("data"))
     kept, left_out = [], 0
     for batch in batches:
         images = batch.images
@@ -71,13 +71,15 @@ def calibrate_run(
             keep = np.flatnonzero(~(labelled & ~is_normal))
             left_out += len(images) - len(keep)
             images = take(images, keep)
-        kept.append(detector.score_samples(images, progress=progress))
+        if len(images):
+            kept.append(detector.score_samples(images, progress=progress))
     scores = np.concatenate(kept or [np.empty(0)])
     problem = calibration.unreachable_alpha(detector.nu, len(scores))
     if problem:
         raise OneClassError(
             f"{', '.join(inputs)}: {len(scores)} normal images are too few for a threshold at "
             f"nu={detector.nu:g} (at least {calibration.calibration_needed(detector.nu)} needed)"
+            + (f"; {left_out} images their folders label abnormal were left out" if left_out else "")
         )
     before = detector.threshold_
     detector.threshold_from_scores(scores).calibrate_from_scores(scores)

@@ -89,7 +89,9 @@ def score_inputs(
         if out_csv is not None:
             writer = csv.DictWriter(stack.enter_context(atomic_open(out_csv, "w")), fieldnames=columns)
             writer.writeheader()
-        for batch in load_inputs(list(inputs), detector.image_shape_, data_dir, skip_bad):
+        for batch in load_inputs(
+            list(inputs), detector.image_shape_, data_dir, skip_bad, trained_on.get("data")
+        ):
             labels = batch.labels if batch.labels is not None else [""] * len(batch.ids)
             all_scores, all_flags = [], []
             chunks = detector.scored_chunks(batch.images, maps=maps_dir is not None, progress=progress)
