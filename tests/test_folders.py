@@ -3,6 +3,7 @@ and the conformal false-alarm rate against its target."""
 
 import csv
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -159,6 +160,41 @@ def test_folders_beside_the_training_folder_are_new_images_not_defect_kinds(mnis
     assert refused.exit_code == 2 and len(refused.output.strip().splitlines()) == 1
     assert "0 normal images are too few" in refused.output
     assert "20 images their folders label abnormal were left out" in refused.output
+
+
+def test_12_bit_files_are_read_with_one_factor_for_the_whole_run(mnist_train, tmp_path):
+    """A 12-bit camera's frames in 16-bit PNGs (levels 0..4095): fit finds the bit depth (4095 is
+    white, recorded in the run), reads every training file as its 8-bit original, and score reads
+    new files with the same factor, so that a frame taken with half the light reads half as
+    bright (a factor per image stretched each to its own brightest pixel and hid it)."""
+    x, y = mnist_train
+    zeros = x[y == 0][:120]
+    normal = tmp_path / "normal"
+    normal.mkdir()
+    for i, image in enumerate(zeros):
+        Image.fromarray(image.astype(np.uint16) * 16).save(normal / f"zero{i:03d}.png")
+    dim = tmp_path / "dim"
+    dim.mkdir()
+    Image.fromarray(zeros[0].astype(np.uint16) * 8).save(dim / "half-light.png")
+    Image.fromarray(zeros[0].astype(np.uint16) * 16).save(dim / "full-light.png")
+    run = tmp_path / "run"
+    fit = CliRunner().invoke(main, ["fit", "--normal-dir", str(normal), "--out", str(run), *QUICK])
+    assert fit.exit_code == 0, fit.output
+    assert json.loads((run / "metrics.json").read_text())["data"]["high_bit_white"] == 4095
+    train, _ = folder_splits(normal_dir=normal)
+    assert train.white == 4095
+    assert np.abs(train[np.arange(120)][:, 0].astype(int) - zeros).max() <= 1
+
+    out = tmp_path / "dim.csv"
+    result = CliRunner().invoke(main, ["score", str(run), str(dim), "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    with open(out) as f:
+        scored = {Path(row["id"]).name: float(row["score"]) for row in csv.DictReader(f)}
+    detector = OneClassDetector.load(run, device="cpu")
+    levels = zeros[0].astype(np.float64) * np.array([8, 16])[:, None, None]  # the two files' levels
+    as_read = detector.score_samples(np.rint(levels * 255 / 4095).astype(np.uint8)[:, None])
+    np.testing.assert_allclose([scored["half-light.png"], scored["full-light.png"]], as_read, rtol=1e-5)
+    assert scored["half-light.png"] != pytest.approx(scored["full-light.png"])
 
 
 def test_conformal_false_alarm_rate_is_within_tolerance_of_alpha(mnist_train):

@@ -21,7 +21,7 @@ from PIL import Image
 from safetensors.torch import load_file
 
 from oneclass import OneClassDetector, OneClassError
-from oneclass.data.images import ImageFileError, read_image
+from oneclass.data.images import ImageFileError, high_bit_white, read_image
 from oneclass.errors import TrainingError
 from oneclass.training.autoencoder import train_autoencoder
 
@@ -206,6 +206,12 @@ def test_image_loader_handles_16_bit_alpha_palette_and_sizes(tmp_path):
         array = read_image(_png(image, tmp_path / "x.png"), SHAPE)
         assert array.shape == SHAPE and array.dtype == np.uint8
     assert read_image(_png(deep, tmp_path / "d.png"), SHAPE).max() > 200  # scaled, not clipped
+    # one factor, not one per image: level 4095 is white where a run says so, and above it clips
+    twelve = Image.fromarray(np.array([[0, 1000, 2048, 4095, 8000]], dtype=np.uint16))
+    read = read_image(_png(twelve, tmp_path / "t.png"), (1, 1, 5), white=4095)[0, 0]
+    np.testing.assert_array_equal(read, [0, 62, 128, 255, 255])
+    np.testing.assert_array_equal(read_image(tmp_path / "t.png", (1, 1, 5))[0, 0], [0, 4, 8, 16, 31])
+    assert [high_bit_white(level) for level in (200, 256, 4095, 4096, 65535)] == [255, 511, 4095, 8191, 65535]
     colour = read_image(_png(rgba, tmp_path / "c.png"), (3, 16, 16))
     assert colour.shape == (3, 16, 16)
 

@@ -18,7 +18,14 @@ import numpy as np
 from PIL import Image, UnidentifiedImageError
 
 from ..errors import OneClassError
-from .images import IMAGE_SUFFIXES, ImageFileError, find_image_files, read_image
+from .images import (
+    HIGH_BIT_MODES,
+    IMAGE_SUFFIXES,
+    ImageFileError,
+    find_image_files,
+    high_bit_white,
+    read_image,
+)
 
 GOOD = "good"
 
@@ -32,6 +39,7 @@ class ImageFolder:
     image_shape: tuple[int, int, int]
     is_normal: np.ndarray | None = None  # bool (n,) when known
     kinds: list[str] = field(default_factory=list)  # sub-folder name per image ("good", defect kind)
+    white: int | None = None  # the level of grey files of more than 8 bits read as 255 (``read_image``)
     dtype = np.dtype(np.uint8)
     ndim = 4
 
@@ -44,14 +52,16 @@ class ImageFolder:
 
     def __getitem__(self, index) -> np.ndarray:
         if isinstance(index, (int, np.integer)):
-            return read_image(self.paths[int(index)], self.image_shape)  # (C, H, W), as numpy would
+            return read_image(
+                self.paths[int(index)], self.image_shape, self.white
+            )  # (C, H, W), as numpy would
         if isinstance(index, slice):
             chosen = self.paths[index]
         else:
             chosen = [self.paths[int(i)] for i in np.atleast_1d(np.asarray(index))]
         if not chosen:
             return np.zeros((0, *self.image_shape), np.uint8)
-        return np.stack([read_image(path, self.image_shape) for path in chosen])
+        return np.stack([read_image(path, self.image_shape, self.white) for path in chosen])
 
     def subset(self, index: np.ndarray) -> ImageFolder:
         index = np.asarray(index)
@@ -60,6 +70,7 @@ class ImageFolder:
             self.image_shape,
             None if self.is_normal is None else self.is_normal[index],
             [self.kinds[i] for i in index] if self.kinds else [],
+            self.white,
         )
 
 
@@ -176,6 +187,21 @@ def infer_shape(
     return channels, height, width
 
 
+def infer_white(paths: list) -> int | None:
+    """The level read as white (``images.high_bit_white``) for the grey files of more than 8 bits
+    among up to ``SIZE_SAMPLE`` images spread over ``paths``, from their brightest level; None when
+    none of them has more than 8 bits. Fixed at fit for the whole run: a factor per image would
+    stretch each to its own brightest pixel, and a darker image would no longer be darker."""
+    picks = np.unique(np.linspace(0, len(paths) - 1, min(len(paths), SIZE_SAMPLE)).round().astype(int))
+    brightest = None
+    for index in picks:
+        with Image.open(paths[index]) as image:
+            if image.mode in HIGH_BIT_MODES:
+                level = int(np.asarray(image).max())
+                brightest = level if brightest is None else max(brightest, level)
+    return None if brightest is None else high_bit_white(brightest)
+
+
 # the smaller side is at least this (or the larger side, if that is smaller): every encoder's
 # pooling stages need a few pixels, so a long strip is squeezed no further than this
 MIN_SIDE = 16
@@ -198,9 +224,11 @@ def folder_splits(
     channels: int | None = None,
     skip_bad: bool = False,
     keep_detail: bool = False,
+    white: int | None = None,
 ) -> tuple[ImageFolder, ImageFolder | None]:
     """(normal training images, evaluation images or None) from a layout described above, at
-    ``size`` (else ``default_image_size``; ``keep_detail`` for the local detector)."""
+    ``size`` (else ``default_image_size``; ``keep_detail`` for the local detector); grey files of
+    more than 8 bits read with level ``white`` as 255 (else ``infer_white`` of the training files)."""
     if root is not None:
         root = Path(root)
         if not root.is_dir():
@@ -226,14 +254,15 @@ def folder_splits(
         raise OneClassError("give a folder dataset as --data folder:PATH or --normal-dir DIR")
     train_paths = check_files(train_paths, skip_bad)
     shape = infer_shape(train_paths, size, channels, keep_detail)
-    train = ImageFolder(train_paths, shape, np.ones(len(train_paths), bool), [GOOD] * len(train_paths))
+    white = white or infer_white(train_paths)
+    train = ImageFolder(train_paths, shape, np.ones(len(train_paths), bool), [GOOD] * len(train_paths), white)
     if not test_paths:
         return train, None
     kind_of = dict(zip(test_paths, kinds, strict=True))
     test_paths = check_files(test_paths, skip_bad)
     test_kinds = [kind_of[p] for p in test_paths]
     is_normal = np.array([kind == GOOD for kind in test_kinds])
-    return train, ImageFolder(test_paths, shape, is_normal, test_kinds)
+    return train, ImageFolder(test_paths, shape, is_normal, test_kinds, white)
 
 
 def defect_masks(test: ImageFolder, root: str | os.PathLike) -> np.ndarray | None:

@@ -56,8 +56,23 @@ def expand_image_paths(specs: list[str]) -> list[str | Path]:
     return paths
 
 
-def read_image(path: str | os.PathLike, shape: tuple[int, int, int]) -> np.ndarray:
-    """One image as uint8 ``(C, H, W)``: converted to grey (C=1) or RGB (C=3), resized to H x W."""
+# grey files of more than 8 bits: their levels are scaled to 0..255 by one fixed factor per run
+HIGH_BIT_MODES = ("I;16", "I;16B", "I;16L", "I")
+HIGH_BIT_WHITE = 65535  # the level read as 255 unless a run says otherwise (``high_bit_white``)
+
+
+def high_bit_white(levels: int) -> int:
+    """The level read as white for grey files whose brightest level is ``levels``: the top of the
+    smallest bit depth (8 to 16 bits) that holds it, 4095 for a 12-bit camera's frames."""
+    return 2 ** min(16, max(8, int(levels).bit_length())) - 1
+
+
+def read_image(path: str | os.PathLike, shape: tuple[int, int, int], white: int | None = None) -> np.ndarray:
+    """One image as uint8 ``(C, H, W)``: converted to grey (C=1) or RGB (C=3), resized to H x W.
+
+    Grey files of more than 8 bits are scaled so that level ``white`` (``HIGH_BIT_WHITE`` when
+    None) is 255, levels above it clipped: the same factor for every image of a run, so that a
+    darker image stays darker (a factor per image would stretch each to its own brightest pixel)."""
     channels, height, width = shape
     mode = {1: "L", 3: "RGB"}.get(channels)
     if mode is None:
@@ -65,10 +80,10 @@ def read_image(path: str | os.PathLike, shape: tuple[int, int, int]) -> np.ndarr
     try:
         with Image.open(path) as image:
             image.load()
-            if image.mode in ("I;16", "I;16B", "I;16L", "I"):
-                # 16-bit grey: scale to 8 bits instead of clipping
-                array = np.asarray(image, dtype=np.float64)
-                image = Image.fromarray(np.rint(array * (255.0 / max(array.max(), 1.0))).astype(np.uint8))
+            if image.mode in HIGH_BIT_MODES:  # scaled to 8 bits (Pillow's conversion clips)
+                scale = 255.0 / (white or HIGH_BIT_WHITE)
+                array = np.clip(np.rint(np.asarray(image, dtype=np.float64) * scale), 0, 255)
+                image = Image.fromarray(array.astype(np.uint8))
             if image.mode in ("RGBA", "LA", "P"):
                 image = image.convert("RGBA")
                 background = Image.new("RGBA", image.size, (0, 0, 0, 255))

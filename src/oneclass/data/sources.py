@@ -72,7 +72,8 @@ def load_inputs(
         ids = [p if isinstance(p, str) else str(p) for p in paths]  # the same strings, not copies
         training, abnormal = run_folders(run_data or {})
         kinds = np.array([layout_kind(p, training, abnormal) for p in ids], dtype=object)
-        batch = InputBatch("files", ids, ImageFolder(ids, tuple(shape)), kinds)
+        white = (run_data or {}).get("high_bit_white")  # as the run read its training files
+        batch = InputBatch("files", ids, ImageFolder(ids, tuple(shape), white=white), kinds)
         if (kinds != "").any():
             batch.labelled, batch.is_normal = kinds != "", kinds == GOOD
         batches.append(batch)

@@ -64,10 +64,13 @@ def folder_run_data(
     skip_bad: bool = False,
     train_limit: int | None = None,
     keep_detail: bool = False,
+    white: int | None = None,
 ) -> RunData:
     """A user's folder of images (see ``data/folders.py`` for the layouts; ``keep_detail``: the
     default size keeps larger images' detail, for the local detector)."""
-    train, test = folder_splits(root, normal_dir, abnormal_dir, image_size, channels, skip_bad, keep_detail)
+    train, test = folder_splits(
+        root, normal_dir, abnormal_dir, image_size, channels, skip_bad, keep_detail, white
+    )
     if train_limit is not None:
         train = train.subset(np.arange(min(train_limit, len(train))))
     spec = {
@@ -78,6 +81,7 @@ def folder_run_data(
         "image_size": max(train.image_shape[1:]),  # the larger side; the other follows the files
         "channels": train.image_shape[0],
         "skip_bad": skip_bad,
+        "high_bit_white": train.white,  # grey files of more than 8 bits: this level is 255
     }
     masks = defect_masks(test, root) if test is not None and root is not None else None
     return RunData(train, test, None if test is None else test.is_normal, spec, masks)
@@ -97,6 +101,7 @@ def rebuild_run_data(spec: dict[str, Any], data_dir: str | os.PathLike | None = 
             spec["image_size"],
             spec["channels"],
             spec.get("skip_bad", False),
+            white=spec.get("high_bit_white"),
         )
     raise OneClassError(f"unknown data description {spec!r}")
 
