@@ -21,6 +21,7 @@ from PIL import Image
 from safetensors.torch import load_file
 
 from oneclass import OneClassDetector, OneClassError
+from oneclass.data.folders import infer_shape
 from oneclass.data.images import ImageFileError, high_bit_white, read_image
 from oneclass.errors import TrainingError
 from oneclass.training.autoencoder import train_autoencoder
@@ -214,6 +215,20 @@ def test_image_loader_handles_16_bit_alpha_palette_and_sizes(tmp_path):
     assert [high_bit_white(level) for level in (200, 256, 4095, 4096, 65535)] == [255, 511, 4095, 8191, 65535]
     colour = read_image(_png(rgba, tmp_path / "c.png"), (3, 16, 16))
     assert colour.shape == (3, 16, 16)
+
+
+def test_a_file_taken_turned_is_read_upright_and_sized_so(tmp_path):
+    """A camera's EXIF orientation tag (6: turned a quarter clockwise to view): the image is read
+    as a viewer shows it, and the size that fit infers is the upright one."""
+    landscape = np.zeros((20, 40), np.uint8)
+    landscape[:5] = 255  # a bright band along the top of the stored pixels
+    exif = Image.Exif()
+    exif[0x0112] = 6
+    path = tmp_path / "turned.png"
+    Image.fromarray(landscape).save(path, exif=exif.tobytes())
+    upright = read_image(path, (1, 40, 20))[0]  # (H, W): portrait
+    assert upright[:, -5:].min() == 255 and upright[:, :-5].max() == 0  # the band is now on the right
+    assert infer_shape([path], None, None, keep_detail=True) == (1, 64, 32)
 
 
 @pytest.mark.parametrize("content", [b"", b"\x89PNG\r\n\x1a\n", b"hello, not an image", None])

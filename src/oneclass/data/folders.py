@@ -25,6 +25,7 @@ from .images import (
     find_image_files,
     high_bit_white,
     read_image,
+    upright_size,
 )
 
 GOOD = "good"
@@ -173,8 +174,9 @@ def infer_shape(
     sides, ratios, modes = [], [], []
     for index in picks:  # picks[0] is the first image
         with Image.open(paths[index]) as image:
-            sides.append(max(image.size))
-            ratios.append(image.size[1] / image.size[0])
+            width, height = upright_size(image)
+            sides.append(max(width, height))
+            ratios.append(height / width)
             modes.append(image.mode)
     grey = modes[0] in ("1", "L", "LA", "I", "I;16", "I;16B", "I;16L", "F")
     channels = channels or (1 if grey else 3)

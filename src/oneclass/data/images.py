@@ -7,7 +7,7 @@ import os
 from pathlib import Path
 
 import numpy as np
-from PIL import Image, UnidentifiedImageError
+from PIL import Image, ImageOps, UnidentifiedImageError
 
 from ..errors import OneClassError
 
@@ -56,6 +56,8 @@ def expand_image_paths(specs: list[str]) -> list[str | Path]:
     return paths
 
 
+# EXIF orientations that turn an image by a quarter: its width and height trade places
+QUARTER_TURNS = (5, 6, 7, 8)
 # grey files of more than 8 bits: their levels are scaled to 0..255 by one fixed factor per run
 HIGH_BIT_MODES = ("I;16", "I;16B", "I;16L", "I")
 HIGH_BIT_WHITE = 65535  # the level read as 255 unless a run says otherwise (``high_bit_white``)
@@ -67,19 +69,28 @@ def high_bit_white(levels: int) -> int:
     return 2 ** min(16, max(8, int(levels).bit_length())) - 1
 
 
+def upright_size(image: Image.Image) -> tuple[int, int]:
+    """``(width, height)`` of an opened image as ``read_image`` reads it (EXIF orientation applied),
+    from its header."""
+    width, height = image.size
+    return (height, width) if image.getexif().get(0x0112) in QUARTER_TURNS else (width, height)
+
+
 def read_image(path: str | os.PathLike, shape: tuple[int, int, int], white: int | None = None) -> np.ndarray:
     """One image as uint8 ``(C, H, W)``: converted to grey (C=1) or RGB (C=3), resized to H x W.
 
-    Grey files of more than 8 bits are scaled so that level ``white`` (``HIGH_BIT_WHITE`` when
-    None) is 255, levels above it clipped: the same factor for every image of a run, so that a
-    darker image stays darker (a factor per image would stretch each to its own brightest pixel)."""
+    A file whose EXIF orientation tag says it was taken turned is read upright, as viewers and
+    OpenCV show it. Grey files of more than 8 bits are scaled so that level ``white``
+    (``HIGH_BIT_WHITE`` when None) is 255, levels above it clipped: the same factor for every
+    image of a run, so that a darker image stays darker (a factor per image would stretch each
+    to its own brightest pixel)."""
     channels, height, width = shape
     mode = {1: "L", 3: "RGB"}.get(channels)
     if mode is None:
         raise OneClassError(f"images with {channels} channels are not supported (1 or 3)")
     try:
-        with Image.open(path) as image:
-            image.load()
+        with Image.open(path) as opened:
+            image = ImageOps.exif_transpose(opened)  # upright, as a viewer shows it (a camera's tag)
             if image.mode in HIGH_BIT_MODES:  # scaled to 8 bits (Pillow's conversion clips)
                 scale = 255.0 / (white or HIGH_BIT_WHITE)
                 array = np.clip(np.rint(np.asarray(image, dtype=np.float64) * scale), 0, 255)
