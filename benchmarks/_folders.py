@@ -5,6 +5,7 @@ folder, category and kind."""
 from __future__ import annotations
 
 import argparse
+import contextlib
 import statistics
 from collections.abc import Callable
 from pathlib import Path
@@ -85,3 +86,34 @@ def summary_row(found: dict[tuple[str, str], dict[str, float]], folders: list[Pa
     ]
     cells = " | ".join(f"{100 * statistics.mean(g):.1f}" for g in groups)
     return statistics.mean(v["all"] for v in found.values()), cells
+
+
+def variant_rows(
+    folders: list[Path], seeds: list[int], variants: dict[str, Callable[[Path, int], tuple]], lines: list[str]
+) -> None:
+    """For each seed and each variant, a row of ``table_head``'s table appended to ``lines`` (and
+    printed): ``variants[name](category folder, seed)`` gives (a fitted detector, the test split,
+    its images as the detector takes them), scored here."""
+    categories = categories_of(folders)
+    for seed in seeds:
+        for name, fit in variants.items():
+
+            def measure(category, fit=fit, seed=seed):
+                detector, test, tested = fit(category, seed)
+                return kind_aurocs(detector.score_samples(tested), test)
+
+            mean, cells = summary_row(each_category(folders, measure), folders, categories)
+            lines.append(f"| {seed} | {name} | **{100 * mean:.2f}** | {cells} |")
+            print(lines[-1], flush=True)
+
+
+def product_variant(transform=None, setting: Callable = contextlib.nullcontext):
+    """A variant for ``variant_rows``: the product fitted as ``fitted_product`` fits it (images
+    through ``transform``), inside the context ``setting()``."""
+
+    def fit(category: Path, seed: int):
+        with setting():
+            detector, _, test, tested = fitted_product(category, seed, transform)
+        return detector, test, tested
+
+    return fit

@@ -18,16 +18,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 import numpy as np
-from _folders import (
-    categories_of,
-    each_category,
-    fitted_product,
-    folder_arguments,
-    kind_aurocs,
-    seeds_of,
-    summary_row,
-    table_head,
-)
+from _folders import categories_of, folder_arguments, product_variant, seeds_of, table_head, variant_rows
 from _record import record  # benchmarks/: this folder is on sys.path when run
 
 
@@ -65,16 +56,9 @@ def main(argv: list[str] | None = None) -> int:
         f"{args.curves} --seeds {args.seeds} --out {args.out}` (no image of the benchmark's test split)"
     )
     lines = table_head(command, "curve", args.folders, categories)
-    for seed in seeds_of(args.seeds):
-        for name, transform in transforms.items():
 
-            def measure(category, transform=transform, seed=seed):
-                detector, _, test, tested = fitted_product(category, seed, transform)
-                return kind_aurocs(detector.score_samples(tested), test)
-
-            mean, cells = summary_row(each_category(args.folders, measure), args.folders, categories)
-            lines.append(f"| {seed} | {name} | **{100 * mean:.2f}** | {cells} |")
-            print(lines[-1], flush=True)
+    variants = {name: product_variant(transform) for name, transform in transforms.items()}
+    variant_rows(args.folders, seeds_of(args.seeds), variants, lines)
     record(lines, args.out)
     return 0
 

@@ -63,6 +63,32 @@ def test_float_images_in_0_1_are_painted_as_their_grey_levels_are(kind):
     assert np.abs(floats * 255 - painted).max() <= 0.5 + 1e-3
 
 
+def test_gain_scales_the_texture_where_offset_shifts_it():
+    """Inside a blob's core (its soft edge eroded away) the painted levels are a line in the clean
+    ones: ``gain`` multiplies them by one factor (through the origin; the texture's contrast
+    changes with it, as a stain's or a wet spot's reflectance does), ``offset`` adds one amount
+    (slope 1; the contrast stays)."""
+
+    def core_lines(kind, low, high):
+        images = np.random.default_rng(4).integers(low, high, (8, 1, 64, 64)).astype(np.uint8)
+        painted, masks = synthetic_defects(images, np.random.default_rng(5), (kind,))
+        outside = torch.from_numpy(~masks).float()[:, None]
+        core = (torch.nn.functional.max_pool2d(outside, 7, 1, 3)[:, 0] == 0).numpy()
+        fits = [
+            np.polyfit(images[i, 0][core[i]].astype(float), painted[i, 0][core[i]].astype(float), 1)
+            for i in range(8)
+            if core[i].sum() >= 10
+        ]
+        assert len(fits) >= 4
+        return fits
+
+    for slope, intercept in core_lines("gain", 40, 100):  # x2.5 or /2.5 stays inside 0..255
+        assert abs(np.log(slope)) >= np.log(1.3) - 0.03 and abs(np.log(slope)) <= np.log(2.5) + 0.03
+        assert abs(intercept) < 2
+    for slope, intercept in core_lines("offset", 100, 150):  # +-90 stays inside 0..255
+        assert abs(slope - 1) < 0.02 and 29 <= abs(intercept) <= 91
+
+
 def test_an_unknown_kind_is_named_in_the_error():
     with pytest.raises(ValueError, match="'stripe'.*gain"):
         synthetic_defects(_texture(2, 1), np.random.default_rng(0), ("stripe",))
