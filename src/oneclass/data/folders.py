@@ -53,9 +53,8 @@ class ImageFolder:
 
     def __getitem__(self, index) -> np.ndarray:
         if isinstance(index, (int, np.integer)):
-            return read_image(
-                self.paths[int(index)], self.image_shape, self.white
-            )  # (C, H, W), as numpy would
+            # one image: (C, H, W), as numpy would give it
+            return read_image(self.paths[int(index)], self.image_shape, self.white)
         if isinstance(index, slice):
             chosen = self.paths[index]
         else:
