@@ -161,6 +161,13 @@ def default_image_size(largest: int, keep_detail: bool = False) -> int:
 SIZE_SAMPLE = 64  # training images whose sizes set the default side (headers only)
 
 
+def sampled(paths: list) -> list:
+    """Up to ``SIZE_SAMPLE`` of ``paths`` spread evenly over them, the first one first: the
+    training files whose headers (and levels) set how a run reads its images."""
+    picks = np.unique(np.linspace(0, len(paths) - 1, min(len(paths), SIZE_SAMPLE)).round().astype(int))
+    return [paths[i] for i in picks]
+
+
 def infer_shape(
     paths: list, size: int | None, channels: int | None, keep_detail: bool = False
 ) -> tuple[int, int, int]:
@@ -169,10 +176,9 @@ def infer_shape(
     of the median larger side, and the other keeps the median height / width ratio, both over up
     to ``SIZE_SAMPLE`` images spread over ``paths`` (one odd thumbnail does not set them): a
     640x480 camera frame stays 4:3 instead of being squashed to a square."""
-    picks = np.unique(np.linspace(0, len(paths) - 1, min(len(paths), SIZE_SAMPLE)).round().astype(int))
     sides, ratios, modes = [], [], []
-    for index in picks:  # picks[0] is the first image
-        with Image.open(paths[index]) as image:
+    for path in sampled(paths):  # the first image first
+        with Image.open(path) as image:
             width, height = upright_size(image)
             sides.append(max(width, height))
             ratios.append(height / width)
@@ -193,10 +199,9 @@ def infer_white(paths: list) -> int | None:
     among up to ``SIZE_SAMPLE`` images spread over ``paths``, from their brightest level; None when
     none of them has more than 8 bits. Fixed at fit for the whole run: a factor per image would
     stretch each to its own brightest pixel, and a darker image would no longer be darker."""
-    picks = np.unique(np.linspace(0, len(paths) - 1, min(len(paths), SIZE_SAMPLE)).round().astype(int))
     brightest = None
-    for index in picks:
-        with Image.open(paths[index]) as image:
+    for path in sampled(paths):
+        with Image.open(path) as image:
             if image.mode in HIGH_BIT_MODES:
                 level = int(np.asarray(image).max())
                 brightest = level if brightest is None else max(brightest, level)

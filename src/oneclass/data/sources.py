@@ -70,9 +70,10 @@ def load_inputs(
     if image_specs:
         paths = check_files(expand_image_paths(image_specs), skip_bad)
         ids = [p if isinstance(p, str) else str(p) for p in paths]  # the same strings, not copies
-        training, abnormal = run_folders(run_data or {})
+        run_data = run_data or {}
+        training, abnormal = run_folders(run_data)
         kinds = np.array([layout_kind(p, training, abnormal) for p in ids], dtype=object)
-        white = (run_data or {}).get("high_bit_white")  # as the run read its training files
+        white = run_data.get("high_bit_white")  # as the run read its training files
         batch = InputBatch("files", ids, ImageFolder(ids, tuple(shape), white=white), kinds)
         if (kinds != "").any():
             batch.labelled, batch.is_normal = kinds != "", kinds == GOOD
