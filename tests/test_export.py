@@ -87,3 +87,35 @@ def test_export_refuses_heads_without_a_network(tmp_path, digits_small):
     with pytest.raises(OneClassError, match="head 'knn' has no network to export"):
         export_onnx(detector, tmp_path)
     assert not (tmp_path / "model.onnx").exists()
+
+
+def test_a_graph_onnx_runtime_cannot_run_is_refused_and_replaces_nothing(tmp_path, digits_small, monkeypatch):
+    """ONNX's checker accepts a float64 convolution; ONNX Runtime has no CPU kernel for it. The
+    export runs the graph it wrote before the file replaces the user's earlier export."""
+    from onnx import TensorProto, helper, save
+
+    from oneclass.services import export
+
+    image = helper.make_tensor_value_info("images", TensorProto.DOUBLE, ["n", 1, 8, 8])
+    score = helper.make_tensor_value_info("score", TensorProto.DOUBLE, None)
+    weight = helper.make_tensor("w", TensorProto.DOUBLE, [1, 1, 3, 3], [1.0] * 9)
+    graph = helper.make_graph(
+        [helper.make_node("Conv", ["images", "w"], ["score"])], "g", [image], [score], [weight]
+    )
+    unrunnable = tmp_path / "unrunnable.onnx"
+    save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 18)]), str(unrunnable))
+    with pytest.raises(OneClassError, match="ONNX Runtime cannot run the graph"):
+        export.check_runs(unrunnable, (1, 8, 8), local=False)
+
+    x, y, _, _ = digits_small
+    detector = OneClassDetector(encoder="ae", encoder_epochs=1, head_epochs=2, device="cpu", quiet=True)
+    detector.fit(x[y == 1][:300])
+    earlier = export_onnx(detector, tmp_path / "run").read_bytes()
+
+    def refuse(*args, **kwargs):
+        raise OneClassError("ONNX export failed: ONNX Runtime cannot run the graph: (stand-in)")
+
+    monkeypatch.setattr(export, "check_runs", refuse)
+    with pytest.raises(OneClassError, match="cannot run"):
+        export_onnx(detector, tmp_path / "run")
+    assert (tmp_path / "run" / "model.onnx").read_bytes() == earlier

@@ -20,6 +20,7 @@ import os
 import warnings
 from pathlib import Path
 
+import numpy as np
 import torch
 from torch import nn
 
@@ -109,8 +110,34 @@ def export_onnx(
     with atomic_path(directory / ONNX_FILE) as tmp:
         program.save(str(tmp), external_data=False)  # one self-contained file (the model is small)
         onnx.checker.check_model(str(tmp))
+        check_runs(tmp, detector.image_shape_, detector.local)
     write_json(directory / ONNX_META_FILE, export_metadata(detector, alpha))
     return directory / ONNX_FILE
+
+
+def check_runs(path: Path, image_shape: tuple[int, ...], local: bool) -> None:
+    """Run the written graph once in ONNX Runtime (when installed) on a few images of the
+    detector's shape: a graph that ONNX's checker accepts can still hold an operator that ONNX
+    Runtime cannot run, and the user should learn it here, before the file replaces anything."""
+    try:
+        import onnxruntime
+    except ImportError:
+        return
+    images = np.random.default_rng(0).integers(0, 256, (3, *image_shape), dtype=np.uint8)
+    try:
+        session = onnxruntime.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+        outputs = session.run(None, {"images": images})
+    except Exception as exc:  # onnxruntime's errors have no common base class
+        raise OneClassError(
+            f"ONNX export failed: ONNX Runtime cannot run the graph: {str(exc).splitlines()[0]}"
+        ) from exc
+    expected = [(3,), (3, *image_shape[1:])] if local else [(3,)]
+    shapes = [tuple(output.shape) for output in outputs]
+    if shapes != expected or not all(np.isfinite(output).all() for output in outputs):
+        raise OneClassError(
+            f"ONNX export failed: the graph gave outputs of shapes {shapes} (expected {expected}) "
+            "or values that are not finite"
+        )
 
 
 @contextlib.contextmanager
