@@ -150,6 +150,18 @@ def test_folders_beside_the_training_folder_are_new_images_not_defect_kinds(mnis
     assert labels == [""] * 20 and "detected" not in output and "false alarms" not in output
     output, labels = score("defects")
     assert labels == ["defects"] * 20 and "detected" in output and "of 20 abnormal" in output
+    # fit scored the same 20 as its test images (abnormal only: no AUROC, the detection rate)
+    with open(tmp_path / "defects.csv") as f:
+        flagged = np.mean([row["prediction"] == "-1" for row in csv.DictReader(f)])
+    metrics = json.loads((run / "metrics.json").read_text())
+    assert "test_auroc" not in metrics and metrics["test_detection_rate"] == pytest.approx(flagged)
+    logged = (run / "train.log").read_text()  # the summary line (fit ran --quiet)
+    assert f"detected {flagged:.3f} of 20 abnormal test images" in logged
+    held_out = metrics["calibration_share_below_threshold"]
+    assert f"held-out good images below it={held_out:.3f} of {metrics['n_calibration']}" in logged
+    page = (run / "report.html").read_text()
+    assert f"{tmp_path / 'defects'} (abnormal)" in page and "abnormal images detected" in page
+    assert f"{round(flagged * 20)} of 20 ({flagged:.3f})" in page and "held-out good images flagged" in page
     output, labels = score("good")
     assert labels == ["good"] * 200 and "false alarms" in output and "of 200 normal" in output
 

@@ -113,27 +113,30 @@ def _curves(scores, is_normal) -> str:
 
 
 def _training(history: dict[str, list[dict]]) -> str:
+    """The training curves; no encoder panel for an encoder that was not trained (pretrained
+    features), rather than an empty one."""
     encoder, head = history.get("encoder", []), history.get("head", [])
-    fig, axes = plt.subplots(1, 3, figsize=(12, 3.2))
+    fig, axes = plt.subplots(1, 3 if encoder else 2, figsize=(12 if encoder else 8, 3.2))
     if encoder:
         axes[0].plot([h["epoch"] for h in encoder], [h["loss"] for h in encoder], marker="o")
-    axes[0].set_title("encoder loss per image")
+        axes[0].set_title("encoder loss per image")
+    loss_axis, spread_axis = axes[-2:]
     if head:
         epochs = [h["epoch"] for h in head]
-        axes[1].plot(epochs, [h["loss"] for h in head])
+        loss_axis.plot(epochs, [h["loss"] for h in head])
         if "threshold" in head[0]:
-            axes[2].plot(epochs, [h["threshold"] for h in head], label="threshold")
-            axes[2].plot(epochs, [h["score_mean"] for h in head], label="mean score")
-            axes[2].fill_between(
+            spread_axis.plot(epochs, [h["threshold"] for h in head], label="threshold")
+            spread_axis.plot(epochs, [h["score_mean"] for h in head], label="mean score")
+            spread_axis.fill_between(
                 epochs,
                 [h["score_mean"] - h["score_std"] for h in head],
                 [h["score_mean"] + h["score_std"] for h in head],
                 alpha=0.2,
                 label="mean +- std",
             )
-            axes[2].legend(fontsize=8)
-    axes[1].set_title("head loss (OC-NN objective)")
-    axes[2].set_title("threshold and score spread (training data)")
+            spread_axis.legend(fontsize=8)
+    loss_axis.set_title("head loss (OC-NN objective)")
+    spread_axis.set_title("threshold and score spread (training data)")
     for axis in axes:
         axis.set_xlabel("epoch")
     return _png(fig)
@@ -210,7 +213,8 @@ def write_report(run_dir: str | os.PathLike, data_dir: str | os.PathLike | None 
         "encoder": detector.encoder,
         "head": detector.head,
     }
-    if (run_dir / CALIBRATION_FILE).is_file():  # the threshold was set anew by `oneclass calibrate`
+    calibrated = (run_dir / CALIBRATION_FILE).is_file()
+    if calibrated:  # the threshold was set anew by `oneclass calibrate`
         record = read_json(run_dir / CALIBRATION_FILE)
         before = record["threshold_before"]
         cards["threshold set by"] = f"calibrate on {record['images']} good images (was {before:.4g})"
@@ -220,6 +224,7 @@ def write_report(run_dir: str | os.PathLike, data_dir: str | os.PathLike | None 
             calibration.flagged(scores[is_normal], threshold), detector.nu
         )
         warning = f"<p class='warn'>Warning: {html.escape(shifted)}.</p>" if shifted else ""
+    cards.update(_one_sided_cards(scores, is_normal, threshold, metrics, fitted_threshold=not calibrated))
     if is_normal is not None and is_normal.any() and not is_normal.all():
         found = detection_metrics(scores, is_normal, threshold)
         cards.update(
@@ -272,6 +277,22 @@ alt="score histogram"></section>
     return target
 
 
+def _one_sided_cards(scores, is_normal, threshold, metrics, fitted_threshold: bool) -> dict[str, str]:
+    """What the threshold does where no AUROC can say it: on evaluation images of one kind only
+    (a folder of defects, or of good images), and on the good images held out of the fit (only
+    while the threshold is the fit's: ``calibrate`` sets it from those images' successors)."""
+    cards = {}
+    if is_normal is not None and len(scores) and (is_normal.all() or not is_normal.any()):
+        flagged = calibration.flagged(scores, threshold)
+        name = "false alarms at the threshold" if is_normal.all() else "abnormal images detected"
+        cards[name] = f"{int(flagged.sum())} of {len(scores)} ({flagged.mean():.3f})"
+    held_out = metrics.get("n_calibration", 0)
+    if fitted_threshold and held_out and "calibration_share_below_threshold" in metrics:
+        share = metrics["calibration_share_below_threshold"]
+        cards["held-out good images flagged"] = f"{round(share * held_out)} of {held_out} ({share:.3f})"
+    return cards
+
+
 MAPS_SHOWN = 16  # the most abnormal evaluation images shown with their anomaly maps
 
 
@@ -322,6 +343,8 @@ def run_title(metrics: dict[str, Any]) -> str:
     if data.get("kind") == "folder":
         if data.get("root"):
             return f"folder {data['root']} (normal: train/good)"
+        if data.get("abnormal_dir"):
+            return f"folders {data.get('normal_dir')} (normal) and {data['abnormal_dir']} (abnormal)"
         return f"folder {data.get('normal_dir')} (all normal)"
     if data.get("kind") == "dataset":
         names = dataset_info(data["name"]).class_names

@@ -289,6 +289,14 @@ def fit_run(
         summary += f", false alarms at the threshold={metrics['test_false_alarm_rate']:.3f}"
     if "test_conformal_false_alarm_rate" in metrics:
         summary += f", at alpha={alpha}: {metrics['test_conformal_false_alarm_rate']:.3f}"
+    if "test_auroc" not in metrics and "test_detection_rate" in metrics:
+        detected = metrics["test_detection_rate"]
+        summary += f", detected {detected:.3f} of {metrics['n_test']} abnormal test images"
+    if "calibration_share_below_threshold" in metrics:
+        summary += (
+            f", held-out good images below it={metrics['calibration_share_below_threshold']:.3f}"
+            f" of {n_calibration}"
+        )
     for warning in (problem, metrics.get("threshold_warning")):
         if warning:
             summary += f"; warning: {warning}"
@@ -304,9 +312,17 @@ def _score_test(detector: OneClassDetector, images) -> tuple[np.ndarray, np.ndar
 
 def _evaluate(metrics, detector, test_scores, is_normal, run) -> None:
     """Test metrics at the threshold and, when calibrated, at the conformal level alpha."""
-    if is_normal is None or not is_normal.any():
+    if is_normal is None:
         return
     threshold = detector.threshold_
+    if not is_normal.any():  # abnormal images only (--abnormal-dir beside --normal-dir)
+        metrics["test_detection_rate"] = float(calibration.flagged(test_scores, threshold).mean())
+        if "alpha" in metrics:
+            p = detector.p_values_of_scores(test_scores)
+            metrics["test_conformal_detection_rate"] = float(
+                calibration.flagged_by_p_value(p, metrics["alpha"]).mean()
+            )
+        return
     shifted = calibration.excess_false_alarms(
         calibration.flagged(test_scores[is_normal], threshold), detector.nu
     )
