@@ -256,3 +256,42 @@ def test_a_plain_folder_given_as_a_layout_is_refused_with_the_way_out(mnist_trai
     )
     assert missing.exit_code == 2 and "nowhere: no such folder" in missing.output
     assert not (tmp_path / "r").exists()
+
+
+def test_score_warns_once_about_files_that_reading_distorts(mnist_train, tmp_path):
+    """A colour run on 4:3 frames scores a folder with portrait frames (one stored landscape with
+    a camera's turn-by-a-quarter tag), a grey file, and frames that fit (one stored portrait, its
+    tag turning it to landscape): one warning line per problem, with the first file and a count;
+    nothing about the frames that fit."""
+    x, y = mnist_train
+
+    def frame(i, size=(40, 30), mode="RGB"):
+        return Image.fromarray(x[y == 0][i]).convert(mode).resize(size)
+
+    normal = tmp_path / "normal"
+    normal.mkdir()
+    for i in range(150):
+        frame(i).save(normal / f"zero{i:03d}.png")
+    run = tmp_path / "run"
+    fit = CliRunner().invoke(main, ["fit", "--normal-dir", str(normal), "--out", str(run), *QUICK])
+    assert fit.exit_code == 0, fit.output
+    assert json.loads((run / "config.json").read_text())["image_shape"] == [3, 48, 64]
+
+    new = tmp_path / "new"
+    new.mkdir()
+    turned = Image.Exif()
+    turned[0x0112] = 6  # shown turned a quarter: the stored width and height trade places
+    frame(150).save(new / "a-landscape.png")
+    frame(151, (30, 40)).save(new / "b-portrait.png")
+    frame(152, (40, 30)).save(new / "c-stored-landscape-shown-portrait.jpg", exif=turned)
+    frame(153, (30, 40)).save(new / "d-stored-portrait-shown-landscape.jpg", exif=turned)
+    frame(154, mode="L").save(new / "e-grey.png")
+    result = CliRunner().invoke(main, ["score", str(run), str(new), "--out", str(tmp_path / "s.csv")])
+    assert result.exit_code == 0, result.output
+    warned = [line for line in result.output.splitlines() if line.startswith("warning:")]
+    assert warned == [
+        f"warning: {new / 'b-portrait.png'} (30x40) and 1 more: not of the run's aspect ratio (64x48); "
+        "read stretched to it, a distorted image",
+        f"warning: {new / 'e-grey.png'}: grey, while the run's images are colour; "
+        "read with three equal channels",
+    ]

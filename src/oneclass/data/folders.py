@@ -23,6 +23,7 @@ from .images import (
     IMAGE_SUFFIXES,
     ImageFileError,
     find_image_files,
+    header_size,
     high_bit_white,
     read_image,
     upright_size,
@@ -119,13 +120,21 @@ def list_images(folder: Path) -> list[str]:
     return paths
 
 
-def check_files(paths: list, skip_bad: bool) -> list:
+GREY_MODES = ("1", "L", "LA", "I", "I;16", "I;16B", "I;16L", "F")
+RATIO_TOLERANCE = 0.05  # relative difference of height / width beyond which a resize distorts
+
+
+def check_files(paths: list, skip_bad: bool, expected: tuple[int, int, int] | None = None) -> list:
     """Open every file's header once: unreadable files stop the run, or are skipped with a
-    warning naming them when ``skip_bad``."""
+    warning naming them when ``skip_bad``. With the ``expected`` ``(C, H, W)`` of the images as a
+    run reads them, also warn (once, with a count and the first file) about files that reading
+    will distort: another aspect ratio (stretched to the run's) or grey files for a colour run."""
     good = []
+    stretched, grey = Mismatch(), Mismatch()
     for path in paths:
         try:
             with Image.open(path) as image:
+                mode, (width, height) = image.mode, header_size(image)
                 image.verify()
             good.append(path)
         except (
@@ -139,9 +148,37 @@ def check_files(paths: list, skip_bad: bool) -> list:
             if not skip_bad:
                 raise ImageFileError(message + "; pass --skip-bad to skip such files") from exc
             warnings.warn(f"skipping {message}", stacklevel=2)
+            continue
+        if expected is not None:
+            channels, rows, columns = expected
+            if abs((height / width) / (rows / columns) - 1) > RATIO_TOLERANCE:
+                stretched.add(f"{path} ({width}x{height})")
+            if channels == 3 and mode in GREY_MODES:
+                grey.add(str(path))
     if not good:
         raise ImageFileError("no readable images among the given files")
+    if expected is not None:
+        size = f"{expected[2]}x{expected[1]}"
+        stretched.warn(f"not of the run's aspect ratio ({size}); read stretched to it, a distorted image")
+        grey.warn("grey, while the run's images are colour; read with three equal channels")
     return good
+
+
+@dataclass
+class Mismatch:
+    """Files that share one problem: how many, and the first one (for a one-line warning)."""
+
+    count: int = 0
+    first: str = ""
+
+    def add(self, what: str) -> None:
+        self.count += 1
+        self.first = self.first or what
+
+    def warn(self, problem: str) -> None:
+        if self.count:
+            more = f" and {self.count - 1} more" if self.count > 1 else ""
+            warnings.warn(f"{self.first}{more}: {problem}", stacklevel=3)
 
 
 # the local detector keeps larger images' detail up to this side (BENCHMARKS.md, "Image size")
@@ -183,7 +220,7 @@ def infer_shape(
             sides.append(max(width, height))
             ratios.append(height / width)
             modes.append(image.mode)
-    grey = modes[0] in ("1", "L", "LA", "I", "I;16", "I;16B", "I;16L", "F")
+    grey = modes[0] in GREY_MODES
     channels = channels or (1 if grey else 3)
     size = size or default_image_size(int(np.median(sides)), keep_detail)
     if channels not in (1, 3):
@@ -265,7 +302,7 @@ def folder_splits(
     if not test_paths:
         return train, None
     kind_of = dict(zip(test_paths, kinds, strict=True))
-    test_paths = check_files(test_paths, skip_bad)
+    test_paths = check_files(test_paths, skip_bad, shape)
     test_kinds = [kind_of[p] for p in test_paths]
     is_normal = np.array([kind == GOOD for kind in test_kinds])
     return train, ImageFolder(test_paths, shape, is_normal, test_kinds, white)

@@ -76,6 +76,20 @@ def upright_size(image: Image.Image) -> tuple[int, int]:
     return (height, width) if image.getexif().get(0x0112) in QUARTER_TURNS else (width, height)
 
 
+def header_size(image: Image.Image) -> tuple[int, int]:
+    """``upright_size`` without decoding any pixels: a PNG's orientation tag counts only where the
+    tag comes before the image data (Pillow's ``getexif`` of a PNG decodes the whole image to look
+    for one after it). For checking many files' sizes cheaply."""
+    width, height = image.size
+    if image.format == "PNG":
+        exif = Image.Exif()
+        if image.info.get("exif"):
+            exif.load(image.info["exif"])
+    else:
+        exif = image.getexif()
+    return (height, width) if exif.get(0x0112) in QUARTER_TURNS else (width, height)
+
+
 def read_image(path: str | os.PathLike, shape: tuple[int, int, int], white: int | None = None) -> np.ndarray:
     """One image as uint8 ``(C, H, W)``: converted to grey (C=1) or RGB (C=3), resized to H x W.
 

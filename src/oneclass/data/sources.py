@@ -68,7 +68,7 @@ def load_inputs(
         else:
             image_specs.append(spec)
     if image_specs:
-        paths = check_files(expand_image_paths(image_specs), skip_bad)
+        paths = check_files(expand_image_paths(image_specs), skip_bad, tuple(shape))
         ids = [p if isinstance(p, str) else str(p) for p in paths]  # the same strings, not copies
         run_data = run_data or {}
         training, abnormal = run_folders(run_data)
