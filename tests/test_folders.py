@@ -167,7 +167,13 @@ def test_folders_beside_the_training_folder_are_new_images_not_defect_kinds(mnis
 
     calibrated = CliRunner().invoke(main, ["calibrate", str(run), str(tmp_path / "line-good"), "-q"])
     assert calibrated.exit_code == 0, calibrated.output
-    assert json.loads((run / "calibration.json").read_text())["images"] == 30
+    record = json.loads((run / "calibration.json").read_text())
+    assert record["images"] == 30 and record["training_images"] == 0 and "warning" not in calibrated.output
+    # the training folder itself: in-sample scores, a threshold that flags more than nu of new images
+    in_sample = CliRunner().invoke(main, ["calibrate", str(run), str(tmp_path / "good"), "-q"])
+    assert in_sample.exit_code == 0, in_sample.output
+    assert "warning: 200 of these 200 images are from the run's training folder or split" in in_sample.output
+    assert json.loads((run / "calibration.json").read_text())["training_images"] == 200
     refused = CliRunner().invoke(main, ["calibrate", str(run), str(tmp_path / "defects"), "-q"])
     assert refused.exit_code == 2 and len(refused.output.strip().splitlines()) == 1
     assert "0 normal images are too few" in refused.output
@@ -295,3 +301,28 @@ def test_score_warns_once_about_files_that_reading_distorts(mnist_train, tmp_pat
         f"warning: {new / 'e-grey.png'}: grey, while the run's images are colour; "
         "read with three equal channels",
     ]
+
+
+def test_calibration_counts_the_images_a_run_was_fitted_on(tmp_path):
+    """Images a run may have been fitted on, among those given to calibrate: a split named
+    ``<its dataset>:train`` (its normal classes, as kept), files inside its training folder
+    (through a link too); not the test split, another data set's split or files beside it."""
+    from oneclass.data.sources import InputBatch
+    from oneclass.services.calibrate import trained_on_count
+
+    mnist_run = {"kind": "dataset", "name": "mnist", "normal_classes": [3]}
+    keep = np.arange(5)
+    assert trained_on_count(InputBatch("mnist:train", [], None, dataset="mnist"), keep, mnist_run) == 5
+    assert trained_on_count(InputBatch("mnist:test", [], None, dataset="mnist"), keep, mnist_run) == 0
+    fashion = InputBatch("fashion-mnist:train", [], None, dataset="fashion-mnist")
+    assert trained_on_count(fashion, keep, mnist_run) == 0
+
+    (tmp_path / "good" / "sub").mkdir(parents=True)
+    (tmp_path / "good-new").mkdir()
+    (tmp_path / "link").symlink_to(tmp_path / "good")
+    ids = [str(tmp_path / p) for p in ("good/a.png", "good/sub/b.png", "link/c.png", "good-new/d.png")]
+    folder_run = {"kind": "folder", "normal_dir": str(tmp_path / "good")}
+    files = InputBatch("files", ids, None)
+    assert trained_on_count(files, np.arange(4), folder_run) == 3
+    assert trained_on_count(files, np.array([3]), folder_run) == 0
+    assert trained_on_count(files, np.arange(4), {"kind": "folder", "root": str(tmp_path)}) == 0

@@ -407,7 +407,9 @@ def calibrate(run_dir, inputs, skip_bad, data_dir, device, quiet):
     at most nu) and their scores become the run's calibration scores (p-values, score --alpha).
     For when good images from production differ from the training images in ways that are not
     defects (lighting, material batch): the run's own threshold holds nu only for images like its
-    training images. Rewrites RUN_DIR's model files and writes RUN_DIR/calibration.json.
+    training images. The images must be new to the run: its own training images score as more
+    normal than new ones, and a threshold set from them flags more than nu of new good images
+    (a warning says so). Rewrites RUN_DIR's model files and writes RUN_DIR/calibration.json.
     """
     from .services.calibrate import CALIBRATION_FILE, calibrate_run
 

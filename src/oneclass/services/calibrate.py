@@ -14,13 +14,14 @@ the promise hold for images like those.
 from __future__ import annotations
 
 import os
+import warnings
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
 
 from .. import calibration
-from ..data.folders import take
+from ..data.folders import run_folders, take
 from ..data.sources import load_inputs
 from ..detector import OneClassDetector
 from ..errors import OneClassError
@@ -36,12 +37,26 @@ CALIBRATION_FILE = "calibration.json"
 class Recalibration:
     images: int
     left_out: int  # images whose labels say abnormal (a labelled split, a folder's defect kinds)
+    training_images: int  # of ``images``, those from the run's training folder or split (in-sample)
     sources: list[str]
     nu: float
     threshold_before: float
     threshold: float
     flagged_before: float  # share of these normal images the old threshold flagged
     onnx_stale: bool  # the run folder holds an ONNX export made with the old threshold
+
+
+def trained_on_count(batch, keep: np.ndarray, data: dict) -> int:
+    """How many of ``batch``'s images at ``keep`` the run may have been fitted on: all of a split
+    named ``<its dataset>:train`` (only its normal classes are kept), and files inside its
+    training folder (``data``: the ``data`` entry of its metrics.json)."""
+    if batch.dataset is not None:
+        return len(keep) if batch.source == f"{data.get('name')}:train" else 0
+    training, _ = run_folders(data)
+    if training is None:
+        return 0
+    inside = os.path.join(os.path.realpath(training), "")
+    return sum(os.path.realpath(batch.ids[i]).startswith(inside) for i in keep)
 
 
 def calibrate_run(
@@ -62,16 +77,17 @@ def calibrate_run(
     detector = OneClassDetector.load(run_dir, device=device)
     trained_on = read_metrics(run_dir)
     batches = load_inputs(list(inputs), detector.image_shape_, data_dir, skip_bad, trained_on.get("data"))
-    kept, left_out = [], 0
+    kept, left_out, seen = [], 0, 0
     for batch in batches:
-        images = batch.images
+        keep = np.arange(len(batch.ids))
         known = known_normal(batch, trained_on)
         if known is not None:  # images the labels call abnormal are left out, unscored
             labelled, is_normal = known
             keep = np.flatnonzero(~(labelled & ~is_normal))
-            left_out += len(images) - len(keep)
-            images = take(images, keep)
-        if len(images):
+            left_out += len(batch.ids) - len(keep)
+        seen += trained_on_count(batch, keep, trained_on.get("data", {}))
+        if len(keep):
+            images = batch.images if len(keep) == len(batch.ids) else take(batch.images, keep)
             kept.append(detector.score_samples(images, progress=progress))
     scores = np.concatenate(kept or [np.empty(0)])
     problem = calibration.unreachable_alpha(detector.nu, len(scores))
@@ -81,11 +97,20 @@ def calibrate_run(
             f"nu={detector.nu:g} (at least {calibration.calibration_needed(detector.nu)} needed)"
             + (f"; {left_out} images their folders label abnormal were left out" if left_out else "")
         )
+    if seen:
+        warnings.warn(
+            f"{seen} of these {len(scores)} images are from the run's training folder or split: the detector "
+            "was fitted on most of them, so they score as more normal than new good images, and "
+            "a threshold set from them flags more than nu of new ones; calibrate on good images "
+            "the run has not seen",
+            stacklevel=2,
+        )
     before = detector.threshold_
     detector.threshold_from_scores(scores).calibrate_from_scores(scores)
     record = Recalibration(
         images=len(scores),
         left_out=left_out,
+        training_images=seen,
         sources=[batch.source for batch in batches],
         nu=detector.nu,
         threshold_before=before,
