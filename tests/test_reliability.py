@@ -250,3 +250,18 @@ def test_image_loader_raises_only_its_own_error(tmp_path, data, suffix):
     path.write_bytes(data)
     with contextlib.suppress(ImageFileError):
         assert read_image(path, SHAPE).shape == SHAPE
+
+
+def test_a_run_folder_says_what_to_do_when_there_is_nothing_to_resume(tmp_path):
+    """A local fit interrupted before it finished leaves only train.log (it keeps no checkpoint):
+    --resume says so and how to start again, and the same fit without it starts again."""
+    from oneclass.errors import OneClassError
+    from oneclass.services.runfolder import RunFolder
+
+    (tmp_path / "run").mkdir()
+    (tmp_path / "run" / "train.log").write_text("[    0.1s] fit on 108 normal images\n")
+    with pytest.raises(
+        OneClassError, match="no checkpoint to resume from.*run the same fit without --resume"
+    ):
+        RunFolder(tmp_path / "run", resume=True)
+    assert RunFolder(tmp_path / "run").path == tmp_path / "run"

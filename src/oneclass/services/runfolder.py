@@ -36,7 +36,10 @@ class RunFolder:
         if resume and finished:
             raise OneClassError(f"{self.path}: the run already finished; nothing to resume")
         if resume and not interrupted:
-            raise OneClassError(f"{self.path}: no checkpoint to resume from")
+            raise OneClassError(
+                f"{self.path}: no checkpoint to resume from (checkpoints are written after each epoch "
+                "of a trained encoder; a local detector keeps none); run the same fit without --resume"
+            )
         if not (resume or overwrite) and finished:
             raise OneClassError(f"{self.path}: already holds a run; pass --overwrite to replace it")
         if not (resume or overwrite) and interrupted:
