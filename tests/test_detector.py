@@ -124,6 +124,11 @@ def test_input_validation(fitted_detector):
         fitted_detector.score_samples(np.full((2, 28, 28), 255.0, np.float32))
     with pytest.raises(OneClassError, match="fitted on"):
         fitted_detector.score_samples(np.zeros((2, 32, 32), np.uint8))
+    # PIL's and OpenCV's layout: named, with the fix (it read as 28 channels of 28x3 images)
+    with pytest.raises(OneClassError, match=r"looks like channels last.*X\.transpose\(0, 3, 1, 2\)"):
+        OneClassDetector(encoder="ae").fit(np.zeros((2, 28, 28, 3), np.uint8))
+    with pytest.raises(OneClassError, match="channels last"):
+        fitted_detector.score_samples(np.zeros((2, 28, 28, 1), np.uint8))
     with pytest.raises(OneClassError, match="not fitted"):
         OneClassDetector().score_samples(np.zeros((2, 28, 28), np.uint8))
 

@@ -35,6 +35,11 @@ def check_images(images: np.ndarray, name: str = "X") -> np.ndarray:
         )
     if array.shape[0] == 0:
         raise OneClassError(f"{name} is empty: need at least one image")
+    if array.shape[1] > 4 and array.shape[3] <= 4:  # (n, H, W, C), as PIL and OpenCV give images
+        raise OneClassError(
+            f"{name} has shape {array.shape}, which looks like channels last (n, height, width, "
+            f"channels); images are (n, channels, height, width): pass {name}.transpose(0, 3, 1, 2)"
+        )
     if array.dtype == np.uint8:
         return array
     if array.dtype.kind not in "fiu" or array.dtype.kind == "b":
