@@ -187,3 +187,24 @@ def test_small_data_trains_for_enough_steps():
     detector.fit_encoder(np.random.default_rng(0).integers(0, 256, (100, 1, 16, 16), dtype=np.uint8))
     assert detector.encoder_schedule_ == {"batch_size": 16, "epochs": 8}  # 7 steps an epoch, 56 in all
     assert len(detector.history_["encoder"]) == 8
+
+
+def test_scikit_learn_can_clone_and_set_the_detector_and_its_heads(fitted_detector, tmp_path):
+    """The scikit-learn estimator contract its tools rely on: get_params(deep=...) gives every
+    __init__ argument (quiet too), clone builds an unfitted twin, set_params returns the estimator
+    and names an unknown parameter; the saved settings stay the model's (no quiet)."""
+    from sklearn.base import clone
+
+    from oneclass.heads.ocnn import KernelOCNN
+
+    twin = clone(fitted_detector)
+    assert twin.get_params(deep=False) == fitted_detector.get_params(deep=True)
+    assert twin.get_params()["quiet"] == fitted_detector.quiet
+    with pytest.raises(OneClassError, match="not fitted"):
+        twin.score_samples(np.zeros((2, 28, 28), np.uint8))
+    assert clone(KernelOCNN(hidden=64, whiten=False)).get_params()["hidden"] == 64
+    assert twin.set_params(nu=0.2, seed=3) is twin and (twin.nu, twin.seed) == (0.2, 3)
+    with pytest.raises(OneClassError, match="has no parameter 'nus'; its parameters: encoder"):
+        twin.set_params(nus=0.2)
+    saved = json.loads((fitted_detector.save(tmp_path / "run") / "config.json").read_text())
+    assert "quiet" not in saved["params"] and saved["params"]["nu"] == fitted_detector.nu

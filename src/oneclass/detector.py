@@ -644,7 +644,7 @@ class OneClassDetector(Estimator):
         tensors.update(self.head_.state_tensors())
         if self.calibrated:
             tensors["calibration.scores"] = torch.from_numpy(self.calibration_scores_.copy())
-        params = self.get_params()
+        params = self.model_params()
         params["channels"] = list(self.channels) if self.channels else None
         save_tensors(
             directory / CONFIG_FILE,

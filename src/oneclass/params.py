@@ -146,8 +146,27 @@ class Estimator:
         signature = inspect.signature(cls.__init__).parameters
         return {name: signature[name].default for name in cls.param_names()}
 
-    def get_params(self) -> dict[str, Any]:
-        """Every declared parameter and its value (the settings a saved model is rebuilt from)."""
+    def get_params(self, deep: bool = True) -> dict[str, Any]:
+        """Every ``__init__`` argument and its value, as scikit-learn's ``get_params`` (so that
+        ``sklearn.base.clone`` and its search tools work; ``deep`` changes nothing: no parameter is
+        itself an estimator)."""
+        return {name: getattr(self, name) for name in self.param_names()}
+
+    def set_params(self, **params: Any) -> Estimator:
+        """Set ``__init__`` arguments by name, as scikit-learn's ``set_params``; returns self. The
+        values are checked when ``fit`` runs, as scikit-learn does."""
+        unknown = sorted(set(params) - set(self.param_names()))
+        if unknown:
+            raise OneClassError(
+                f"{type(self).__name__} has no parameter {', '.join(map(repr, unknown))}; "
+                f"its parameters: {', '.join(self.param_names())}"
+            )
+        for name, value in params.items():
+            setattr(self, name, value)
+        return self
+
+    def model_params(self) -> dict[str, Any]:
+        """The declared parameters: the settings a saved model is rebuilt from (not ``quiet``)."""
         return {name: getattr(self, name) for name in self.param_names() if name in self.parameters}
 
     def validate_params(self) -> None:

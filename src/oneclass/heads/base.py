@@ -56,7 +56,7 @@ class Head(Estimator):
         return np.where(self.decision_function(Z) >= 0, 1, -1)
 
     def get_config(self) -> dict[str, Any]:
-        return {"name": self.name, "params": self.get_params(), "threshold": float(self.threshold_)}
+        return {"name": self.name, "params": self.model_params(), "threshold": float(self.threshold_)}
 
     def state_tensors(self) -> dict[str, torch.Tensor]:
         return {}
