@@ -164,6 +164,8 @@ def test_folders_beside_the_training_folder_are_new_images_not_defect_kinds(mnis
     assert f"{round(flagged * 20)} of 20 ({flagged:.3f})" in page and "held-out good images flagged" in page
     output, labels = score("good")
     assert labels == ["good"] * 200 and "false alarms" in output and "of 200 normal" in output
+    assert "(200 of them the run's training images: in-sample, fewer flagged than new)" in output
+    assert "training images" not in score("line-good")[0]  # good images, new to the run
 
     calibrated = CliRunner().invoke(main, ["calibrate", str(run), str(tmp_path / "line-good"), "-q"])
     assert calibrated.exit_code == 0, calibrated.output
@@ -308,7 +310,7 @@ def test_calibration_counts_the_images_a_run_was_fitted_on(tmp_path):
     ``<its dataset>:train`` (its normal classes, as kept), files inside its training folder
     (through a link too); not the test split, another data set's split or files beside it."""
     from oneclass.data.sources import InputBatch
-    from oneclass.services.calibrate import trained_on_count
+    from oneclass.services.score import trained_on_count
 
     mnist_run = {"kind": "dataset", "name": "mnist", "normal_classes": [3]}
     keep = np.arange(5)

@@ -379,6 +379,9 @@ def score(run_dir, inputs, out, skip_bad, alpha, maps_dir, data_dir, device, qui
             line += f", AUROC {summary.auroc:.4f}"
         if summary.false_alarm_rate is not None:
             line += f", false alarms {summary.false_alarm_rate:.1%} of {summary.n_normal} normal"
+            if summary.n_training:
+                trained = summary.n_training
+                line += f" ({trained} of them the run's training images: in-sample, fewer flagged than new)"
         if summary.detection_rate is not None:
             line += f", detected {summary.detection_rate:.1%} of {summary.n_abnormal} abnormal"
         if summary.warning:

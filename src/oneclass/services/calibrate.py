@@ -21,14 +21,14 @@ from pathlib import Path
 import numpy as np
 
 from .. import calibration
-from ..data.folders import run_folders, take
+from ..data.folders import take
 from ..data.sources import load_inputs
 from ..detector import OneClassDetector
 from ..errors import OneClassError
 from ..fileio import write_json
 from .export import ONNX_FILE
 from .runfolder import read_metrics
-from .score import known_normal
+from .score import known_normal, trained_on_count
 
 CALIBRATION_FILE = "calibration.json"
 
@@ -44,19 +44,6 @@ class Recalibration:
     threshold: float
     flagged_before: float  # share of these normal images the old threshold flagged
     onnx_stale: bool  # the run folder holds an ONNX export made with the old threshold
-
-
-def trained_on_count(batch, keep: np.ndarray, data: dict) -> int:
-    """How many of ``batch``'s images at ``keep`` the run may have been fitted on: all of a split
-    named ``<its dataset>:train`` (only its normal classes are kept), and files inside its
-    training folder (``data``: the ``data`` entry of its metrics.json)."""
-    if batch.dataset is not None:
-        return len(keep) if batch.source == f"{data.get('name')}:train" else 0
-    training, _ = run_folders(data)
-    if training is None:
-        return 0
-    inside = os.path.join(os.path.realpath(training), "")
-    return sum(os.path.realpath(batch.ids[i]).startswith(inside) for i in keep)
 
 
 def calibrate_run(

@@ -12,6 +12,7 @@ from pathlib import Path
 import numpy as np
 
 from .. import calibration
+from ..data.folders import run_folders
 from ..data.sources import load_inputs
 from ..detector import OneClassDetector
 from ..errors import OneClassError
@@ -35,6 +36,7 @@ class SourceSummary:
     detection_rate: float | None = None  # share of the abnormal images flagged
     n_normal: int = 0
     n_abnormal: int = 0
+    n_training: int = 0  # of the normal images, those the run may have been fitted on (in-sample)
     warning: str | None = None  # the normal images are flagged far more often than promised
 
 
@@ -144,6 +146,19 @@ def known_normal(batch, trained_on: dict) -> tuple[np.ndarray, np.ndarray] | Non
     return None
 
 
+def trained_on_count(batch, keep: np.ndarray, data: dict) -> int:
+    """How many of ``batch``'s images at ``keep`` the run may have been fitted on: all of a split
+    named ``<its dataset>:train`` (only its normal classes are kept), and files inside its
+    training folder (``data``: the ``data`` entry of its metrics.json)."""
+    if batch.dataset is not None:
+        return len(keep) if batch.source == f"{data.get('name')}:train" else 0
+    training, _ = run_folders(data)
+    if training is None:
+        return 0
+    inside = os.path.join(os.path.realpath(training), "")
+    return sum(os.path.realpath(batch.ids[i]).startswith(inside) for i in keep)
+
+
 def _summary(
     batch, scores: np.ndarray, abnormal: np.ndarray, trained_on: dict, promise: tuple[float, str, str]
 ) -> SourceSummary:
@@ -160,6 +175,7 @@ def _summary(
     summary.n_normal, summary.n_abnormal = int(normal.sum()), int(other.sum())
     if summary.n_normal:
         summary.false_alarm_rate = float(abnormal[normal].mean())
+        summary.n_training = trained_on_count(batch, np.flatnonzero(normal), trained_on.get("data", {}))
         summary.warning = calibration.excess_false_alarms(abnormal[normal], *promise)
     if summary.n_abnormal:
         summary.detection_rate = float(abnormal[other].mean())
