@@ -46,6 +46,7 @@ from .networks import (
     load_pretrained_parts,
     part_kinds,
     patch_descriptors,
+    projected_parts,
     scoring_batch,
     sizing_features,
     trained_parts,
@@ -88,9 +89,11 @@ class OneClassDetector(Estimator):
     encoder : "ssl" (transformation prediction: rotations and mirrors), "ssl-fast" (a single-pass
         student distilled from it), "vae" or "ae" (trained to reconstruct), "ssl+ae" /
         "ssl-fast+ae" (an ssl encoder and the autoencoder, one head on each, combined by Fisher's
-        method), all trained on the normal images; "lite0-global" (ImageNet features of the
-        whole image, pretrained, nothing trained), "ssl-fast+ae+lite0-global" (them as a third
-        part beside ssl-fast+ae); "lite0" (pretrained patch features).
+        method), all trained on the normal images; "hog" (histograms of oriented gradients,
+        nothing trained, their principal components fitted), "ssl-fast+ae+hog" (them as a third
+        part beside ssl-fast+ae); "lite0-global" (ImageNet features of the whole image,
+        pretrained, nothing trained), "ssl-fast+ae+lite0-global" (them as a third part beside
+        ssl-fast+ae); "lite0" (pretrained patch features).
     latent_dim : size of the latent vector the head sees.
     channels : convolution channels per encoder stage (None: the encoder's default).
     head : name of the one-class head (see ``oneclass.heads.HEADS``): "ocnn" (default, the kernel
@@ -117,14 +120,16 @@ class OneClassDetector(Estimator):
             "student of it that sees each image once (scoring several times faster); a convolutional "
             "VAE (posterior mean as latent) or autoencoder trained to redraw them; ssl+ae (ssl-fast+ae): "
             "the ssl (ssl-fast) encoder and the autoencoder, a head on each, their scores combined "
-            "(shape and texture); lite0-global: ImageNet EfficientNet-Lite0's deep features of the "
-            "whole image (pretrained, nothing trained; DN2's recipe); ssl-fast+ae+lite0-global: "
-            "them as a third part beside ssl-fast+ae (more accurate on both data sets, scoring about "
-            "25 times slower); "
+            "(shape and texture); hog: histograms of oriented gradients (edges by orientation, "
+            "nothing trained); ssl-fast+ae+hog: them as a third part beside ssl-fast+ae; "
+            "lite0-global: ImageNet EfficientNet-Lite0's deep features of the whole image "
+            "(pretrained, nothing trained; DN2's recipe); ssl-fast+ae+lite0-global: them as a third "
+            "part beside ssl-fast+ae (more accurate on both data sets, scoring about 25 times "
+            "slower); "
             "or lite0: ImageNet EfficientNet-Lite0 patch features (a score per region: anomaly maps, "
             "local defects); lite0-fast: every other region of them and 1024 units (about twice the "
-            "scoring speed, coarser maps). fit's default: lite0 for folders, ssl-fast+ae for mnist and "
-            "fashion-mnist.",
+            "scoring speed, coarser maps). fit's default: lite0 for folders, ssl-fast+ae+hog for "
+            "mnist and fashion-mnist.",
         ),
         "latent_dim": Param(Interval(int, 1), "Size of the latent vector (ae, vae)."),
         "channels": Param(
@@ -337,6 +342,9 @@ class OneClassDetector(Estimator):
                 targets=targets,
             )
             self.history_["encoder"] += [{"part": kind, **r} for r in records] if joint else records
+        for part in projected_parts(self.encoder_):  # fitted, not trained: a pass over the images
+            batch = scoring_batch(part.kind, SCORE_CHUNK)
+            part.fit_projection(encode(part.histograms, images, self.training_device(), batch))
         self.encoder_schedule_ = _schedule_record(schedules)
         self.encoder_.cpu()
         self.timings_["encoder_fit_s"] = clock.seconds()

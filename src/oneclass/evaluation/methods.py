@@ -231,8 +231,14 @@ def _registry(*methods: Method) -> dict[str, Method]:
 
 METHODS: dict[str, Method] = _registry(
     DetectorMethod(
+        "ssl-fast+ae+hog",
+        "the default detector: the ssl encoder's single-pass student, the autoencoder and "
+        "histograms of oriented gradients (nothing trained, their principal components fitted), "
+        "an OC-NN on each, Fisher's combination, held-out threshold",
+    ),
+    DetectorMethod(
         "ssl-fast+ae",
-        "the default detector: the ssl encoder's single-pass student and the autoencoder, an "
+        "the default before: the ssl encoder's single-pass student and the autoencoder, an "
         "OC-NN on each, Fisher's combination, held-out threshold",
     ),
     DetectorMethod(
@@ -244,6 +250,11 @@ METHODS: dict[str, Method] = _registry(
     DetectorMethod(
         "ssl-fast",
         "the ssl encoder's single-pass student, OC-NN, held-out threshold",
+        default=False,
+    ),
+    DetectorMethod(
+        "hog",
+        "histograms of oriented gradients (their principal components), OC-NN: the third part alone",
         default=False,
     ),
     DetectorMethod(
@@ -272,6 +283,10 @@ METHODS: dict[str, Method] = _registry(
     HeadMethod("ocnn", "ssl-fast", name="ocnn-head@ssl-fast", default=False),
     HeadMethod("knn", "ssl-fast"),
     HeadMethod("ocsvm", "ssl-fast"),
+    # and on the gradient histograms' 32 principal components (the default's third part)
+    HeadMethod("ocnn", "hog", name="ocnn-head@hog", default=False),
+    HeadMethod("knn", "hog", default=False),
+    HeadMethod("ocsvm", "hog", default=False),
     # the pretrained rows: ImageNet EfficientNet-Lite0's deep features of the whole image (DN2's
     # recipe), and its mid-level patch features averaged over the image
     *(HeadMethod(head, "lite0-global", default=False) for head in ("ocnn", "knn", "ocsvm")),

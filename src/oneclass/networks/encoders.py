@@ -1,12 +1,14 @@
 """The trained encoders, one registry: ``ae`` and ``vae`` (reconstruction, ``lenet.py``),
 ``ssl`` (transformation prediction, ``transforms.py``), ``ssl-fast`` (its single-pass student,
-``distill.py``), ``lite0-global`` (ImageNet features of the whole image, pretrained and not
-trained here, ``global_features.py``) and ``ssl+ae`` / ``ssl-fast+ae`` /
-``ssl-fast+ae+lite0-global`` (an ssl encoder and the autoencoder side by side, and ImageNet
-features as a third, ``joint.py``). Each network has ``forward(x)`` = its training loss per image
-(what the one training loop minimises) and ``encode(x)`` = the features a head sees; ae, vae and
-ssl also ``anomaly_score(x)`` = their own score (higher = more abnormal). An encoder made of
-several networks trains them one after the other, each on its own schedule (``trained_parts``)."""
+``distill.py``), ``hog`` (histograms of oriented gradients, nothing trained, a projection
+fitted, ``gradients.py``), ``lite0-global`` (ImageNet features of the whole image, pretrained and
+not trained here, ``global_features.py``) and ``ssl+ae`` / ``ssl-fast+ae`` / ``ssl-fast+ae+hog``
+/ ``ssl-fast+ae+lite0-global`` (an ssl encoder and the autoencoder side by side, and the
+gradient histograms or ImageNet features as a third, ``joint.py``). Each network has
+``forward(x)`` = its training loss per image (what the one training loop minimises) and
+``encode(x)`` = the features a head sees; ae, vae and ssl also ``anomaly_score(x)`` = their own
+score (higher = more abnormal). An encoder made of several networks trains them one after the
+other, each on its own schedule (``trained_parts``)."""
 
 from __future__ import annotations
 
@@ -14,17 +16,19 @@ import torch
 from torch import nn
 
 from ..errors import OneClassError
-from . import distill, global_features, joint, lenet, transforms
+from . import distill, global_features, gradients, joint, lenet, transforms
 
 ENCODERS: dict[str, type[nn.Module]] = {
     **lenet.RECONSTRUCTION_ENCODERS,
     "ssl": transforms.TransformPredictor,
     "ssl-fast": distill.DistilledSSL,
+    gradients.KIND: gradients.OrientedGradients,
     global_features.KIND: global_features.GlobalImageNetFeatures,
     **{kind: joint.JointEncoder for kind in joint.JOINT_PARTS},
 }
 JOINT_ENCODERS = frozenset(joint.JOINT_PARTS)
-FIXED_ENCODERS = frozenset({global_features.KIND})  # pretrained: nothing to train
+# nothing to train: pretrained, or fixed features with a projection fitted (``projected_parts``)
+FIXED_ENCODERS = frozenset({global_features.KIND, gradients.KIND})
 # the networks an encoder made of several trains, in order (a joint encoder: its parts' in turn)
 PART_KINDS = {"ssl-fast": (distill.TEACHER_KIND, distill.STUDENT_KIND)}
 
@@ -46,7 +50,8 @@ DEFAULT_BATCH = {"ae": 200, "vae": 200, "ssl": 64, distill.STUDENT_KIND: 16}
 # caches (877 images/s at 1,024 against 3,118 at 64 on 2 cores; benchmarks/throughput.py --encoder ssl);
 # the student's one copy at 256 (ssl-fast+ae: 17,600 images/s against 13,400 at 1,024)
 # ImageNet features of 28x28 images enlarged to 84x84: 64 at a time (the widest layer 43 MB)
-SCORING_BATCH = {"ssl": 64, distill.STUDENT_KIND: 256, global_features.KIND: 64}
+# gradient histograms: 9 orientation maps of the image's size, as many as the student's first stage
+SCORING_BATCH = {"ssl": 64, distill.STUDENT_KIND: 256, global_features.KIND: 64, gradients.KIND: 256}
 
 
 def trained_parts(model: nn.Module) -> list[tuple[str, nn.Module]]:
@@ -129,6 +134,8 @@ def build_encoder(
             for part, part_kind in joint.JOINT_PARTS[kind].items()
         }
         return joint.JointEncoder(kind, parts)
+    if kind == gradients.KIND:  # its projection: fitted after the trained parts, the model file after
+        return gradients.OrientedGradients(tuple(image_shape))
     if kind in FIXED_ENCODERS:  # its weights: load_pretrained() when fitting, the model file after
         return global_features.GlobalImageNetFeatures(tuple(image_shape))
     channels = tuple(channels) if channels else default_channels(kind)
@@ -146,9 +153,15 @@ def build_encoder(
 def load_pretrained_parts(model: nn.Module) -> nn.Module:
     """Put the pretrained weights into every pretrained part of ``model`` (before training)."""
     for module in model.modules():
-        if getattr(module, "kind", None) in FIXED_ENCODERS:
+        if getattr(module, "kind", None) == global_features.KIND:
             module.load_pretrained()
     return model
+
+
+def projected_parts(model: nn.Module) -> list[gradients.OrientedGradients]:
+    """The parts of ``model`` whose projection is fitted on the training images (nothing trained:
+    the gradient histograms' principal components), for ``fit_projection``."""
+    return [module for module in model.modules() if isinstance(module, gradients.OrientedGradients)]
 
 
 def training_bytes(

@@ -1,8 +1,9 @@
 """The joint encoders ``ssl+ae`` and ``ssl-fast+ae``: an ssl shape encoder (the 8-pass one, or its
 single-pass student, ``distill.py``) and the convolutional autoencoder side by side, each trained
 on the normal images on its own (its own loss, batch and epochs), whose features are scored by
-one head per part and combined (``heads/combination.py``). ``ssl-fast+ae+lite0-global`` adds
-ImageNet features of the whole image as a third part (``global_features.py``; nothing trained).
+one head per part and combined (``heads/combination.py``). ``ssl-fast+ae+hog`` adds histograms of
+oriented gradients as a third part (``gradients.py``; nothing trained, a projection fitted),
+``ssl-fast+ae+lite0-global`` ImageNet features of the whole image (``global_features.py``).
 
 Why two: the ssl features see what an object is (which way a shoe points, where a 7's stroke
 starts), the autoencoder's latent how it is drawn (ink, thickness, texture); a shirt told from a
@@ -20,6 +21,7 @@ from ..errors import OneClassError
 JOINT_PARTS = {
     "ssl+ae": {"ssl": "ssl", "ae": "ae"},
     "ssl-fast+ae": {"ssl": "ssl-fast", "ae": "ae"},
+    "ssl-fast+ae+hog": {"ssl": "ssl-fast", "ae": "ae", "hog": "hog"},
     "ssl-fast+ae+lite0-global": {"ssl": "ssl-fast", "ae": "ae", "imagenet": "lite0-global"},
 }
 
