@@ -152,9 +152,10 @@ def test_ssl_fast_on_non_square_colour_images(mnist_train, tmp_path):
     assert relative_error(onnx_scores(export_onnx(detector, tmp_path), images[:50]), expected) <= SSL_PARITY
 
 
-def test_fit_on_a_data_set_defaults_to_the_fast_joint_encoder(tmp_path):
-    """``fit --data mnist`` with no encoder: ssl-fast+ae, three networks trained in order
-    (teacher, student, autoencoder), a head on the student's 64 outputs and one on the latent."""
+def test_fit_on_a_data_set_defaults_to_the_fast_joint_encoder_with_gradient_histograms(tmp_path):
+    """``fit --data mnist`` with no encoder: ssl-fast+ae+hog, three networks trained in order
+    (teacher, student, autoencoder), a head on the student's 64 outputs, one on the latent and
+    one on the gradient histograms' 32 principal components."""
     run = tmp_path / "run"
     result = CliRunner().invoke(
         main,
@@ -165,7 +166,7 @@ def test_fit_on_a_data_set_defaults_to_the_fast_joint_encoder(tmp_path):
     )  # fmt: skip
     assert result.exit_code == 0, result.output
     loaded = OneClassDetector.load(run)
-    assert loaded.encoder == "ssl-fast+ae" and loaded.head_.group_sizes == (STUDENT_OUTPUTS, 32)
+    assert loaded.encoder == "ssl-fast+ae+hog" and loaded.head_.group_sizes == (STUDENT_OUTPUTS, 32, 32)
     metrics = json.loads((run / "metrics.json").read_text())
     assert set(metrics["encoder_schedule"]) == {"ssl", "student", "ae"}
     assert 0.8 < metrics["test_auroc"] <= 1.0, metrics["test_auroc"]

@@ -102,7 +102,7 @@ def model_options(**defaults):
 # fit's encoder when none is given: local patch features for a user's folder (inspection
 # benchmark), the whole-image encoder for the digit and garment data sets (one-class benchmark)
 DEFAULT_FOLDER_ENCODER = "lite0"
-DEFAULT_DATASET_ENCODER = "ssl-fast+ae"
+DEFAULT_DATASET_ENCODER = "ssl-fast+ae+hog"
 
 
 def _detector(model: dict, quiet: bool) -> OneClassDetector:
