@@ -26,6 +26,13 @@ def digits_small(mnist_train, mnist_test):
 
 
 @pytest.fixture(scope="session")
+def fashion():
+    """All real Fashion-MNIST training images and the first 1,000 test images: (x, y, xt, yt)."""
+    (x, y), (xt, yt) = load_dataset("fashion-mnist", "train"), load_dataset("fashion-mnist", "test")
+    return x, y, xt[:1000], yt[:1000]
+
+
+@pytest.fixture(scope="session")
 def fitted_detector(digits_small):
     """A small real detector: AE encoder (1 epoch) + the default (kernel) OC-NN on digit 0."""
     from oneclass import OneClassDetector

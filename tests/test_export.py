@@ -33,6 +33,21 @@ def onnx_scores(path, images: np.ndarray, batch_size: int = 1024) -> np.ndarray:
     return np.concatenate(parts)
 
 
+def assert_fisher_detector_saves_loads_and_exports(detector, images: np.ndarray, tmp_path) -> None:
+    """A detector whose head is a Fisher combination: loaded from its run folder it scores
+    ``images`` ``(n, C, H, W)`` uint8 as before, and its ONNX graph scores them alike but where a
+    member's score lies within float rounding of a reference score (its p-value moves one step)."""
+    detector.save(tmp_path / "run")
+    loaded = OneClassDetector.load(tmp_path / "run")
+    images = np.ascontiguousarray(images)
+    expected = detector.score_samples(images)
+    assert np.array_equal(loaded.score_samples(images), expected)
+    onnx = onnx_scores(export_onnx(loaded, tmp_path / "onnx"), images)
+    differ = np.abs(onnx - expected) > 1e-4
+    assert differ.mean() <= 0.02, differ.mean()
+    assert np.corrcoef(onnx, expected)[0, 1] > 0.9999
+
+
 def relative_error(onnx: np.ndarray, torch_scores: np.ndarray) -> float:
     return float(np.abs(onnx - torch_scores).max() / np.abs(torch_scores).max())
 

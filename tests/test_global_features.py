@@ -13,16 +13,9 @@ from click.testing import CliRunner
 from conftest import is_constant
 from oneclass import OneClassDetector, OneClassError
 from oneclass.cli import main
-from oneclass.data.datasets import load_dataset
 from oneclass.evaluation.metrics import auroc
 from oneclass.networks import build_encoder, holds_out_threshold, part_kinds
 from oneclass.networks.global_features import GlobalImageNetFeatures
-
-
-@pytest.fixture(scope="module")
-def fashion():
-    (x, y), (xt, yt) = load_dataset("fashion-mnist", "train"), load_dataset("fashion-mnist", "test")
-    return x, y, xt[:1000], yt[:1000]
 
 
 @pytest.mark.parametrize(
@@ -95,19 +88,9 @@ def test_three_part_detector_on_real_t_shirts(three_part_detector, fashion):
 
 
 def test_three_part_detector_saves_loads_and_exports(three_part_detector, fashion, tmp_path):
-    pytest.importorskip("onnxruntime")
-    from oneclass.services.export import export_onnx
-    from test_export import onnx_scores
+    from test_export import assert_fisher_detector_saves_loads_and_exports
 
-    three_part_detector.save(tmp_path / "run")
-    loaded = OneClassDetector.load(tmp_path / "run")
-    images = np.ascontiguousarray(fashion[2][:300, None])
-    expected = three_part_detector.score_samples(images)
-    assert np.array_equal(loaded.score_samples(images), expected)
-    onnx = onnx_scores(export_onnx(loaded, tmp_path / "onnx"), images)
-    differ = np.abs(onnx - expected) > 1e-4  # a p-value may move one step at a reference's edge
-    assert differ.mean() <= 0.02, differ.mean()
-    assert np.corrcoef(onnx, expected)[0, 1] > 0.9999
+    assert_fisher_detector_saves_loads_and_exports(three_part_detector, fashion[2][:300, None], tmp_path)
 
 
 def test_cli_fits_and_scores_a_folder_of_non_square_colour_images(fashion, tmp_path):
