@@ -72,21 +72,24 @@ def high_bit_white(levels: int) -> int:
 def upright_size(image: Image.Image) -> tuple[int, int]:
     """``(width, height)`` of an opened image as ``read_image`` reads it (EXIF orientation applied),
     from its header."""
-    width, height = image.size
-    return (height, width) if image.getexif().get(0x0112) in QUARTER_TURNS else (width, height)
+    return _turned(image.size, image.getexif())
 
 
 def header_size(image: Image.Image) -> tuple[int, int]:
     """``upright_size`` without decoding any pixels: a PNG's orientation tag counts only where the
     tag comes before the image data (Pillow's ``getexif`` of a PNG decodes the whole image to look
     for one after it). For checking many files' sizes cheaply."""
-    width, height = image.size
-    if image.format == "PNG":
-        exif = Image.Exif()
-        if image.info.get("exif"):
-            exif.load(image.info["exif"])
-    else:
-        exif = image.getexif()
+    if image.format != "PNG":
+        return upright_size(image)
+    exif = Image.Exif()
+    if image.info.get("exif"):
+        exif.load(image.info["exif"])
+    return _turned(image.size, exif)
+
+
+def _turned(size: tuple[int, int], exif: Image.Exif) -> tuple[int, int]:
+    """``size`` ``(width, height)`` swapped where the EXIF orientation is a quarter turn."""
+    width, height = size
     return (height, width) if exif.get(0x0112) in QUARTER_TURNS else (width, height)
 
 
